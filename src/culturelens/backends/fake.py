@@ -1,0 +1,64 @@
+"""A deterministic fake backend for tests and dry runs (``fake:first``, ``fake:hash``, ``fake:last``)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from culturelens.backends.base import Backend, plain_format, register
+from culturelens.schema import Message, Request, Response
+
+
+def _u(*parts: str) -> float:
+    h = hashlib.sha256("\x00".join(parts).encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64
+
+
+@register
+class FakeBackend(Backend):
+    """Policies: ``first`` prefers the first target, ``last`` the last, ``hash`` is pseudo-random per prompt."""
+
+    chat_template_source = "plain"
+
+    def __init__(self, spec: str = "hash", generate_text: str | None = None, **_: Any):
+        self.policy = spec or "hash"
+        self.generate_text = generate_text
+        self.calls: list[int] = []  # batch sizes, for tests
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "fake", "model": f"fake-{self.policy}"}
+
+    def format(self, messages: Sequence[Message], assistant_prefix: str = "") -> str:
+        return plain_format(messages, assistant_prefix)
+
+    def _scores(self, req: Request) -> list[float]:
+        n = len(req.targets)
+        if self.policy == "first":
+            raw = [2.0 if i == 0 else -1.0 - 0.1 * i for i in range(n)]
+        elif self.policy == "last":
+            raw = [2.0 if i == n - 1 else -1.0 - 0.1 * i for i in range(n)]
+        else:
+            raw = [3 * _u(req.text, t) for t in req.targets]
+        z = math.log(sum(math.exp(r) for r in raw) + 1.0)  # leave some mass off the labels
+        return [r - z for r in raw]
+
+    def label_logprobs(self, batch: Sequence[Request]) -> list[Response]:
+        self.calls.append(len(batch))
+        return [Response(logprobs=self._scores(r)) for r in batch]
+
+    def continuation_logprobs(self, batch: Sequence[Request]) -> list[Response]:
+        self.calls.append(len(batch))
+        out = []
+        for r in batch:
+            lps = [s * max(1, len(t) // 4) for s, t in zip(self._scores(r), r.targets, strict=True)]
+            out.append(Response(logprobs=lps, n_tokens=[max(1, len(t) // 4) for t in r.targets]))
+        return out
+
+    def generate(self, batch: Sequence[Request]) -> list[Response]:
+        self.calls.append(len(batch))
+        if self.generate_text is not None:
+            return [Response(text=self.generate_text) for _ in batch]
+        text = {"first": "A", "last": "D"}.get(self.policy)
+        return [Response(text=text or "ABCD"[int(_u(r.text) * 4)]) for r in batch]

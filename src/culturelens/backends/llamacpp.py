@@ -1,0 +1,210 @@
+"""llama.cpp backend: any GGUF file through llama-cpp-python; the embedded default model.
+
+Speed comes from the KV cache: consecutive requests reuse their longest common token prefix
+(requests are sorted by text before batching), and cloze scoring evaluates the question once and
+then only each option's own tokens, asking for logits only at the positions that are scored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from culturelens.backends.base import (
+    Backend,
+    EMBEDDED_MODELS,
+    BackendError,
+    embedded_model_path,
+    file_sha256,
+    logsumexp,
+    plain_format,
+    register,
+    render_chat_template,
+)
+from culturelens.schema import Message, Request, Response
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    m = logits.max()
+    return logits - (m + np.log(np.exp(logits - m).sum()))
+
+
+@register
+class LlamaCppBackend(Backend):
+    def __init__(self, spec: str = "embedded", n_ctx: int = 4096, n_threads: int | None = None, n_batch: int = 512, **_: Any):
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise BackendError("llama-cpp-python is not installed: pip install 'culturelens[llamacpp]'") from exc
+        self._lib = llama_cpp
+        if spec in ("", "default"):
+            spec = "embedded"
+        path = embedded_model_path(spec) if spec in EMBEDDED_MODELS else Path(spec).expanduser()
+        if not path.exists():
+            raise BackendError(f"model file not found: {path}")
+        self.path = path
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_threads=n_threads or max(1, (os.cpu_count() or 2)),
+                logits_all=False,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"llama.cpp could not load {path}: {exc}") from exc
+        self.n_ctx = n_ctx
+        meta = self.llm.metadata
+        self._template = meta.get("tokenizer.chat_template")
+        self.chat_template_source = "gguf:tokenizer.chat_template" if self._template else "plain"
+        vocab = self.llm._model.vocab if hasattr(self.llm._model, "vocab") else None  # noqa: F841
+        self._bos = self._piece(self.llm.token_bos())
+        self._eos = self._piece(self.llm.token_eos())
+        self._sha = file_sha256(path)
+        self._first_token_cache: dict[str, list[int]] = {}
+
+    # --- identity and formatting ----------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "llamacpp", "model": self.path.name, "sha256": self._sha}
+
+    def _piece(self, token: int) -> str:
+        try:
+            return self.llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
+        except TypeError:
+            return self.llm.detokenize([token]).decode("utf-8", errors="ignore")
+
+    def format(self, messages: Sequence[Message], assistant_prefix: str = "") -> str:
+        if not self._template:
+            return plain_format(messages, assistant_prefix)
+        return render_chat_template(self._template, messages, self._bos, self._eos) + assistant_prefix
+
+    def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
+        toks = self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=add_bos)
+        bos = self.llm.token_bos()
+        if add_bos and len(toks) > 1 and toks[0] == bos and toks[1] == bos:
+            toks = toks[1:]  # template already wrote the BOS text
+        return toks
+
+    # --- low-level evaluation with prefix reuse ------------------------------------------------------
+    def _decode(self, tokens: Sequence[int], want_logits: Sequence[int]) -> dict[int, np.ndarray]:
+        """Append ``tokens`` after the current KV state; return logits at absolute positions asked."""
+        llm = self.llm
+        if llm.n_tokens + len(tokens) > self.n_ctx:
+            raise BackendError(f"prompt of {llm.n_tokens + len(tokens)} tokens exceeds n_ctx={self.n_ctx}")
+        wanted = set(want_logits)
+        out: dict[int, np.ndarray] = {}
+        batch = llm._batch.batch
+        n_vocab = llm.n_vocab()
+        for start in range(0, len(tokens), llm.n_batch):
+            chunk = tokens[start : start + llm.n_batch]
+            n_past = llm.n_tokens
+            batch.n_tokens = len(chunk)
+            for i, tok in enumerate(chunk):
+                batch.token[i] = tok
+                batch.pos[i] = n_past + i
+                batch.seq_id[i][0] = 0
+                batch.n_seq_id[i] = 1
+                batch.logits[i] = (n_past + i) in wanted
+            llm._ctx.decode(llm._batch)
+            for i in range(len(chunk)):
+                if (n_past + i) in wanted:
+                    ptr = self._lib.llama_get_logits_ith(llm._ctx.ctx, i)
+                    out[n_past + i] = np.ctypeslib.as_array(ptr, shape=(n_vocab,)).copy()
+            llm.input_ids[n_past : n_past + len(chunk)] = chunk
+            llm.n_tokens += len(chunk)
+        return out
+
+    def _reuse_prefix(self, tokens: Sequence[int]) -> int:
+        """Keep the longest common prefix with the KV cache (always re-evaluating at least one token)."""
+        llm = self.llm
+        cur = llm.input_ids[: llm.n_tokens]
+        n = min(len(cur), len(tokens) - 1)
+        common = 0
+        if n > 0:
+            eq = cur[:n] == np.asarray(tokens[:n], dtype=cur.dtype)
+            common = int(n if eq.all() else np.argmin(eq))
+        llm._ctx.kv_cache_seq_rm(-1, common, -1)
+        llm.n_tokens = common
+        return common
+
+    def _last_logits(self, tokens: Sequence[int]) -> np.ndarray:
+        common = self._reuse_prefix(tokens)
+        last = len(tokens) - 1
+        return self._decode(tokens[common:], [last])[last]
+
+    def _first_tokens(self, target: str) -> list[int]:
+        if target not in self._first_token_cache:
+            ids = []
+            for form in (target, " " + target):
+                toks = self.tokenize(form, add_bos=False)
+                if toks and toks[0] not in ids:
+                    ids.append(toks[0])
+            self._first_token_cache[target] = ids
+        return self._first_token_cache[target]
+
+    # --- the three request kinds ---------------------------------------------------------------------
+    def label_logprobs(self, batch: Sequence[Request]) -> list[Response]:
+        out = []
+        for req in batch:
+            logp = _log_softmax(self._last_logits(self.tokenize(req.text)))
+            lps = [logsumexp([float(logp[t]) for t in self._first_tokens(tgt)]) for tgt in req.targets]
+            top = int(np.argmax(logp))
+            out.append(Response(logprobs=lps, meta={"top_token": self._piece(top), "top_logprob": float(logp[top])}))
+        return out
+
+    def continuation_logprobs(self, batch: Sequence[Request]) -> list[Response]:
+        out = []
+        for req in batch:
+            ctx = self.tokenize(req.text)
+            ctx_logits = _log_softmax(self._last_logits(ctx))
+            lps, ns = [], []
+            for cont in req.targets:
+                ctoks = self.tokenize(cont, add_bos=False)
+                if not ctoks:
+                    lps.append(0.0)
+                    ns.append(0)
+                    continue
+                total = float(ctx_logits[ctoks[0]])
+                if len(ctoks) > 1:
+                    # drop everything after the shared context, then score the option's own tokens
+                    self.llm._ctx.kv_cache_seq_rm(-1, len(ctx), -1)
+                    self.llm.n_tokens = len(ctx)
+                    positions = list(range(len(ctx), len(ctx) + len(ctoks) - 1))
+                    logits = self._decode(ctoks[:-1], positions)
+                    for j, pos in enumerate(positions):
+                        total += float(_log_softmax(logits[pos])[ctoks[j + 1]])
+                lps.append(total)
+                ns.append(len(ctoks))
+            out.append(Response(logprobs=lps, n_tokens=ns))
+        return out
+
+    def generate(self, batch: Sequence[Request]) -> list[Response]:
+        out = []
+        eos = self.llm.token_eos()
+        for req in batch:
+            toks = self.tokenize(req.text)
+            logits = self._last_logits(toks)
+            gen: list[int] = []
+            for _ in range(req.max_tokens):
+                nxt = int(np.argmax(logits))
+                if nxt == eos or self.llm._model.token_is_eog(nxt) if hasattr(self.llm._model, "token_is_eog") else nxt == eos:
+                    break
+                gen.append(nxt)
+                pos = self.llm.n_tokens
+                if pos + 1 > self.n_ctx:
+                    break
+                logits = self._decode([nxt], [pos])[pos]
+            text = self.llm.detokenize(gen).decode("utf-8", errors="replace")
+            out.append(Response(text=text, n_tokens=[len(gen)]))
+        return out
+
+    def close(self) -> None:
+        try:
+            self.llm.close()
+        except Exception:  # noqa: BLE001
+            pass

@@ -1,0 +1,167 @@
+"""Command line: ``culturelens run | tasks | compare | report``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from culturelens import console as out
+from culturelens.schema import Mode
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure cultural competence of language models.")
+err = Console(stderr=True)
+
+
+def fail(message: str) -> None:
+    """One-line error, exit code 2."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    model: Annotated[str, typer.Option("--model", "-m", help="llamacpp:PATH | hf:ID_OR_PATH[#file.gguf] | openai:MODEL@BASE_URL | default")] = "default",
+    task: Annotated[list[str], typer.Option("--task", "-t", help="task name (repeatable); see `culturelens tasks`")] = ["starter"],  # noqa: B006
+    mode: Annotated[Mode | None, typer.Option(help="letter | cloze | generate (default: each task's own)")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most N items per task (spread across countries)")] = None,
+    countries: Annotated[str | None, typer.Option(help="comma-separated countries to keep")] = None,
+    out_dir: Annotated[str | None, typer.Option("--out", help="run directory (default runs/<run-id>)")] = None,
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help="local copy of the dataset release")] = None,
+    vary: Annotated[list[str], typer.Option("--vary", help="sweep factors, e.g. option_order=rotate labels=letters,numbers")] = [],  # noqa: B006
+    sample: Annotated[int | None, typer.Option(help="seeded sample of N variants from the sweep design")] = None,
+    persona: Annotated[str | None, typer.Option(help="persona for every prompt, e.g. typical:Japan or typical:@item")] = None,
+    cache: Annotated[str | None, typer.Option(help="response cache file (SQLite)")] = None,
+    batch_size: Annotated[int, typer.Option(help="requests per backend batch")] = 16,
+    seed: Annotated[int, typer.Option(help="seed for permutations, sampling and bootstrap")] = 0,
+    report: Annotated[bool, typer.Option(help="write report.html into the run directory")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Evaluate a model on tasks; writes config.json, samples.jsonl, results.json (and a report)."""
+    from culturelens.backends.base import BackendError
+    from culturelens.countries import UnknownCountryError
+    from culturelens.render import RenderError
+    from culturelens.runner import RunConfig, Runner
+    from culturelens.schema import Variant
+    from culturelens.sweep import SweepError, expand
+    from culturelens.tasks.base import DatasetError, get_task
+
+    try:
+        for name in task:
+            get_task(name)
+        base = Variant(persona=persona) if persona else Variant()
+        variants = expand(vary, base=base, sample=sample, seed=seed)
+        cfg = RunConfig(
+            model=model,
+            tasks=list(task),
+            mode=mode,
+            limit=limit,
+            countries=[c.strip() for c in countries.split(",")] if countries else None,
+            variants=variants,
+            data_dir=data_dir,
+            out=out_dir,
+            cache=cache,
+            batch_size=batch_size,
+            seed=seed,
+        )
+        with out.progress(quiet) as progress:
+            result = Runner(cfg, progress=progress).run()
+    except (KeyError, DatasetError, BackendError, UnknownCountryError, SweepError, RenderError) as exc:
+        fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
+        return
+    if not quiet:
+        out.print_results(result.results, result.timing)
+    if len(variants) > 1:
+        try:
+            from culturelens.robustness import analyze_run
+
+            rob = analyze_run(result.run_dir)
+            if not quiet:
+                out.print_robustness(rob)
+        except ImportError:
+            pass
+    if report:
+        try:
+            from culturelens.report import build_report
+
+            path = build_report([result.run_dir], result.run_dir / "report.html")
+            out.console.print(f"report: [bold]{path}[/]")
+        except ImportError:
+            pass
+    out.console.print(f"results: [bold]{result.run_dir / 'results.json'}[/]")
+
+
+@app.command()
+def tasks(
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help="dataset folder for tasks that need one")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List tasks with item counts and countries (counts need the data to be available)."""
+    from culturelens.tasks.base import get_task, task_names
+
+    rows = []
+    for name in task_names():
+        t = get_task(name, data_dir=data_dir)
+        try:
+            items = t.items()
+            countries = sorted({i.country.name for i in items if i.country})
+            rows.append({"task": name, "items": len(items), "countries": countries, "description": t.description})
+        except Exception as exc:  # noqa: BLE001 - data not available: still list the task
+            rows.append({"task": name, "items": None, "countries": [], "description": t.description, "note": str(exc)})
+    if as_json:
+        print(json.dumps(rows, indent=1))
+    else:
+        out.print_tasks(rows)
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="first run directory")],
+    run_b: Annotated[Path, typer.Argument(help="second run directory")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="write comparison JSON here")] = None,
+) -> None:
+    """Paired comparison of two runs on their shared items."""
+    try:
+        from culturelens.compare import compare_runs
+    except ImportError:
+        fail("compare is not available in this build")
+        return
+    try:
+        res = compare_runs(run_a, run_b)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+        return
+    out.print_comparison(res)
+    if out_file:
+        out_file.write_text(json.dumps(res, indent=1))
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="one or more run directories")],
+    output: Annotated[Path, typer.Option("-o", "--output")] = Path("report.html"),
+) -> None:
+    """Build one self-contained HTML report for one run or a side-by-side comparison."""
+    try:
+        from culturelens.report import build_report
+    except ImportError:
+        fail("report is not available in this build")
+        return
+    try:
+        path = build_report(runs, output)
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+        return
+    out.console.print(f"report: [bold]{path}[/]")
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -40,8 +40,13 @@ def run(
     seed: Annotated[int, typer.Option(help="seed for permutations, sampling and bootstrap")] = 0,
     report: Annotated[bool, typer.Option(help="write report.html into the run directory")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    more_vary: Annotated[list[str] | None, typer.Argument(hidden=True, help="further FACTOR=LEVELS after --vary")] = None,
 ) -> None:
     """Evaluate a model on tasks; writes config.json, samples.jsonl, results.json (and a report)."""
+    if more_vary:  # `--vary option_order=rotate labels=letters,numbers`: the shell splits the design in words
+        if not vary:
+            fail(f"unexpected argument {more_vary[0]!r} (sweep factors go after --vary)")
+        vary = [*vary, *more_vary]
     from culturelens.backends.base import BackendError
     from culturelens.countries import UnknownCountryError
     from culturelens.render import RenderError
@@ -84,6 +89,14 @@ def run(
                 out.print_robustness(rob)
         except ImportError:
             pass
+    try:  # survey tasks: whose answers the model's resemble, debiased over the variants (alignment.json)
+        from culturelens.alignment import analyze_alignment
+
+        aln = analyze_alignment(result.run_dir)
+        if aln.get("tasks") and not quiet:
+            out.print_alignment(aln)
+    except ImportError:
+        pass
     if report:
         try:
             from culturelens.report import build_report
@@ -157,6 +170,53 @@ def report(
         fail(str(exc))
         return
     out.console.print(f"report: [bold]{path}[/]")
+
+
+@app.command()
+def steer(
+    countries: Annotated[str, typer.Option(help="comma-separated target countries, e.g. Japan,Brazil,Kenya")],
+    task: Annotated[str, typer.Option("--task", "-t", help="survey task: opinions | vsm | wvb")] = "opinions",
+    styles: Annotated[str, typer.Option(help="steering styles: typical, anthropological, language")] = "typical,anthropological",
+    model: Annotated[str, typer.Option("--model", "-m", help="as for `culturelens run`")] = "default",
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help="local copy of the dataset release")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most N items")] = None,
+    vary: Annotated[list[str], typer.Option("--vary", help="presentation variants averaged out (debiasing)")] = ["option_order=identity,reversed"],  # noqa: B006
+    opt: Annotated[list[str], typer.Option("--opt", help="task option KEY=VALUE (e.g. wvs_file=..., source=stability)")] = [],  # noqa: B006
+    out_dir: Annotated[str | None, typer.Option("--out", help="run directory (default runs/<run-id>)")] = None,
+    cache: Annotated[str | None, typer.Option(help="response cache file (SQLite)")] = None,
+    ivs_dir: Annotated[str | None, typer.Option("--ivs-dir", help="IVS country-level folder: Inglehart-Welzel map of nearest countries")] = None,
+    seed: Annotated[int, typer.Option(help="seed for permutations and bootstrap")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Steering sweep: unsteered + each style toward each country; gain and specificity with CIs."""
+    from culturelens.backends.base import BackendError
+    from culturelens.countries import UnknownCountryError
+    from culturelens.render import RenderError
+    from culturelens.steering import run_steering
+    from culturelens.sweep import SweepError
+    from culturelens.tasks.base import DatasetError
+
+    options = {}
+    for kv in opt:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            fail(f"--opt {kv!r}: expected KEY=VALUE")
+        options[key.strip()] = value.strip()
+    try:
+        with out.progress(quiet) as progress:
+            result, aln, design = run_steering(
+                task, [c.strip() for c in countries.split(",") if c.strip()],
+                [s.strip() for s in styles.split(",") if s.strip()], vary=vary, model=model, data_dir=data_dir,
+                limit=limit, out=out_dir, cache=cache, task_options=options, seed=seed, progress=progress, ivs_dir=ivs_dir,
+            )
+    except (KeyError, ValueError, DatasetError, BackendError, UnknownCountryError, SweepError, RenderError) as exc:
+        fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
+        return
+    if not quiet:
+        out.print_alignment(aln)
+        for cond, why in design.skipped.items():
+            out.console.print(f"[yellow]skipped {cond}: {why}[/]")
+    out.console.print(f"alignment: [bold]{result.run_dir / 'alignment.json'}[/]")
 
 
 def main() -> None:  # pragma: no cover

@@ -88,20 +88,148 @@ def print_tasks(rows: list[dict[str, Any]]) -> None:
 
 
 def print_robustness(rob: dict[str, Any]) -> None:
+    """Per task: per-variant scores, spread, item consistency, ranking stability, factor shares, verdicts."""
     for name, task in rob.get("tasks", {}).items():
         console.rule(f"[bold]robustness · {name}[/]")
+        variants = task.get("variants") or []
+        if variants:
+            factors = task.get("factors") or []
+            table = Table(title=f"{name}: {task['metric']} under each variant (95% CI)", show_lines=False)
+            for col in (*factors, task["metric"], "n"):
+                table.add_column(col, justify="right" if col in (task["metric"], "n") else "left")
+            shown = variants if len(variants) <= 16 else sorted(variants, key=lambda v: v["score"])
+            if len(variants) > 16:  # long sweeps: the 8 lowest and 8 highest
+                shown = shown[:8] + shown[-8:]
+            for v in shown:
+                lo, hi = v["ci"]
+                table.add_row(*(v["levels"].get(f, "") for f in factors), f"{v['score']:.3f} [{lo:.2f}, {hi:.2f}]", str(v["n"]))
+            console.print(table)
+            sp, items, rank = task["spread"], task.get("items") or {}, task.get("country_ranking") or {}
+            parts = [f"spread {sp['min']:.3f}–{sp['max']:.3f} (SD {sp['sd']:.3f}, {sp['n_variants']} variants)"]
+            if items.get("n_items"):
+                c, r = items["consistency"], items["robust"]
+                parts.append(f"consistency {c['mean']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]")
+                parts.append(f"robust {r['mean']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] (n={items['n_items']})")
+            if rank.get("tau_mean") is not None:
+                parts.append(f"country tau mean {rank['tau_mean']:.2f} / min {rank['tau_min']:.2f}")
+            if rank.get("flip_rate") is not None:
+                parts.append(f"flip rate {rank['flip_rate']:.0%} of {rank['conclusions']} country pairs")
+            console.print("[dim]" + " · ".join(parts) + "[/]")
+            shares = (task.get("variance") or {}).get("factors") or {}
+            if shares:
+                txt = ", ".join(f"{f} {d['share']:.0%}" for f, d in sorted(shares.items(), key=lambda kv: -(kv[1]["share"] or 0)))
+                inter = task["variance"].get("interaction_share")
+                console.print(f"[dim]variance explained: {txt}" + (f", interaction {inter:.0%}" if inter is not None else "") + "[/]")
         for line in task.get("verdicts", []):
-            console.print(f"• {line}")
+            console.print(f"• {line}", highlight=False)
 
 
 def print_comparison(res: dict[str, Any]) -> None:
     for name, task in res.get("tasks", {}).items():
-        table = Table(title=f"{name}: {res.get('a')} vs {res.get('b')}")
-        for col in ("group", "n", "A", "B", "diff [95% CI]", "p", "note"):
-            table.add_column(col)
+        title = f"{name}: {res.get('a')} (A) vs {res.get('b')} (B) · {task.get('metric', '')} · paired on {task.get('pairing', 'items')}"
+        table = Table(title=title)
+        for col in ("group", "n", "A", "B", "diff A-B [95% CI]", "p", "p (Holm)", "test", "note"):
+            table.add_column(col, justify="right" if col in ("n", "A", "B", "p", "p (Holm)") else "left")
         for row in task.get("rows", []):
             table.add_row(
                 row["group"], str(row["n"]), f"{row['a']:.3f}", f"{row['b']:.3f}",
-                f"{row['diff']:+.3f} [{row['ci'][0]:+.3f}, {row['ci'][1]:+.3f}]", f"{row['p']:.3g}", row.get("note", ""),
+                f"{row['diff']:+.3f} [{row['ci'][0]:+.3f}, {row['ci'][1]:+.3f}]", f"{row['p']:.3g}",
+                f"{row['p_holm']:.3g}" if row.get("p_holm") is not None else "", row.get("test", ""), row.get("note", ""),
             )
         console.print(table)
+
+
+def _ci_txt(m: dict[str, Any] | None, signed: bool = False) -> str:
+    if not m or m.get("mean") is None:
+        return "-"
+    lo, hi = m["ci"]
+    f = "+.3f" if signed else ".3f"
+    return f"{m['mean']:{f}} [{lo:{f}}, {hi:{f}}]"
+
+
+def print_alignment(aln: dict[str, Any], top: int = 8) -> None:
+    """Survey alignment: nearest countries (debiased), removed bias, steerability, VSM vs Hofstede."""
+    for name, task in aln.get("tasks", {}).items():
+        if "error" in task:
+            console.print(f"[yellow]alignment · {name}: {task['error']}[/]", highlight=False)
+            continue
+        head = f"[bold]alignment · {name}[/]"
+        if task.get("metric_name"):
+            head += f" · {task['metric_name']}"
+        console.rule(head + f" · {len(task.get('presentations', []))} presentation(s) averaged")
+        for cond, b in task.get("bias_removed", {}).items():
+            if cond != "unsteered" and "unsteered" in task.get("bias_removed", {}):
+                continue
+            parts = [f"mean TV of a single variant from the average {b['mean_tv']:.3f}"]
+            if b.get("first_position_excess") is not None:
+                parts.append(f"first-position excess {b['first_position_excess']:+.3f}")
+                parts.append(f"last-position excess {b['last_position_excess']:+.3f}")
+            if b.get("levels"):
+                parts.append("by level: " + ", ".join(f"{k} {v:.3f}" for k, v in b["levels"].items()))
+            console.print(f"[dim]bias removed ({cond}): " + " · ".join(parts) + "[/]", highlight=False)
+        by = task.get("by_condition") or {}
+        cond_id = "unsteered" if "unsteered" in by else next(iter(by), None)
+        if cond_id is not None:
+            entry = by[cond_id]
+            rows = (entry["countries"].get(task["metric"]) or [])[:top]
+            table = Table(title=f"{name}: nearest countries ({cond_id}, {entry['questions']} questions, 95% CI)")
+            for col in ("#", "country", "similarity", "P(nearest)", "rank CI", "uniform", "majority", "pooled", "normalised", "n"):
+                table.add_column(col, justify="left" if col == "country" else "right")
+            for r in rows:
+                table.add_row(
+                    str(r["rank"]), r["country"], f"{r['sim']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]",
+                    f"{r['p_nearest']:.2f}", f"{r['rank_ci'][0]}-{r['rank_ci'][1]}",
+                    *(f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in ("uniform", "majority", "pooled", "normalised")),
+                    str(r["n"]),
+                )
+            console.print(table)
+            est = (entry.get("map") or {}).get("estimate_from_nearest")
+            if est:
+                console.print(f"[dim]Inglehart-Welzel map, mean of the {est['k']} nearest: traditional/secular "
+                              f"{est['traditional_secular']:+.2f}, survival/self-expression {est['survival_selfexpression']:+.2f}[/]")
+        for style, s in (task.get("steering") or {}).get("styles", {}).items():
+            table = Table(title=f"{name}: steering with '{style}' ({task['metric']}; gain vs unsteered, specificity vs other targets)")
+            for col in ("split", "countries", "questions", "gain [95% CI]", "specificity [95% CI]", "top-1", "spread ratio"):
+                table.add_column(col, justify="left" if col in ("split", "countries") else "right")
+            for split, sp in s["splits"].items():
+                for label, summ in sp["summary"].items():
+                    table.add_row(
+                        split, f"{label} ({summ['targets']})", str(sp["questions"]), _ci_txt(summ.get("gain"), True),
+                        _ci_txt(summ.get("specificity"), True), f"{summ['top1']:.2f}" if summ.get("top1") is not None else "-",
+                        f"{sp['spread_ratio']:.2f}" if sp.get("spread_ratio") is not None and label == "all" else "",
+                    )
+            console.print(table)
+            per = s["splits"].get("all", {}).get("targets", {})
+            if per:
+                console.print("[dim]per target (all questions): " + " · ".join(
+                    f"{x}{'*' if r.get('heldout_country') else ''} gain {_ci_txt(r.get('gain'), True)}, "
+                    f"spec {_ci_txt(r.get('specificity'), True)}" for x, r in per.items()) + "[/]", highlight=False)
+        vsm = task.get("vsm")
+        if vsm:
+            dims = ("PDI", "IDV", "MAS", "UAI", "LTO", "IVR")
+            table = Table(title=f"{name}: VSM 2013 indices (constants 0; only differences between countries mean anything)")
+            for col in ("condition", *dims):
+                table.add_column(col, justify="left" if col == "condition" else "right")
+            for cid, c in vsm["conditions"].items():
+                table.add_row(cid, *(f"{c['indices'][d]:.1f}" for d in dims))
+            console.print(table)
+            for style, st in vsm.get("styles", {}).items():
+                hof = st.get("hofstede")
+                if not hof:
+                    console.print(f"[dim]{style}: no Hofstede file (task option hofstede_file or CULTURELENS_HOFSTEDE)[/]")
+                    continue
+                parts = []
+                for d in dims:
+                    e = hof["dimensions"][d]
+                    rho = f"{e['spearman']:+.2f}" if e.get("spearman") is not None else "n/a"
+                    pa = f", pairs {e['pair_agreement']:.0%}" if e.get("pair_agreement") is not None else ""
+                    parts.append(f"{d} rho {rho} (n={e['n']}{pa})")
+                ov = hof["overall"]
+                ov_txt = f"{ov['pearson']:+.2f}" if ov.get("pearson") is not None else "n/a"
+                console.print(f"[bold]{style}[/] vs Hofstede across {len(st['countries'])} countries: " + " · ".join(parts)
+                              + f" · overall r {ov_txt} (n={ov['n']})", highlight=False)
+                ex = st.get("extrapolability") or {}
+                if ex.get("pairs"):
+                    mr = f"{ex['mean_r']:+.2f}" if ex.get("mean_r") is not None else "n/a"
+                    console.print(f"[dim]extrapolability: {ex['pairs']} country pairs; mean r(agreement on 5 dims, "
+                                  f"on the held-out one) {mr}[/]", highlight=False)

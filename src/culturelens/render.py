@@ -103,6 +103,16 @@ def templates_for(kind: ItemKind) -> list[str]:
     return sorted(name for k, name in _TEMPLATES if k == kind)
 
 
+def template_slot(kind: ItemKind, name: str) -> str:
+    """Resolve a wording slot ``#K`` (sweep ``template=all`` over mixed item kinds) to the kind's
+    K-th template, ``default`` first; any other name is returned unchanged."""
+    if name.startswith("#") and name[1:].isdigit():
+        names = sorted(templates_for(kind), key=lambda n: (n != "default", n))
+        if int(name[1:]) < len(names):
+            return names[int(name[1:])]
+    return name
+
+
 def _ctx(v: View) -> str:
     return f"{v.context}\n\n" if v.context else ""
 
@@ -259,7 +269,7 @@ def make_view(item: Item, variant: Variant, mode: Mode) -> tuple[View, list[int]
 
 def render(item: Item, variant: Variant, default_mode: Mode, shots: list[Item] | None = None) -> Prompt:
     mode = effective_mode(item, variant, default_mode)
-    fn = _TEMPLATES.get((item.kind, variant.template))
+    fn = _TEMPLATES.get((item.kind, template_slot(item.kind, variant.template)))
     if fn is None:
         raise RenderError(
             f"no template {variant.template!r} for {item.kind.value} items (known: {', '.join(templates_for(item.kind))})"
@@ -286,6 +296,7 @@ def render(item: Item, variant: Variant, default_mode: Mode, shots: list[Item] |
         order=order,
         labels=labels,
         continuations=view.options if mode is Mode.CLOZE else [],
+        options=view.options,
         max_tokens=item.metadata.get("max_tokens", 32 if item.kind not in (ItemKind.OPEN,) else 256),
     )
 

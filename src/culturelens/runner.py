@@ -118,6 +118,7 @@ def _sample_record(w: Work) -> dict[str, Any]:
         "language": item.language,
         "topic": item.topic,
         "subset": item.subset,
+        "group": item.group,
         "prompt": w.request.text,
         "targets": w.request.targets,
         "options": item.options,

@@ -110,6 +110,7 @@ class Prompt(BaseModel):
     order: list[int] = Field(default_factory=list)  # displayed position -> original option index
     labels: list[str] = Field(default_factory=list)  # displayed labels, e.g. ["A", "B", "C", "D"]
     continuations: list[str] = Field(default_factory=list)  # cloze: displayed option texts
+    options: list[str] = Field(default_factory=list)  # displayed option texts (any mode)
     max_tokens: int = 32
 
 

@@ -56,15 +56,16 @@ def _norm(text: str) -> str:
 def parse_choice(text: str, prompt: Prompt) -> int | None:
     """Parse a generated answer into a displayed position, or None if unparseable.
 
-    Accepts a bare label ("B", "(B)", "B.", "b) ..."), "answer is B", or the option text itself.
-    Ambiguous answers (several labels / options mentioned without a clear lead) are invalid.
+    Accepts a bare label ("B", "(B)", "B.", "b) ..."), "answer is B", a label word ("Yes"), or
+    the option text itself. Ambiguous answers (two candidates at the same position) are invalid.
     """
     t = text.strip()
     if not t:
         return None
     labels = prompt.labels
-    options = [o for o in (prompt.continuations or [])]
-    if labels and labels != options and all(len(lab) <= 3 for lab in labels):
+    options = prompt.options or prompt.continuations
+    is_code = bool(labels) and labels != options and all(len(lab) <= 2 for lab in labels)
+    if is_code:
         alt = "|".join(re.escape(lab) for lab in sorted(labels, key=len, reverse=True))
         flags = re.IGNORECASE if all(lab.isalpha() for lab in labels) else 0
         lead = re.match(rf"^\W*(?:option\s+|answer\s*:?\s*)?({alt})(?:$|[\s\).:,\]])", t, flags)
@@ -73,9 +74,8 @@ def parse_choice(text: str, prompt: Prompt) -> int | None:
         said = re.search(rf"(?:answer|choice|option)\s*(?:is|:)?\s*\(?({alt})\b", t, flags)
         if said:
             return _label_index(said.group(1), labels)
-    # label words (yes/no/neither) or option texts: the earliest mention wins if unique
-    words = labels if labels and all(not lab.isdigit() and len(lab) > 3 for lab in labels) else []
-    candidates = words or (prompt.continuations or [])
+    # label words (yes / no / neither) or option texts: the earliest mention wins
+    candidates = options
     if not candidates:
         return None
     low = _norm(t)
@@ -102,7 +102,8 @@ def _label_index(found: str, labels: list[str]) -> int:
 def score_choice(item: Item, prompt: Prompt, resp: Response) -> Score:
     """Multiple-choice, label and survey items in any mode."""
     base = {"item_id": item.id, "task": item.task, "variant": prompt.variant.id, "mode": prompt.mode}
-    if prompt.mode is Mode.GENERATE:
+    # a letter/cloze request answered with text (an API without log-probs) is scored as a generation
+    if prompt.mode is Mode.GENERATE or (resp.logprobs is None and resp.text is not None):
         pos = parse_choice(resp.text or "", prompt)
         if pos is None:
             metrics = {"acc": 0.0, "invalid": 1.0} if item.correct else {"invalid": 1.0}

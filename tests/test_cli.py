@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import mini_starter, write_jsonl
+from typer.testing import CliRunner
+
+from culturelens.cli import app
+
+runner = CliRunner()
+
+
+def test_unknown_task_is_a_one_line_error():
+    res = runner.invoke(app, ["run", "--task", "startr", "--quiet"])
+    assert res.exit_code == 2
+    assert "unknown task 'startr'" in res.output and "starter" in res.output
+
+
+def test_unknown_model_prefix(tmp_path: Path):
+    res = runner.invoke(app, ["run", "--model", "tpu:foo", "--cache", str(tmp_path / "c"), "--quiet"])
+    assert res.exit_code == 2 and "unknown model spec" in res.output
+
+
+def test_missing_model_file(tmp_path: Path):
+    res = runner.invoke(app, ["run", "--model", f"llamacpp:{tmp_path}/nope.gguf", "--cache", str(tmp_path / "c"), "--quiet"])
+    assert res.exit_code == 2 and "model file not found" in res.output and "nope.gguf" in res.output
+
+
+def test_malformed_row_names_file_row_field(tmp_path: Path):
+    path = mini_starter(tmp_path / "d")
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    rows[2]["answer"] = 9
+    write_jsonl(path, rows)
+    res = runner.invoke(app, ["run", "--model", "fake:first", "--data-dir", str(path.parent), "--quiet",
+                              "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2
+    assert "starter.jsonl, row 3, field 'answer'" in res.output
+    assert not (tmp_path / "r").exists()  # nothing started half-loaded
+
+
+def test_bad_country_row(tmp_path: Path):
+    path = mini_starter(tmp_path / "d")
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    rows[0]["country"] = "Atlantis"
+    write_jsonl(path, rows)
+    res = runner.invoke(app, ["run", "--model", "fake:first", "--data-dir", str(path.parent), "--quiet",
+                              "--cache", str(tmp_path / "c.sqlite")])
+    assert res.exit_code == 2 and "row 1, field 'country'" in res.output
+
+
+def test_cached_work_survives_a_later_error(tmp_path: Path):
+    from culturelens.cache import ResponseCache
+
+    path = mini_starter(tmp_path / "d")
+    cache = tmp_path / "c.sqlite"
+    ok = runner.invoke(app, ["run", "--model", "fake:first", "--data-dir", str(path.parent), "--quiet",
+                             "--cache", str(cache), "--out", str(tmp_path / "r"), "--no-report"])
+    assert ok.exit_code == 0, ok.output
+    before = ResponseCache(cache).count()
+    bad = runner.invoke(app, ["run", "--model", "fake:first", "--task", "nope", "--cache", str(cache), "--quiet"])
+    assert bad.exit_code == 2
+    assert ResponseCache(cache).count() == before == 5
+
+
+def test_tasks_lists_starter_with_counts():
+    res = runner.invoke(app, ["tasks", "--json"])
+    assert res.exit_code == 0
+    rows = {r["task"]: r for r in json.loads(res.output)}
+    assert rows["starter"]["items"] >= 150
+    assert len(rows["starter"]["countries"]) >= 25
+
+
+def test_run_fake_prints_country_table(tmp_path: Path):
+    path = mini_starter(tmp_path / "d")
+    res = runner.invoke(app, ["run", "--model", "fake:first", "--data-dir", str(path.parent), "--no-report",
+                              "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert "Japan" in res.output and "per country" in res.output
+    assert (tmp_path / "r" / "results.json").exists()

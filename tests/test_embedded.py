@@ -33,6 +33,11 @@ def test_embedded_model_all_modes(tmp_path: Path):
             assert all("text" in s["response"] for s in samples)
         else:
             assert all(abs(sum(s["probs"]) - 1) < 1e-6 for s in samples)
+    # a fully cached re-run identifies and formats from the saved model card: no weights loaded
+    again = Runner(RunConfig(tasks=["starter"], limit=8, mode=Mode.LETTER, out=str(tmp_path / "again"),
+                             cache=str(tmp_path / "c.sqlite"), n_boot=200)).run()
+    assert again.timing["computed"] == 0 and again.timing["model_loaded"] == 0.0
+    assert again.results == json.loads((tmp_path / "letter" / "results.json").read_text())
     cfg = json.loads((tmp_path / "letter" / "config.json").read_text())
     assert cfg["backend"]["chat_template"] == "gguf:tokenizer.chat_template"
     assert len(cfg["backend"]["identity"]["sha256"]) == 64

@@ -23,6 +23,26 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _parse_opt(kv: str, flag: str, allow_target: bool = True) -> tuple[str | None, str, str]:
+    """``KEY=VALUE`` or ``TARGET:KEY=VALUE`` -> (target, key, value)."""
+    lhs, sep, value = kv.partition("=")
+    target, colon, key = lhs.rpartition(":") if allow_target else ("", "", lhs)
+    key = key.strip()
+    if not sep or not key or (colon and not target.strip()):
+        fail(f"{flag} {kv!r}: expected KEY=VALUE" + (" or TASK:KEY=VALUE" if allow_target else ""))
+    return (target.strip() or None), key, value.strip()
+
+
+def _literal(value: str) -> object:
+    """Backend options are typed: ints, floats and booleans are converted, the rest stays text."""
+    for conv in (int, float):
+        try:
+            return conv(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
 @app.command()
 def run(
     model: Annotated[str, typer.Option("--model", "-m", help="llamacpp:PATH | hf:ID_OR_PATH[#file.gguf] | openai:MODEL@BASE_URL | default")] = "default",
@@ -38,6 +58,8 @@ def run(
     cache: Annotated[str | None, typer.Option(help="response cache file (SQLite)")] = None,
     batch_size: Annotated[int, typer.Option(help="requests per backend batch")] = 16,
     seed: Annotated[int, typer.Option(help="seed for permutations, sampling and bootstrap")] = 0,
+    opt: Annotated[list[str], typer.Option("--opt", help="task option KEY=VALUE for every task, or TASK:KEY=VALUE (e.g. normad:levels=none,country)")] = [],  # noqa: B006
+    model_opt: Annotated[list[str], typer.Option("--model-opt", help="backend option KEY=VALUE (e.g. n_ctx=4096, batch_size=32)")] = [],  # noqa: B006
     report: Annotated[bool, typer.Option(help="write report.html into the run directory")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     more_vary: Annotated[list[str] | None, typer.Argument(hidden=True, help="further FACTOR=LEVELS after --vary")] = None,
@@ -55,9 +77,17 @@ def run(
     from culturelens.sweep import SweepError, expand
     from culturelens.tasks.base import DatasetError, get_task
 
+    task_options: dict[str, dict[str, str]] = {name: {} for name in task}
+    for kv in opt:
+        target, key, value = _parse_opt(kv, "--opt")
+        if target and target not in task_options:
+            fail(f"--opt {kv!r}: task {target!r} is not in this run ({', '.join(task)})")
+        for name in [target] if target else task:
+            task_options[name][key] = value
+    backend_options = {k: _literal(v) for _, k, v in (_parse_opt(kv, "--model-opt") for kv in model_opt)}
     try:
         for name in task:
-            get_task(name)
+            get_task(name, data_dir=data_dir, **task_options[name])
         base = Variant(persona=persona) if persona else Variant()
         variants = expand(vary, base=base, sample=sample, seed=seed)
         cfg = RunConfig(
@@ -72,39 +102,33 @@ def run(
             cache=cache,
             batch_size=batch_size,
             seed=seed,
+            task_options={k: v for k, v in task_options.items() if v},
+            backend_options=backend_options,
         )
         with out.progress(quiet) as progress:
             result = Runner(cfg, progress=progress).run()
-    except (KeyError, DatasetError, BackendError, UnknownCountryError, SweepError, RenderError) as exc:
+    except (KeyError, ValueError, DatasetError, BackendError, UnknownCountryError, SweepError, RenderError) as exc:
         fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
         return
     if not quiet:
         out.print_results(result.results, result.timing)
     if len(variants) > 1:
-        try:
-            from culturelens.robustness import analyze_run
+        from culturelens.robustness import analyze_run
 
-            rob = analyze_run(result.run_dir)
-            if not quiet:
-                out.print_robustness(rob)
-        except ImportError:
-            pass
-    try:  # survey tasks: whose answers the model's resemble, debiased over the variants (alignment.json)
-        from culturelens.alignment import analyze_alignment
+        rob = analyze_run(result.run_dir)
+        if not quiet:
+            out.print_robustness(rob)
+    # survey tasks: whose answers the model's resemble, debiased over the variants (alignment.json)
+    from culturelens.alignment import analyze_alignment
 
-        aln = analyze_alignment(result.run_dir)
-        if aln.get("tasks") and not quiet:
-            out.print_alignment(aln)
-    except ImportError:
-        pass
+    aln = analyze_alignment(result.run_dir)
+    if aln.get("tasks") and not quiet:
+        out.print_alignment(aln)
     if report:
-        try:
-            from culturelens.report import build_report
+        from culturelens.report import build_report
 
-            path = build_report([result.run_dir], result.run_dir / "report.html")
-            out.console.print(f"report: [bold]{path}[/]")
-        except ImportError:
-            pass
+        path = build_report([result.run_dir], result.run_dir / "report.html")
+        out.console.print(f"report: [bold]{path}[/]")
     out.console.print(f"results: [bold]{result.run_dir / 'results.json'}[/]")
 
 
@@ -116,6 +140,10 @@ def tasks(
     """List tasks with item counts and countries (counts need the data to be available)."""
     from culturelens.tasks.base import get_task, task_names
 
+    import os
+
+    # listing never downloads: tasks whose data is neither local nor cached say so
+    os.environ.setdefault("CULTURELENS_OFFLINE", "1")
     rows = []
     for name in task_names():
         t = get_task(name, data_dir=data_dir)
@@ -138,11 +166,8 @@ def compare(
     out_file: Annotated[Path | None, typer.Option("--out", help="write comparison JSON here")] = None,
 ) -> None:
     """Paired comparison of two runs on their shared items."""
-    try:
-        from culturelens.compare import compare_runs
-    except ImportError:
-        fail("compare is not available in this build")
-        return
+    from culturelens.compare import compare_runs
+
     try:
         res = compare_runs(run_a, run_b)
     except (FileNotFoundError, ValueError) as exc:
@@ -159,11 +184,8 @@ def report(
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("report.html"),
 ) -> None:
     """Build one self-contained HTML report for one run or a side-by-side comparison."""
-    try:
-        from culturelens.report import build_report
-    except ImportError:
-        fail("report is not available in this build")
-        return
+    from culturelens.report import build_report
+
     try:
         path = build_report(runs, output)
     except (FileNotFoundError, ValueError) as exc:
@@ -198,10 +220,8 @@ def steer(
 
     options = {}
     for kv in opt:
-        key, sep, value = kv.partition("=")
-        if not sep or not key:
-            fail(f"--opt {kv!r}: expected KEY=VALUE")
-        options[key.strip()] = value.strip()
+        _, key, value = _parse_opt(kv, "--opt", allow_target=False)
+        options[key] = value
     try:
         with out.progress(quiet) as progress:
             result, aln, design = run_steering(

@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from culturelens.aggregate import headline_metric
@@ -139,12 +146,12 @@ def print_comparison(res: dict[str, Any]) -> None:
         console.print(table)
 
 
-def _ci_txt(m: dict[str, Any] | None, signed: bool = False) -> str:
+def _ci_txt(m: dict[str, Any] | None, signed: bool = False, digits: int = 3, sep: str = ", ") -> str:
     if not m or m.get("mean") is None:
         return "-"
     lo, hi = m["ci"]
-    f = "+.3f" if signed else ".3f"
-    return f"{m['mean']:{f}} [{lo:{f}}, {hi:{f}}]"
+    f = f"{'+' if signed else ''}.{digits}f"
+    return f"{m['mean']:{f}} [{lo:{f}}{sep}{hi:{f}}]"
 
 
 def print_alignment(aln: dict[str, Any], top: int = 8) -> None:
@@ -172,14 +179,16 @@ def print_alignment(aln: dict[str, Any], top: int = 8) -> None:
         if cond_id is not None:
             entry = by[cond_id]
             rows = (entry["countries"].get(task["metric"]) or [])[:top]
-            table = Table(title=f"{name}: nearest countries ({cond_id}, {entry['questions']} questions, 95% CI)")
-            for col in ("#", "country", "similarity", "P(nearest)", "rank CI", "uniform", "majority", "pooled", "normalised", "n"):
-                table.add_column(col, justify="left" if col == "country" else "right")
+            table = Table(title=f"{name}: nearest countries ({cond_id}, {entry['questions']} questions; baselines: "
+                          "uniform, majority, leave-one-out pooled; norm. = (sim - unif.) / (1 - unif.))")
+            for col in ("#", "country", "sim [95% CI]", "P(1st)", "unif/maj/pool", "norm.", "n"):
+                table.add_column(col, justify="left" if col == "country" else "right", no_wrap=col != "country",
+                                 min_width=12 if col == "country" else None)
             for r in rows:
+                base = "/".join(f"{r[k]:.2f}" if r.get(k) is not None else "-" for k in ("uniform", "majority", "pooled"))
                 table.add_row(
-                    str(r["rank"]), r["country"], f"{r['sim']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]",
-                    f"{r['p_nearest']:.2f}", f"{r['rank_ci'][0]}-{r['rank_ci'][1]}",
-                    *(f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in ("uniform", "majority", "pooled", "normalised")),
+                    str(r["rank"]), r["country"], f"{r['sim']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]",
+                    f"{r['p_nearest']:.2f}", base, f"{r['normalised']:+.2f}" if r.get("normalised") is not None else "-",
                     str(r["n"]),
                 )
             console.print(table)
@@ -188,17 +197,25 @@ def print_alignment(aln: dict[str, Any], top: int = 8) -> None:
                 console.print(f"[dim]Inglehart-Welzel map, mean of the {est['k']} nearest: traditional/secular "
                               f"{est['traditional_secular']:+.2f}, survival/self-expression {est['survival_selfexpression']:+.2f}[/]")
         for style, s in (task.get("steering") or {}).get("styles", {}).items():
-            table = Table(title=f"{name}: steering with '{style}' ({task['metric']}; gain vs unsteered, specificity vs other targets)")
-            for col in ("split", "countries", "questions", "gain [95% CI]", "specificity [95% CI]", "top-1", "spread ratio"):
-                table.add_column(col, justify="left" if col in ("split", "countries") else "right")
+            table = Table(title=f"{name}: steering with '{style}' ({task['metric']}; gain = vs unsteered, "
+                          "spec. = vs steering toward the other targets; * held-out countries)")
+            for col in ("questions", "targets", "gain [95% CI]", "spec. [95% CI]", "top-1"):
+                table.add_column(col, justify="left" if col in ("questions", "targets") else "right")
+            short = {"all": "all", "main_countries": "main", "heldout_countries": "held*"}
+            spreads = []
             for split, sp in s["splits"].items():
+                if sp.get("spread_ratio") is not None:
+                    spreads.append(f"{split} {sp['spread_ratio']:.2f}")
                 for label, summ in sp["summary"].items():
                     table.add_row(
-                        split, f"{label} ({summ['targets']})", str(sp["questions"]), _ci_txt(summ.get("gain"), True),
-                        _ci_txt(summ.get("specificity"), True), f"{summ['top1']:.2f}" if summ.get("top1") is not None else "-",
-                        f"{sp['spread_ratio']:.2f}" if sp.get("spread_ratio") is not None and label == "all" else "",
+                        f"{split} {sp['questions']}q", f"{short.get(label, label)} {summ['targets']}",
+                        _ci_txt(summ.get("gain"), True, 2, ","), _ci_txt(summ.get("specificity"), True, 2, ","),
+                        f"{summ['top1']:.2f}" if summ.get("top1") is not None else "-",
                     )
             console.print(table)
+            if spreads:
+                console.print("[dim]spread ratio (steered answers' spread across targets / the countries' own): "
+                              + ", ".join(spreads) + "[/]", highlight=False)
             per = s["splits"].get("all", {}).get("targets", {})
             if per:
                 console.print("[dim]per target (all questions): " + " · ".join(
@@ -228,6 +245,10 @@ def print_alignment(aln: dict[str, Any], top: int = 8) -> None:
                 ov_txt = f"{ov['pearson']:+.2f}" if ov.get("pearson") is not None else "n/a"
                 console.print(f"[bold]{style}[/] vs Hofstede across {len(st['countries'])} countries: " + " · ".join(parts)
                               + f" · overall r {ov_txt} (n={ov['n']})", highlight=False)
+                snr = st.get("country_sd_over_presentation_sd") or {}
+                if any(v is not None for v in snr.values()):
+                    console.print("[dim]spread across countries / spread across presentations: " + ", ".join(
+                        f"{d} {v:.2f}" for d, v in snr.items() if v is not None) + "[/]", highlight=False)
                 ex = st.get("extrapolability") or {}
                 if ex.get("pairs"):
                     mr = f"{ex['mean_r']:+.2f}" if ex.get("mean_r") is not None else "n/a"

@@ -89,25 +89,33 @@ class Rendered:
 
 Template = Callable[[View], Rendered]
 _TEMPLATES: dict[tuple[ItemKind, str], Template] = {}
+_SPECIFIC: set[tuple[ItemKind, str]] = set()
 
 
-def template(kind: ItemKind, name: str) -> Callable[[Template], Template]:
+def template(kind: ItemKind, name: str, *, generic: bool = True) -> Callable[[Template], Template]:
+    """Register a wording for one item kind. Benchmark-specific wordings (``generic=False``)
+    stay usable by name but are not part of the generic ``template=all`` sweep."""
+
     def deco(fn: Template) -> Template:
         _TEMPLATES[(kind, name)] = fn
+        if not generic:
+            _SPECIFIC.add((kind, name))
         return fn
 
     return deco
 
 
-def templates_for(kind: ItemKind) -> list[str]:
-    return sorted(name for k, name in _TEMPLATES if k == kind)
+def templates_for(kind: ItemKind, *, generic_only: bool = False) -> list[str]:
+    return sorted(
+        name for k, name in _TEMPLATES if k == kind and not (generic_only and (k, name) in _SPECIFIC)
+    )
 
 
 def template_slot(kind: ItemKind, name: str) -> str:
     """Resolve a wording slot ``#K`` (sweep ``template=all`` over mixed item kinds) to the kind's
     K-th template, ``default`` first; any other name is returned unchanged."""
     if name.startswith("#") and name[1:].isdigit():
-        names = sorted(templates_for(kind), key=lambda n: (n != "default", n))
+        names = sorted(templates_for(kind, generic_only=True), key=lambda n: (n != "default", n))
         if int(name[1:]) < len(names):
             return names[int(name[1:])]
     return name

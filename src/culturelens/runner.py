@@ -7,6 +7,7 @@ a crash produces exactly the files an uninterrupted run produces.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -90,10 +91,8 @@ def build_request(prompt: Prompt, backend: Backend) -> Request:
 def package_versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for pkg in ("culturelens", "llama_cpp_python", "transformers", "torch", "httpx", "numpy", "pydantic"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg.replace("_", "-"))
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -149,7 +148,7 @@ class Runner:
             task = get_task(name, data_dir=cfg.data_dir, **cfg.task_options.get(name, {}))
             tasks.append((task, task.items(limit=cfg.limit, countries=cfg.countries)))
         t_data = time.perf_counter()
-        backend = self.backend or load_backend(cfg.model, **cfg.backend_options)
+        backend = self.backend or load_backend(cfg.model, lazy=True, **cfg.backend_options)
         t_load = time.perf_counter()
         identity = backend.identity()
         run_dir = Path(cfg.out) if cfg.out else Path(cfg.runs_root) / cfg.run_id(identity)
@@ -189,6 +188,7 @@ class Runner:
             "computed": stats["misses"],
             "cache_hits": stats["hits"],
             "samples_per_s": len(works) / max(t_compute - t_load, 1e-9),
+            "model_loaded": float(getattr(backend, "loaded", True)),
         }
         _atomic_write(run_dir / "timing.json", lambda fh: json.dump(timing, fh, indent=1))
         if self.backend is None:

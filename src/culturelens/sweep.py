@@ -73,10 +73,10 @@ def _template_levels(values: list[str], kinds: Sequence[ItemKind] | None) -> lis
         if "all" in values:
             raise SweepError("template=all cannot be combined with named templates")
         return values
-    use = [k for k in (kinds or _TEMPLATED_KINDS) if render.templates_for(k)]
+    use = [k for k in (kinds or _TEMPLATED_KINDS) if render.templates_for(k, generic_only=True)]
     if not use:
         raise SweepError("template=all: no templates are registered")
-    sets = [render.templates_for(k) for k in use]
+    sets = [render.templates_for(k, generic_only=True) for k in use]
     if all(s == sets[0] for s in sets):
         names = sorted(sets[0], key=lambda n: (n != "default", n))
         return names

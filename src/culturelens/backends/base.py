@@ -67,6 +67,11 @@ class Backend(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    @classmethod
+    def card_key(cls, spec: str, **options: Any) -> str | None:
+        """A cheap key (no weights loaded) under which a saved card may identify this model."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         return {"identity": self.identity(), "chat_template": self.chat_template_source}
 
@@ -104,8 +109,12 @@ def register(cls: type[Backend]) -> type[Backend]:
     return cls
 
 
-def load_backend(spec: str, **options: Any) -> Backend:
-    """``llamacpp:PATH`` | ``hf:ID_OR_PATH[#gguf_file]`` | ``openai:MODEL@BASE_URL`` | ``default``."""
+def load_backend(spec: str, lazy: bool = False, **options: Any) -> Backend:
+    """``llamacpp:PATH`` | ``hf:ID_OR_PATH[#gguf_file]`` | ``openai:MODEL@BASE_URL`` | ``default``.
+
+    With ``lazy=True`` a backend that saved a card on an earlier load is returned as a
+    :class:`LazyBackend`, which loads the weights only if something is not in the cache.
+    """
     if spec in ("", "default", "embedded"):
         spec = "llamacpp:embedded"
     prefix, sep, rest = spec.partition(":")
@@ -120,7 +129,13 @@ def load_backend(spec: str, **options: Any) -> Backend:
         raise BackendError(
             f"backend {module!r} needs an optional dependency: pip install 'culturelens[{module}]' ({exc})"
         ) from exc
-    return _REGISTRY[module](rest, **options)
+    cls = _REGISTRY[module]
+    if lazy:
+        key = cls.card_key(rest, **options)
+        card = load_card(key) if key else None
+        if card is not None:
+            return LazyBackend(spec, card, options)
+    return cls(rest, **options)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -198,3 +213,85 @@ def render_chat_template(template: str, messages: Sequence[Message], bos: str = 
         bos_token=bos,
         eos_token=eos,
     )
+
+
+# --- lazy loading: a fully cached re-run never loads the weights ------------------------------------
+def _cards_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("CULTURELENS_HOME", Path.home() / ".cache" / "culturelens")) / "cards"
+
+
+def save_card(card_key: str, card: dict[str, Any]) -> None:
+    """Persist what identifies a model and formats its prompts (identity, chat template, BOS/EOS)."""
+    import hashlib
+    import json as _json
+    import os
+
+    d = _cards_dir()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / (hashlib.sha256(card_key.encode()).hexdigest()[:32] + ".json")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(_json.dumps(card))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def load_card(card_key: str) -> dict[str, Any] | None:
+    import hashlib
+    import json as _json
+
+    path = _cards_dir() / (hashlib.sha256(card_key.encode()).hexdigest()[:32] + ".json")
+    try:
+        return _json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class LazyBackend(Backend):
+    """Identifies and formats from a saved card; loads the real backend on the first computation.
+
+    Only for backends whose ``format`` is exactly :func:`render_chat_template` (or plain) of a
+    template stored in the card, so cache keys are identical to the loaded backend's.
+    """
+
+    def __init__(self, spec: str, card: dict[str, Any], options: dict[str, Any]):
+        self.spec, self.card, self.options = spec, card, options
+        self.chat_template_source = card["chat_template_source"]
+        self.name = spec.partition(":")[0]
+        self._real: Backend | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._real is not None
+
+    def real(self) -> Backend:
+        if self._real is None:
+            self._real = load_backend(self.spec, lazy=False, **self.options)
+            if self._real.identity() != self.card["identity"]:
+                raise BackendError(f"model {self.spec} changed since its card was saved; re-run to refresh")
+        return self._real
+
+    def identity(self) -> dict[str, Any]:
+        return self.card["identity"]
+
+    def format(self, messages: Sequence[Message], assistant_prefix: str = "") -> str:
+        template = self.card.get("template")
+        if not template:
+            return plain_format(messages, assistant_prefix)
+        return render_chat_template(template, messages, self.card.get("bos", ""), self.card.get("eos", "")) + assistant_prefix
+
+    def label_logprobs(self, batch: Sequence[Request]) -> list[Response]:
+        return self.real().label_logprobs(batch)
+
+    def continuation_logprobs(self, batch: Sequence[Request]) -> list[Response]:
+        return self.real().continuation_logprobs(batch)
+
+    def generate(self, batch: Sequence[Request]) -> list[Response]:
+        return self.real().generate(batch)
+
+    def close(self) -> None:
+        if self._real is not None:
+            self._real.close()

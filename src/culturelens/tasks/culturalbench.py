@@ -1,0 +1,258 @@
+"""CulturalBench (Chiu et al., 2024): human-written cultural knowledge questions about 45 regions.
+
+Two tasks share one question pool (HF ``kellycyy/CulturalBench``, CC BY 4.0):
+
+* ``culturalbench_easy`` (``CulturalBench-Easy.csv``): one 4-option multiple-choice item per
+  question, accuracy per question.
+* ``culturalbench_hard`` (``CulturalBench-Hard.csv``): each question comes as 4 rows, one per
+  candidate answer, each a True / False judgement. The paper counts a question as right only if
+  all four judgements are right, so :meth:`CulturalBenchHard.unit_scores` folds the rows of a
+  ``question_idx`` into one unit whose ``acc`` is the minimum over its rows (``row_acc`` keeps the
+  per-judgement mean as a diagnostic).
+
+They are two tasks, not one task with a subset, because their units differ (question vs. four
+judgements) and a mixed headline accuracy would mean nothing. Countries are normalised
+(``UK`` -> United Kingdom); ``region`` is the UN M49 continent and the ``subregion`` subset the M49
+sub-region, which stand in for the paper's own regional grouping (not part of the release).
+
+The official evaluation prompt is not in the release; the ``culturalbench`` templates follow the
+documented structure (question, lettered options / candidate answer, answer cue) in our words.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from culturelens import render as render_mod
+from culturelens.countries import UnknownCountryError, normalize_country
+from culturelens.render import Rendered, View, template
+from culturelens.schema import Item, ItemKind, Mode, Prompt, Score, Variant
+from culturelens.tasks.base import DatasetError, Task, register
+from culturelens.tasks.normad import read_csv, spread_groups
+
+REPO_ID = "kellycyy/CulturalBench"
+EASY_FILE = "CulturalBench-Easy.csv"
+HARD_FILE = "CulturalBench-Hard.csv"
+LETTERS = "ABCD"
+HARD_ROWS = 4  # candidate answers per question in the Hard file
+_EASY_REQUIRED = ("question_idx", "prompt_question", "prompt_option_a", "prompt_option_b", "prompt_option_c",
+                  "prompt_option_d", "answer", "country")
+_HARD_REQUIRED = ("question_idx", "prompt_question", "prompt_option", "answer", "country")
+_TRUTH = {"true": 0, "false": 1, "1": 0, "0": 1, "1.0": 0, "0.0": 1}
+
+
+@template(ItemKind.MULTIPLE_CHOICE, "culturalbench", generic=False)
+def _easy_template(v: View) -> Rendered:
+    head = f"Answer the following multiple-choice question by choosing exactly one option ({v.label_list()}).\n\n"
+    if v.mode is Mode.CLOZE:
+        return Rendered(f"{v.question}", "Answer:")
+    body = f"{head}{v.question}\n{v.option_lines()}"
+    if v.mode is Mode.GENERATE:
+        return Rendered(body + f"\n\nReply with {v.label_list()} only.", "Answer:")
+    return Rendered(body, "Answer:")
+
+
+@template(ItemKind.LABEL, "culturalbench", generic=False)
+def _hard_template(v: View) -> Rendered:
+    md = v.item.metadata
+    question, candidate = md.get("question"), md.get("candidate")
+    if question is None or candidate is None:  # not a CulturalBench-Hard row: show the question as is
+        return Rendered(f"{v.question}\nAnswer with {v.label_list()}.")
+    return Rendered(
+        f"Question: {question}\nProposed answer: {candidate}\n\n"
+        f"Is this answer true or false for this question? Reply with {v.label_list()}."
+    )
+
+
+def _country(path: Path, row: dict[str, str], i: int):
+    raw = (row.get("country") or "").strip()
+    if not raw:
+        raise DatasetError(path, "empty value", row=i, field="country")
+    try:
+        return normalize_country(raw)
+    except UnknownCountryError as exc:
+        raise DatasetError(path, str(exc), row=i, field="country") from exc
+
+
+def _nonempty(path: Path, row: dict[str, str], i: int, fields: Sequence[str]) -> None:
+    for field in fields:
+        if not (row.get(field) or "").strip():
+            raise DatasetError(path, "empty value", row=i, field=field)
+
+
+def _qid(path: Path, row: dict[str, str], i: int) -> str:
+    raw = (row.get("question_idx") or "").strip()
+    if not raw:
+        raise DatasetError(path, "empty value", row=i, field="question_idx")
+    return raw[:-2] if raw.endswith(".0") else raw  # pandas exports ints as 12.0 after a NaN
+
+
+class _CulturalBench(Task):
+    filename: str = ""
+    default_mode = Mode.LETTER
+    data_env = "CULTURELENS_CULTURALBENCH_DIR"
+    default_variant = Variant(template="culturalbench")
+
+    def _path(self) -> Path:
+        from culturelens.download import fetch_hf_file, resolve_data_dir
+
+        base = resolve_data_dir(self.name, self.data_dir, self.data_env)
+        if base is None:
+            return fetch_hf_file(REPO_ID, self.filename)
+        if base.is_file():
+            return base
+        for cand in (base / self.filename, base / "culturalbench" / self.filename):
+            if cand.is_file():
+                return cand
+        raise DatasetError(base / self.filename, f"file not found (the {self.name} release file, from HF {REPO_ID})")
+
+    def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
+        shown = variant.model_copy(update={"template": "culturalbench"}) if variant.template == "default" else variant
+        return render_mod.render(item, shown, mode, shots).model_copy(update={"variant": variant})
+
+
+@register
+class CulturalBenchEasy(_CulturalBench):
+    name = "culturalbench_easy"
+    description = "CulturalBench-Easy: 4-option cultural knowledge questions about 45 regions; accuracy"
+    filename = EASY_FILE
+
+    def load(self) -> Iterator[Item]:
+        path = self._path()
+        items: list[Item] = []
+        seen: set[str] = set()
+        for i, row in enumerate(read_csv(path, _EASY_REQUIRED), start=1):
+            qid = _qid(path, row, i)
+            if qid in seen:
+                raise DatasetError(path, f"duplicate question_idx {qid!r}", row=i, field="question_idx")
+            seen.add(qid)
+            _nonempty(path, row, i, ("prompt_question",))
+            answer = (row.get("answer") or "").strip().upper()
+            if len(answer) != 1 or answer not in LETTERS:
+                raise DatasetError(path, f"answer {row.get('answer')!r} is not one of A, B, C, D", row=i, field="answer")
+            country = _country(path, row, i)
+            items.append(
+                Item(
+                    id=f"cb-easy:{qid}",
+                    task=self.name,
+                    kind=ItemKind.MULTIPLE_CHOICE,
+                    question=row["prompt_question"].strip(),
+                    options=[(row[f"prompt_option_{c}"] or "").strip() for c in "abcd"],
+                    correct=[LETTERS.index(answer)],
+                    country=country,
+                    group=f"cb:{qid}",
+                    subset={"subregion": country.subregion},
+                    metadata={"question_idx": qid, "data_idx": row.get("data_idx", ""), "country_raw": row["country"]},
+                )
+            )
+        yield from items
+
+
+@register
+class CulturalBenchHard(_CulturalBench):
+    name = "culturalbench_hard"
+    description = (
+        "CulturalBench-Hard: each candidate answer judged True / False; a question counts only if all four "
+        "judgements are right"
+    )
+    filename = HARD_FILE
+
+    def load(self) -> Iterator[Item]:
+        path = self._path()
+        items: list[Item] = []
+        first_row: dict[str, int] = {}
+        by_q: dict[str, list[Item]] = defaultdict(list)
+        for i, row in enumerate(read_csv(path, _HARD_REQUIRED), start=1):
+            qid = _qid(path, row, i)
+            _nonempty(path, row, i, ("prompt_question", "prompt_option"))
+            truth = (row.get("answer") or "").strip().lower()
+            if truth not in _TRUTH:
+                raise DatasetError(path, f"answer {row.get('answer')!r} is not True / False", row=i, field="answer")
+            country = _country(path, row, i)
+            if qid in first_row:
+                ref = by_q[qid][0]
+                if ref.country != country:
+                    raise DatasetError(path, f"question {qid} has rows for {ref.country.name} and {country.name}",
+                                       row=i, field="country")
+            else:
+                first_row[qid] = i
+            k = len(by_q[qid])
+            question = row["prompt_question"].strip()
+            candidate = row["prompt_option"].strip()
+            item = Item(
+                id=f"cb-hard:{qid}:{k}",
+                task=self.name,
+                kind=ItemKind.LABEL,
+                question=f"Question: {question}\nProposed answer: {candidate}\nIs this answer true or false?",
+                options=["True", "False"],
+                correct=[_TRUTH[truth]],
+                country=country,
+                group=f"cb:{qid}",
+                subset={"subregion": country.subregion},
+                metadata={"question_idx": qid, "question": question, "candidate": candidate,
+                          "data_idx": row.get("data_idx", ""), "country_raw": row["country"]},
+            )
+            by_q[qid].append(item)
+            items.append(item)
+        for qid, rows in by_q.items():
+            if len(rows) != HARD_ROWS:
+                raise DatasetError(path, f"question {qid} has {len(rows)} rows, expected {HARD_ROWS} (one per option)",
+                                   row=first_row[qid], field="question_idx")
+        yield from items
+
+    def items(self, limit: int | None = None, countries: Sequence[str] | None = None) -> list[Item]:
+        """``limit`` counts questions (the unit scored), each with all four of its rows."""
+        rows = super().items(limit=None, countries=countries)
+        if limit is None:
+            return rows
+        return spread_groups(rows, limit)
+
+    def unit_scores(self, items: dict[str, Item], scores: list[Score]) -> list[tuple[Item, Score]]:
+        """One unit per question: right only if every judgement of the question is right."""
+        groups: dict[str, list[Score]] = {}
+        for s in scores:
+            groups.setdefault(items[s.item_id].group or s.item_id, []).append(s)
+        units: list[tuple[Item, Score]] = []
+        for group, ss in groups.items():
+            first = items[ss[0].item_id]
+            if len(ss) != HARD_ROWS:
+                raise ValueError(f"{self.name}: question {group} has {len(ss)} scored rows, expected {HARD_ROWS}")
+            row_acc = [s.metrics.get("acc", 0.0) for s in ss]
+            metrics = {"acc": min(row_acc), "row_acc": sum(row_acc) / len(row_acc)}
+            if any("invalid" in s.metrics for s in ss):
+                metrics["invalid"] = max(s.metrics.get("invalid", 0.0) for s in ss)
+            unit_item = first.model_copy(
+                update={"id": f"cb-hard:{first.metadata['question_idx']}", "question": first.metadata["question"]}
+            )
+            units.append(
+                (
+                    unit_item,
+                    Score(
+                        item_id=unit_item.id,
+                        task=first.task,
+                        variant=ss[0].variant,
+                        mode=ss[0].mode,
+                        metrics=metrics,
+                        prediction=None,
+                        valid=all(s.valid for s in ss),
+                    ),
+                )
+            )
+        return units
+
+    def extra_metrics(self, items: dict[str, Item], scores: list[Score]) -> dict[str, Any]:
+        """Per-judgement accuracy and how often the model says True, against how often True is right."""
+        if not scores:
+            return {}
+        preds = [s.prediction for s in scores if isinstance(s.prediction, int)]
+        gold_true = sum(1 for s in scores if items[s.item_id].correct == [0])
+        return {
+            "judgements": len(scores),
+            "questions": len({items[s.item_id].group for s in scores}),
+            "judgement_acc": sum(s.metrics.get("acc", 0.0) for s in scores) / len(scores),
+            "pred_true_share": sum(1 for p in preds if p == 0) / len(preds) if preds else None,
+            "gold_true_share": gold_true / len(scores),
+        }

@@ -1,0 +1,396 @@
+"""Survey opinions: whose answers does a model's answer distribution resemble?
+
+Three data sources, all turned into ``survey`` items whose ``options`` are the answer scale:
+
+* ``goqa``: the official GlobalOpinionQA release (``Anthropic/llm_global_opinions``,
+  ``data/global_opinions.csv``: columns ``question``, ``options``, ``selections``, ``source``).
+  ``selections`` is a Python ``defaultdict(list, {country: [share per option]})``; items carry
+  per-country distributions and are scored with 1 - Jensen-Shannon distance.
+* ``steerability``: the wide tables of *Randomness, Not Representation* (Khan et al. 2025),
+  ``steerability/data/global_opinion_data.csv`` (14 countries) plus
+  ``global_opinion_held_out_data.csv`` (3 held-out countries): one column per question (header =
+  question text and lettered options), cell = the country's mean answer on a 0-1 scale with
+  option A at 0. Items carry per-country means and are scored by the absolute error of the mean.
+  Questions are split 50/50 into ``steer`` and ``heldout`` (``subset["split"]``) with the paper's
+  permutation (NumPy seed 42), and ``subset["scale"]`` says whether the paper's ``options_map.json``
+  treats the options as an ordinal scale.
+* ``stability``: ``stability/explicit/data/global_opinion_data.csv`` of the same paper: 77 ordinal
+  questions, each under 8 presentation variations; one item per question, options in the
+  variation's ascending order, per-country 0-1 means (``mean_weights``).
+
+With ``--data-dir`` at the *Randomness, Not Representation* folder the default is
+``steerability``: it has every question of the stability file (77 of its 180), the held-out
+country table and the paper's steer / held-out question split that steerability needs; the
+stability file's 8 presentation variations are what a culturelens sweep regenerates
+(``--vary labels=letters,numbers scale_direction=asc,desc``). Pass ``source=stability`` for the
+ordinal-only subset. The data are not bundled (CC BY-NC-SA 4.0).
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import json
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import culturelens.steering  # noqa: F401 - registers the anthropological and language persona styles
+from culturelens import render as render_mod
+from culturelens.countries import Country, try_normalize_country
+from culturelens.render import Rendered, View, template
+from culturelens.schema import Item, ItemKind, Mode, Prompt, Variant
+from culturelens.tasks.base import DatasetError, Task, register
+
+STEER_MAIN = Path("steerability/data/global_opinion_data.csv")
+STEER_HELDOUT = Path("steerability/data/global_opinion_held_out_data.csv")
+STABILITY = Path("stability/explicit/data/global_opinion_data.csv")
+OPTIONS_MAP = Path("stability/explicit/data/options_map.json")
+GOQA_NAMES = ("global_opinions.csv", "data/global_opinions.csv")
+SOURCES = ("goqa", "steerability", "stability")
+
+_OPTION_LINE = re.compile(r"^([A-Z])\.\s+(.*\S)\s*$")
+_DEFAULTDICT = re.compile(r"^\s*defaultdict\(\s*<class '[a-z]+'>\s*,\s*(\{.*\})\s*\)\s*$", re.DOTALL)
+
+
+# --- the GlobalOpinionQA prompt (Durmus et al. 2023, default condition) ------------------------------
+@template(ItemKind.SURVEY, "goqa", generic=False)
+def _goqa_template(v: View) -> Rendered:
+    labs = v.labels or [str(i + 1) for i in range(len(v.options))]
+    lines = "\n".join(f"({lab}) {opt}" for lab, opt in zip(labs, v.options, strict=True))
+    body = f"Question: {v.question}\nHere are the options:\n{lines}"
+    if v.mode is Mode.GENERATE:
+        return Rendered(body + "\nReply with the label of one option only.")
+    if v.mode is Mode.CLOZE:
+        return Rendered(body, "If I had to select one of the options, my answer would be")
+    return Rendered(body, "If I had to select one of the options, my answer would be (")
+
+
+def _country_key(name: str) -> tuple[str, Country | None]:
+    """Canonical country name for a reference key; unknown names are kept as given."""
+    c = try_normalize_country(name.strip())
+    if c is None or c.subnational:
+        return name.strip(), None
+    return c.name, c
+
+
+def _literal(text: str, path: Path, row: int, field: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError) as exc:
+        raise DatasetError(path, f"not a Python literal: {text[:80]!r}", row=row, field=field) from exc
+
+
+def parse_selections(text: str, n_options: int, path: Path, row: int) -> dict[str, list[float]]:
+    """``defaultdict(<class 'list'>, {'Brazil': [0.4, 0.6], ...})`` -> canonical country -> distribution."""
+    m = _DEFAULTDICT.match(text)
+    raw = _literal(m.group(1) if m else text, path, row, "selections")
+    if not isinstance(raw, dict):
+        raise DatasetError(path, "expected a dict of country -> shares", row=row, field="selections")
+    out: dict[str, list[float]] = {}
+    for country, shares in raw.items():
+        if not isinstance(shares, list | tuple) or len(shares) != n_options:
+            raise DatasetError(path, f"{country}: {len(shares) if isinstance(shares, list | tuple) else 'no'} shares "
+                               f"for {n_options} options", row=row, field="selections")
+        vals = [float(s) for s in shares]
+        if any(v < 0 for v in vals) or sum(vals) <= 0:
+            raise DatasetError(path, f"{country}: shares must be non-negative and not all zero", row=row, field="selections")
+        total = sum(vals)
+        out[_country_key(str(country))[0]] = [v / total for v in vals]
+    return out
+
+
+def read_goqa(path: Path, task: str = "opinions") -> Iterator[Item]:
+    """The official GlobalOpinionQA CSV (``question``, ``options``, ``selections``, ``source``)."""
+    if not path.exists():
+        raise DatasetError(path, "file not found")
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        for col in ("question", "options", "selections"):
+            if col not in (reader.fieldnames or []):
+                raise DatasetError(path, "missing column", row=1, field=col)
+        for i, row in enumerate(reader):
+            rownum = i + 2
+            options = _literal(row["options"], path, rownum, "options")
+            if not isinstance(options, list | tuple) or len(options) < 2:
+                raise DatasetError(path, "needs a list of at least two options", row=rownum, field="options")
+            options = [str(o) for o in options]
+            reference = parse_selections(row["selections"], len(options), path, rownum)
+            question = (row["question"] or "").strip()
+            if not question:
+                raise DatasetError(path, "empty question", row=rownum, field="question")
+            source = (row.get("source") or "").strip()
+            yield Item(
+                id=f"goqa-{i:04d}",
+                task=task,
+                kind=ItemKind.SURVEY,
+                question=question,
+                options=options,
+                ordered=False,  # many GlobalOpinionQA scales are nominal; JSD does not need an order
+                reference=reference,
+                topic=source or None,
+                subset={"source": source} if source else {},
+                metadata={"row": rownum},
+            )
+
+
+def split_header(header: str, path: Path, col: int) -> tuple[str, list[str]]:
+    """``"Question text\\nA. first\\nB. second\\n"`` -> (question, options); ``col`` is the 1-based file column."""
+    lines = [ln for ln in header.strip().splitlines() if ln.strip()]
+    opts: list[str] = []
+    while lines:
+        m = _OPTION_LINE.match(lines[-1].strip())
+        if not m:
+            break
+        opts.insert(0, _fmt_option(m.group(2)))
+        lines.pop()
+        if m.group(1) == "A":
+            break
+    expected = [chr(ord("A") + i) for i in range(len(opts))]
+    labels = [ln.strip()[0] for ln in header.strip().splitlines()[len(lines):] if ln.strip()]
+    if len(opts) < 2 or labels != expected:
+        raise DatasetError(path, "header must be the question followed by lettered options 'A. ...'",
+                           row=1, field=f"column {col}")
+    return " ".join(ln.strip() for ln in lines), opts
+
+
+def _read_wide(path: Path) -> tuple[list[str], dict[str, list[float | None]]]:
+    if not path.exists():
+        raise DatasetError(path, "file not found")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    if len(rows) < 2 or len(rows[0]) < 2:
+        raise DatasetError(path, "expected a header row of questions and one row per country")
+    header = rows[0][1:]
+    data: dict[str, list[float | None]] = {}
+    for r, row in enumerate(rows[1:], start=2):
+        if not row or not row[0].strip():
+            continue
+        if len(row) != len(rows[0]):
+            raise DatasetError(path, f"{len(row)} cells, header has {len(rows[0])}", row=r)
+        vals: list[float | None] = []
+        for j, cell in enumerate(row[1:]):
+            cell = cell.strip()
+            if cell in ("", "nan", "NaN"):
+                vals.append(None)
+                continue
+            try:
+                v = float(cell)
+            except ValueError as exc:
+                raise DatasetError(path, f"not a number: {cell!r}", row=r, field=f"column {j + 2}") from exc
+            if not 0.0 <= v <= 1.0:
+                raise DatasetError(path, f"mean {v} outside the 0-1 scale", row=r, field=f"column {j + 2}")
+            vals.append(v)
+        name, ctry = _country_key(row[0])
+        if ctry is None:
+            raise DatasetError(path, f"unknown country {row[0]!r}", row=r, field="country")
+        data[name] = vals
+    return header, data
+
+
+def _paper_split(n: int) -> list[str]:
+    """The paper's steer / held-out question split: NumPy's legacy permutation with seed 42, first half."""
+    import numpy as np
+
+    perm = np.random.RandomState(42).permutation(n)
+    steer = set(perm[: max(1, int(n * 0.5))].tolist())
+    return ["steer" if i in steer else "heldout" for i in range(n)]
+
+
+def _ordinal_map(path: Path | None) -> dict[tuple[str, ...], str]:
+    """Option list -> "ordinal" / "nominal" from the paper's ``options_map.json`` (mapped list or None:
+    an ordinal scale; "reject": not one)."""
+    if path is None or not path.exists():
+        return {}
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DatasetError(path, f"invalid JSON ({exc.msg})") from exc
+    out = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or "original_options" not in e:
+            raise DatasetError(path, "expected {original_options, mapped_options}", row=i, field="original_options")
+        key = tuple(_fmt_option(o) for o in e["original_options"])
+        out[key] = "nominal" if e.get("mapped_options") == "reject" else "ordinal"
+    return out
+
+
+def _fmt_option(o: Any) -> str:
+    """Option text as shown: ``1.0`` (a float in the source) -> ``1``."""
+    if isinstance(o, float) and o.is_integer():
+        return str(int(o))
+    text = str(o).strip()
+    return text[:-2] if re.fullmatch(r"-?\d+\.0", text) else text
+
+
+def read_steerability(main: Path, heldout: Path | None = None, options_map: Path | None = None,
+                      task: str = "opinions") -> Iterator[Item]:
+    """The wide per-country mean tables (main + optional held-out countries)."""
+    header, data = _read_wide(main)
+    held: dict[str, list[float | None]] = {}
+    if heldout is not None:
+        h_header, held = _read_wide(heldout)
+        if h_header != header:
+            raise DatasetError(heldout, f"questions differ from {main.name}", row=1)
+    scale = _ordinal_map(options_map)
+    splits = _paper_split(len(header))
+    for j, col in enumerate(header):
+        question, options = split_header(col, main, j + 2)
+        means = {c: v[j] for c, v in {**data, **held}.items() if v[j] is not None}
+        if not means:
+            continue
+        key = tuple(_fmt_option(o) for o in options)
+        subset = {"split": splits[j]}
+        if scale:
+            subset["scale"] = scale.get(key, "unknown")
+        yield Item(
+            id=f"rnr-q{j:03d}",
+            task=task,
+            kind=ItemKind.SURVEY,
+            question=question,
+            options=options,
+            ordered=True,  # the tables are means over option positions, A = 0
+            reference_means={c: float(v) for c, v in means.items()},  # type: ignore[arg-type]
+            subset=subset,
+            metadata={"column": j + 2, "heldout_countries": sorted(held)},
+        )
+
+
+def read_stability(path: Path, task: str = "opinions") -> Iterator[Item]:
+    """One item per question of the stability file, options in ascending scale order."""
+    if not path.exists():
+        raise DatasetError(path, "file not found")
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = ("question_idx", "question_text", "options", "variation", "label_to_scale", "mean_weights")
+        for col in need:
+            if col not in (reader.fieldnames or []):
+                raise DatasetError(path, "missing column", row=1, field=col)
+        rows = list(enumerate(reader, start=2))
+    by_q: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    for rownum, row in rows:
+        by_q.setdefault(row["question_idx"], []).append((rownum, row))
+    for qid, group in by_q.items():
+        chosen = None
+        for rownum, row in group:
+            var = _literal(row["variation"], path, rownum, "variation")
+            if isinstance(var, dict) and var.get("direction_format") == "ascending":
+                chosen = (rownum, row, var)
+                break
+        if chosen is None:
+            raise DatasetError(path, f"question {qid} has no ascending variation", row=group[0][0], field="variation")
+        rownum, row, var = chosen
+        options = [str(o) for o in _literal(row["options"], path, rownum, "options")]
+        scale = _literal(row["label_to_scale"], path, rownum, "label_to_scale")
+        if not isinstance(scale, dict) or sorted(scale.values()) != list(range(1, len(options) + 1)):
+            raise DatasetError(path, "label_to_scale must map labels to 1..n", row=rownum, field="label_to_scale")
+        if list(scale.values()) != sorted(scale.values()):
+            raise DatasetError(path, "ascending variation is not in scale order", row=rownum, field="label_to_scale")
+        weights = _literal(row["mean_weights"], path, rownum, "mean_weights")
+        if not isinstance(weights, dict):
+            raise DatasetError(path, "expected a dict country -> mean", row=rownum, field="mean_weights")
+        means = {}
+        for c, v in weights.items():
+            if v is None or v != v:  # NaN
+                continue
+            name, ctry = _country_key(str(c))
+            if ctry is None:
+                raise DatasetError(path, f"unknown country {c!r}", row=rownum, field="mean_weights")
+            means[name] = float(v)
+        yield Item(
+            id=f"rnr-stab-{qid}",
+            task=task,
+            kind=ItemKind.SURVEY,
+            question=row["question_text"].strip(),
+            options=options,
+            ordered=True,
+            reference_means=means,
+            subset={"scale": "ordinal"},
+            metadata={"row": rownum, "variations": len(group)},
+        )
+
+
+@register
+class Opinions(Task):
+    name = "opinions"
+    description = "Survey opinions (GlobalOpinionQA, Randomness-not-Representation): nearest countries, steerability"
+    data_env = "CULTURELENS_OPINIONS"
+    alignment_kind: ClassVar[str] = "survey"
+
+    def __init__(self, data_dir: str | Path | None = None, **options: Any):
+        super().__init__(data_dir, **options)
+        self.source: str | None = None
+        self.alignment_metric = "mae"
+
+    def resolve(self) -> tuple[str, Path]:
+        """(source, path) from the ``source`` option and the data folder / file."""
+        if self.data_dir is None:
+            raise DatasetError("<no data>", "opinions needs --data-dir: the GlobalOpinionQA CSV "
+                               "(Anthropic/llm_global_opinions) or the 'randomness_not_representation' folder")
+        want = self.options.get("source")
+        if want is not None and want not in SOURCES:
+            raise DatasetError(self.data_dir, f"unknown source {want!r} (known: {', '.join(SOURCES)})", field="source")
+        d = self.data_dir
+        if d.is_file():
+            with d.open(encoding="utf-8-sig", newline="") as fh:
+                first = next(csv.reader(fh), [])
+            kind = "goqa" if "selections" in first else "stability" if "mean_weights" in first else "steerability"
+            return want or kind, d
+        if not d.exists():
+            raise DatasetError(d, "data folder not found")
+        found = {
+            "goqa": next((d / n for n in GOQA_NAMES if (d / n).exists()), None),
+            "steerability": d / STEER_MAIN if (d / STEER_MAIN).exists() else None,
+            "stability": d / STABILITY if (d / STABILITY).exists() else None,
+        }
+        if want:
+            if found[want] is None:
+                raise DatasetError(d, f"no {want} file here", field="source")
+            return want, found[want]  # type: ignore[return-value]
+        for src in ("goqa", "steerability", "stability"):
+            if found[src] is not None:
+                return src, found[src]  # type: ignore[return-value]
+        raise DatasetError(d, f"no opinions data: expected one of {', '.join(GOQA_NAMES)}, {STEER_MAIN}, {STABILITY}")
+
+    def load(self) -> Iterator[Item]:
+        source, path = self.resolve()
+        self.source = source
+        self.alignment_metric = "jsd" if source == "goqa" else "mae"
+        if source == "goqa":
+            yield from read_goqa(path, self.name)
+        elif source == "stability":
+            yield from read_stability(path, self.name)
+        else:
+            root = path.parents[2] if path.name == STEER_MAIN.name and path.parent.name == "data" else None
+            held = path.with_name(STEER_HELDOUT.name)
+            use_held = self.options.get("heldout", True) and held.exists() and held != path
+            omap = root / OPTIONS_MAP if root is not None and (root / OPTIONS_MAP).exists() else None
+            yield from read_steerability(path, held if use_held else None, omap, self.name)
+
+    def items(self, limit: int | None = None, countries: Sequence[str] | None = None) -> list[Item]:
+        """Questions are not tied to a country: ``countries`` keeps those countries' reference data
+        (and the questions that have any), ``limit`` takes the first N questions."""
+        items = list(self.load())
+        if countries:
+            from culturelens.countries import normalize_country
+
+            wanted = {normalize_country(c).name for c in countries}
+            kept = []
+            for it in items:
+                ref = {c: v for c, v in it.reference.items() if c in wanted}
+                means = {c: v for c, v in it.reference_means.items() if c in wanted}
+                if ref or means:
+                    kept.append(it.model_copy(update={"reference": ref, "reference_means": means}))
+            items = kept
+        return items[:limit] if limit is not None else items
+
+    def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
+        """The default wording is the GlobalOpinionQA prompt; other templates as named."""
+        if variant.template == "default":
+            variant = variant.model_copy(update={"template": "goqa"})
+            prompt = render_mod.render(item, variant, mode, shots)
+            return prompt.model_copy(update={"variant": prompt.variant.model_copy(update={"template": "default"})})
+        return render_mod.render(item, variant, mode, shots)

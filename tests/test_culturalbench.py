@@ -1,0 +1,205 @@
+"""CulturalBench Easy / Hard: loaders on our own fixture rows, the all-four-judgements rule, pipeline runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from culturelens.backends.fake import FakeBackend
+from culturelens.runner import RunConfig, Runner
+from culturelens.schema import Mode, Score, Variant
+from culturelens.tasks.base import DatasetError, get_task
+from culturelens.tasks.culturalbench import EASY_FILE, HARD_FILE
+
+FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench"
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with (FIXTURE / name).open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _write(folder: Path, name: str, rows: list[dict[str, str]], columns: list[str] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns or list(rows[0]), extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_easy_loader():
+    rows = _rows(EASY_FILE)
+    items = get_task("culturalbench_easy", data_dir=FIXTURE).items()
+    assert len(items) == len(rows)
+    by_q = {it.metadata["question_idx"]: it for it in items}
+    for r in rows:
+        it = by_q[r["question_idx"]]
+        assert it.options == [r[f"prompt_option_{c}"] for c in "abcd"]
+        assert it.correct == ["ABCD".index(r["answer"])]
+        assert it.subset["subregion"] == it.country.subregion
+    names = {r["country"]: by_q[r["question_idx"]].country.name for r in rows}
+    assert names["UK"] == "United Kingdom" and names["South Korea"] == "South Korea"
+    assert names["Czech Republic"] == "Czechia" and names["Hong Kong"] == "Hong Kong"
+
+
+def test_hard_loader_four_rows_per_question():
+    rows = _rows(HARD_FILE)
+    items = get_task("culturalbench_hard", data_dir=FIXTURE).items()
+    assert len(items) == len(rows)
+    groups = defaultdict(list)
+    for it, r in zip(items, rows, strict=True):
+        assert it.options == ["True", "False"]
+        assert it.correct == [0 if r["answer"] == "True" else 1]
+        assert it.metadata["candidate"] == r["prompt_option"]
+        groups[it.group].append(it)
+    assert len(groups) == len({r["question_idx"] for r in rows})
+    assert all(len(g) == 4 and len({x.country for x in g}) == 1 for g in groups.values())
+    # limit counts questions and keeps all four rows of each
+    sliced = get_task("culturalbench_hard", data_dir=FIXTURE).items(limit=2)
+    assert len(sliced) == 8 and len({it.group for it in sliced}) == 2
+    assert len({it.country.name for it in sliced}) == 2
+
+
+def test_templates():
+    easy = get_task("culturalbench_easy", data_dir=FIXTURE)
+    item = easy.items()[1]
+    prompt = easy.render(item, Variant(), Mode.LETTER)
+    text = prompt.messages[-1].content
+    assert item.question in text and "\nA. Tortilla chips\nB. Scones with clotted cream\n" in text
+    assert prompt.assistant_prefix == "Answer:" and prompt.labels == ["A", "B", "C", "D"]
+    assert prompt.variant == Variant()
+    hard = get_task("culturalbench_hard", data_dir=FIXTURE)
+    item = hard.items()[0]
+    prompt = hard.render(item, Variant(), Mode.LETTER)
+    text = prompt.messages[-1].content
+    assert f"Question: {item.metadata['question']}\nProposed answer: {item.metadata['candidate']}" in text
+    assert "true or false" in text and prompt.labels == ["True", "False"]
+
+
+def _score(item_id: str, acc: float) -> Score:
+    return Score(item_id=item_id, task="culturalbench_hard", variant="default", mode=Mode.LETTER,
+                 metrics={"acc": acc}, prediction=0)
+
+
+def test_hard_question_counts_only_if_all_four_right():
+    task = get_task("culturalbench_hard", data_dir=FIXTURE)
+    items = {it.id: it for it in task.items()}
+    q0 = [it for it in items.values() if it.metadata["question_idx"] == "0"]
+    q1 = [it for it in items.values() if it.metadata["question_idx"] == "1"]
+    three_of_four = [_score(it.id, 0.0 if k == 2 else 1.0) for k, it in enumerate(q0)]
+    four_of_four = [_score(it.id, 1.0) for it in q1]
+    units = task.unit_scores(items, three_of_four + four_of_four)
+    assert len(units) == 2
+    by_q = {u_item.metadata["question_idx"]: (u_item, s) for u_item, s in units}
+    assert by_q["0"][1].metrics["acc"] == 0.0 and by_q["0"][1].metrics["row_acc"] == 0.75
+    assert by_q["1"][1].metrics["acc"] == 1.0 and by_q["1"][1].metrics["row_acc"] == 1.0
+    unit_item = by_q["0"][0]
+    assert unit_item.id == "cb-hard:0" and unit_item.group == q0[0].group and unit_item.country == q0[0].country
+    with pytest.raises(ValueError, match="expected 4"):
+        task.unit_scores(items, three_of_four[:3])
+
+
+@pytest.mark.parametrize(
+    ("name", "mutate", "row", "field", "match"),
+    [
+        (EASY_FILE, lambda r: r[2].update({"answer": "E"}), 3, "answer", "not one of A, B, C, D"),
+        (EASY_FILE, lambda r: r[0].update({"country": "Atlantis"}), 1, "country", "Unknown country"),
+        (EASY_FILE, lambda r: r[4].update({"question_idx": r[1]["question_idx"]}), 5, "question_idx", "duplicate"),
+        (HARD_FILE, lambda r: r[5].update({"answer": "Maybe"}), 6, "answer", "not True / False"),
+        (HARD_FILE, lambda r: r[9].update({"prompt_option": ""}), 10, "prompt_option", "empty value"),
+        (HARD_FILE, lambda r: r[7].update({"country": "Japan"}), 8, "country", "has rows for"),
+        (HARD_FILE, lambda r: r.pop(6), 5, "question_idx", "has 3 rows, expected 4"),
+    ],
+)
+def test_malformed_rows_name_file_row_field(tmp_path: Path, name, mutate, row, field, match):
+    rows = _rows(name)
+    mutate(rows)
+    path = _write(tmp_path, name, rows)
+    task = "culturalbench_easy" if name == EASY_FILE else "culturalbench_hard"
+    with pytest.raises(DatasetError, match=match) as exc:
+        get_task(task, data_dir=tmp_path).items()
+    assert (exc.value.file, exc.value.row, exc.value.field) == (str(path), row, field)
+    assert name in str(exc.value) and f"row {row}" in str(exc.value)
+
+
+def test_missing_column_and_file(tmp_path: Path):
+    rows = _rows(EASY_FILE)
+    _write(tmp_path, EASY_FILE, rows, [c for c in rows[0] if c != "country"])
+    with pytest.raises(DatasetError, match="missing column") as exc:
+        get_task("culturalbench_easy", data_dir=tmp_path).items()
+    assert exc.value.field == "country"
+    with pytest.raises(DatasetError, match="file not found") as exc:
+        get_task("culturalbench_hard", data_dir=tmp_path).items()
+    assert HARD_FILE in str(exc.value)
+
+
+def test_offline_without_data_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    hub = pytest.importorskip("huggingface_hub")
+    monkeypatch.delenv("CULTURELENS_CULTURALBENCH_DIR", raising=False)
+    monkeypatch.delenv("CULTURELENS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("CULTURELENS_DATA_CACHE", str(tmp_path / "cache"))
+
+    def no_network(**kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(hub, "hf_hub_download", no_network)
+    for task, name in (("culturalbench_easy", EASY_FILE), ("culturalbench_hard", HARD_FILE)):
+        with pytest.raises(DatasetError, match="--data-dir") as exc:
+            get_task(task).items()
+        assert name in str(exc.value) and "kellycyy/CulturalBench" in str(exc.value)
+
+
+def _samples(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
+
+
+def test_pipeline_with_fake_backend(tmp_path: Path):
+    easy_rows, hard_rows = _rows(EASY_FILE), _rows(HARD_FILE)
+    cfg = RunConfig(model="fake:first", tasks=["culturalbench_easy", "culturalbench_hard"], data_dir=str(FIXTURE),
+                    out=str(tmp_path / "first"), cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    res = Runner(cfg, backend=FakeBackend("first")).run()  # always A / always True
+    easy, hard = res.results["tasks"]["culturalbench_easy"], res.results["tasks"]["culturalbench_hard"]
+    assert easy["n"] == len(easy_rows)
+    assert easy["metrics"]["acc"]["mean"] == pytest.approx(sum(r["answer"] == "A" for r in easy_rows) / len(easy_rows))
+    assert set(easy["by"]["country"]) >= {"United Kingdom", "South Korea"} and "Europe" in easy["by"]["region"]
+    n_q = len({r["question_idx"] for r in hard_rows})
+    assert hard["n"] == n_q and hard["items"] == len(hard_rows)  # units are questions
+    all_true = sum(all(r["answer"] == "True" for r in hard_rows if r["question_idx"] == q)
+                   for q in {r["question_idx"] for r in hard_rows})
+    assert hard["metrics"]["acc"]["mean"] == pytest.approx(all_true / n_q)
+    true_share = sum(r["answer"] == "True" for r in hard_rows) / len(hard_rows)
+    assert hard["metrics"]["row_acc"]["mean"] == pytest.approx(true_share)
+    assert hard["extra"]["pred_true_share"] == 1.0 and hard["extra"]["gold_true_share"] == pytest.approx(true_share)
+    assert sum(v["n"] for v in hard["by"]["country"].values()) == n_q
+
+    # pseudo-random answers: the question score must be the minimum over its judgements
+    cfg = cfg.model_copy(update={"tasks": ["culturalbench_hard"], "out": str(tmp_path / "hash")})
+    res = Runner(cfg, backend=FakeBackend("hash")).run()
+    per_q = defaultdict(list)
+    for s in _samples(res.run_dir):
+        per_q[s["item_id"].rsplit(":", 1)[0]].append(s["metrics"]["acc"])
+    expected = sum(min(v) for v in per_q.values()) / len(per_q)
+    assert res.results["tasks"]["culturalbench_hard"]["metrics"]["acc"]["mean"] == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_real_embedded_model_on_fixture(tmp_path: Path):
+    pytest.importorskip("llama_cpp")
+    cfg = RunConfig(model="default", tasks=["culturalbench_easy", "culturalbench_hard"], data_dir=str(FIXTURE),
+                    limit=1, out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    res = Runner(cfg).run()
+    easy, hard = res.results["tasks"]["culturalbench_easy"], res.results["tasks"]["culturalbench_hard"]
+    assert easy["n"] == 1 and hard["n"] == 1 and hard["items"] == 4
+    samples = _samples(res.run_dir)
+    assert len(samples) == 5
+    for s in samples:
+        assert s["valid"] and sum(s["probs"]) == pytest.approx(1.0) and s["metrics"]["label_mass"] > 0.0
+    hard_acc = [s["metrics"]["acc"] for s in samples if s["task"] == "culturalbench_hard"]
+    assert hard["metrics"]["acc"]["mean"] == min(hard_acc)

@@ -1,0 +1,916 @@
+/* culturelens report: lays out the embedded report model. Text goes into the DOM through textContent
+   and setAttribute only (never as HTML markup), so dataset and model text is always shown, never run. */
+(function () {
+  'use strict';
+  var D = JSON.parse(document.getElementById('report-data').textContent);
+  var WORLD = JSON.parse(document.getElementById('world-data').textContent);
+  var SVGNS = 'http://www.w3.org/2000/svg';
+  var SERIES = ['#2c5fa8', '#d9622b', '#2a9d8f', '#8e44ad', '#b8860b', '#c0392b'];
+  var VIRIDIS = ['#440154', '#472d7b', '#3b528b', '#2c728e', '#21918c', '#28ae80', '#5ec962', '#addc30', '#fde725'];
+  var PAGE = 50;
+
+  // ---------- DOM helpers ----------
+  function $(id) { return document.getElementById(id); }
+  function add(parent, child) {
+    if (child === null || child === undefined || child === false) return;
+    if (Array.isArray(child)) { child.forEach(function (c) { add(parent, c); }); return; }
+    parent.appendChild(typeof child === 'object' ? child : document.createTextNode(String(child)));
+  }
+  function setAttrs(node, attrs) {
+    Object.keys(attrs || {}).forEach(function (k) {
+      var v = attrs[k];
+      if (v === null || v === undefined || v === false) return;
+      if (k === 'text') node.textContent = String(v);
+      else if (k.slice(0, 2) === 'on') throw new Error('no event attributes');
+      else node.setAttribute(k, v === true ? '' : String(v));
+    });
+    return node;
+  }
+  function h(tag, attrs) {
+    var node = setAttrs(document.createElement(tag), attrs);
+    for (var i = 2; i < arguments.length; i++) add(node, arguments[i]);
+    return node;
+  }
+  function s(tag, attrs) {
+    var node = setAttrs(document.createElementNS(SVGNS, tag), attrs);
+    for (var i = 2; i < arguments.length; i++) add(node, arguments[i]);
+    return node;
+  }
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); return node; }
+  function on(node, ev, fn) { node.addEventListener(ev, fn); return node; }
+
+  // ---------- formatting ----------
+  function fmt(x, nd) {
+    if (x === null || x === undefined || typeof x !== 'number' || !isFinite(x)) return '–';
+    return x.toFixed(nd === undefined ? 2 : nd);
+  }
+  function fmtCI(m, nd) {
+    if (!m || m.mean === null || m.mean === undefined) return '–';
+    var out = fmt(m.mean, nd), lo = m.lo, hi = m.hi;
+    if ((lo === undefined || lo === null) && Array.isArray(m.ci)) { lo = m.ci[0]; hi = m.ci[1]; }
+    if (lo !== null && lo !== undefined) out += ' [' + fmt(lo, nd) + ', ' + fmt(hi, nd) + ']';
+    return out;
+  }
+  function plural(n, word) { return n + ' ' + word + (n === 1 ? '' : 's'); }
+  function metricLabel(task, m) { return (task && task.metric_labels && task.metric_labels[m]) || m; }
+  function sigMark(p) { return p === null || p === undefined ? '' : p < 0.001 ? '***' : p < 0.01 ? '**' : p < 0.05 ? '*' : ''; }
+
+  // ---------- colour ----------
+  function hex2rgb(hx) { return [1, 3, 5].map(function (i) { return parseInt(hx.slice(i, i + 2), 16); }); }
+  var VIR = VIRIDIS.map(hex2rgb);
+  function viridis(t) {
+    t = Math.max(0, Math.min(1, t));
+    var x = t * (VIR.length - 1), i = Math.min(VIR.length - 2, Math.floor(x)), f = x - i;
+    var c = VIR[i].map(function (v, k) { return Math.round(v + f * (VIR[i + 1][k] - v)); });
+    return 'rgb(' + c.join(',') + ')';
+  }
+  function niceDomain(values) {
+    var vals = values.filter(function (v) { return typeof v === 'number' && isFinite(v); });
+    if (!vals.length) return [0, 1];
+    var lo = Math.min.apply(null, vals), hi = Math.max.apply(null, vals);
+    if (lo >= 0 && hi <= 1) {
+      lo = Math.floor(lo * 10) / 10; hi = Math.ceil(hi * 10) / 10;
+      if (hi - lo < 0.2) { lo = Math.max(0, lo - 0.1); hi = Math.min(1, hi + 0.1); }
+      return [lo, hi];
+    }
+    if (hi === lo) { lo -= 1; hi += 1; }
+    return [lo, hi];
+  }
+  function ticks(lo, hi, n) {
+    var span = hi - lo, step = Math.pow(10, Math.floor(Math.log10(span / n)));
+    [1, 2, 2.5, 5, 10].some(function (m) { if (span / (step * m) <= n) { step *= m; return true; } return false; });
+    var out = [];
+    for (var v = Math.ceil(lo / step - 1e-9) * step; v <= hi + 1e-9; v += step) out.push(Math.round(v * 1e6) / 1e6);
+    return out;
+  }
+
+  // ---------- tooltip ----------
+  var tip = $('tooltip');
+  function tipOn(node, textFn) {
+    on(node, 'mousemove', function (ev) {
+      tip.textContent = textFn();
+      tip.hidden = false;
+      var x = ev.clientX + 14, y = ev.clientY + 14;
+      if (x + 330 > window.innerWidth) x = ev.clientX - 330;
+      tip.style.left = x + 'px'; tip.style.top = y + 'px';
+    });
+    on(node, 'mouseleave', function () { tip.hidden = true; });
+  }
+
+  // ---------- state ----------
+  var runs = D.runs;
+  var state = { run: 0, task: null, metric: null, sort: 'region' };
+  function taskOf(ri, name) { return runs[ri] && runs[ri].tasks[name]; }
+  function firstTaskWithCountries() {
+    for (var i = 0; i < D.tasks.length; i++) {
+      for (var r = 0; r < runs.length; r++) {
+        var t = taskOf(r, D.tasks[i]);
+        if (t && t.countries.length) return D.tasks[i];
+      }
+    }
+    return D.tasks[0] || null;
+  }
+
+  // ---------- summary ----------
+  function renderSummary() {
+    $('report-title').textContent = runs.length > 1
+      ? 'Comparison: ' + runs.map(function (r) { return r.label; }).join(' vs ')
+      : 'Cultural competence of ' + runs[0].label;
+    $('report-meta').textContent = 'Generated ' + D.generated + ' by culturelens ' + D.culturelens + ' · ' +
+      plural(runs.length, 'run') + ' · ' + plural(D.tasks.length, 'task');
+    var cards = clear($('run-cards'));
+    runs.forEach(function (r, i) {
+      var dl = h('dl');
+      function row(k, v) { if (v !== null && v !== undefined && v !== '') add(dl, [h('dt', { text: k }), h('dd', {}, v)]); }
+      var model = r.model || {};
+      row('model', String(model.model || r.label));
+      row('backend', String(model.backend || ''));
+      if (model.sha256) row('sha256', h('span', { class: 'mono', text: String(model.sha256).slice(0, 16) + '…' }));
+      row('tasks', Object.keys(r.tasks).map(function (n) {
+        var t = r.tasks[n];
+        return n + ' (' + (t.items === null || t.items === undefined ? '?' : t.items) + ' items, ' + (t.modes || []).join('/') + ')';
+      }).join('; '));
+      row('samples', String(r.n_samples) + (r.n_variants > 1 ? ' (' + r.n_variants + ' prompt variants)' : ''));
+      row('date', r.date);
+      row('run dir', h('span', { class: 'mono', text: r.dir }));
+      if (r.command) row('command', h('code', { class: 'cmd', text: r.command }));
+      if (r.reproduce) row('reproduce', h('code', { class: 'cmd', text: r.reproduce }));
+      if (r.timing && r.timing.wall_s !== undefined) {
+        row('timing', fmt(r.timing.wall_s, 1) + ' s wall · ' + fmt(r.timing.samples_per_s, 1) + ' samples/s · ' +
+          (r.timing.cache_hits || 0) + ' from cache');
+      }
+      (r.notes || []).forEach(function (n) { row('note', n); });
+      add(cards, h('div', { class: 'card' }, h('h3', {}, h('span', { style: null, text: runs.length > 1 ? 'Run ' + (i + 1) + ': ' : '' }), r.label), dl));
+    });
+    // headline table: tasks x runs
+    var head = clear($('headline'));
+    var tbl = h('table', { id: 'headline-table' });
+    var tr = h('tr', {}, h('th', { text: 'task' }), h('th', { text: 'metric' }));
+    runs.forEach(function (r) { add(tr, [h('th', { class: 'num', text: r.label }), h('th', { class: 'num', text: 'n' })]); });
+    if (runs.length > 1) add(tr, h('th', { text: 'paired difference ' + runs[0].label + ' − ' + runs[1].label + ' [95% CI]' }));
+    add(tbl, h('thead', {}, tr));
+    var body = h('tbody');
+    D.tasks.forEach(function (name) {
+      var ref = null;
+      for (var i = 0; i < runs.length && !ref; i++) ref = taskOf(i, name);
+      var m = ref.metric;
+      var row = h('tr', {}, h('td', {}, h('strong', { text: name }), h('div', { class: 'tag', text: ref.description || '' })),
+        h('td', { text: m ? metricLabel(ref, m) : '–' }));
+      runs.forEach(function (r, ri) {
+        var t = taskOf(ri, name);
+        var mm = t && m ? t.metrics[m] : null;
+        add(row, [h('td', { class: 'num', text: fmtCI(mm, 3) }),
+          h('td', { class: 'num', text: t ? String(t.n) + (t.invalid ? ' (' + t.invalid + ' invalid)' : '') : '–' })]);
+      });
+      if (runs.length > 1) {
+        var c = compareRow(1, name, 'all');
+        add(row, h('td', { class: 'num' }, c ? [fmt(c.diff, 3) + ' [' + fmt(c.ci[0], 3) + ', ' + fmt(c.ci[1], 3) + '] p=' +
+          (c.p < 0.001 ? '<0.001' : fmt(c.p, 3)) + ' ', h('span', { class: 'sig', text: sigMark(c.p) })] : '–'));
+      }
+      add(body, row);
+    });
+    add(tbl, body);
+    add(head, [h('h3', { text: 'Headline scores (95% confidence intervals)' }), tbl]);
+    if (runs.length > 1) add(head, h('p', { class: 'note', text: 'Significance marks: * p<0.05, ** p<0.01, *** p<0.001 (paired test on shared items; per-country p-values Holm-adjusted).' }));
+  }
+
+  // comparison row of run b (vs run 0) for a task and group ('all' or a country name)
+  function compareRow(b, task, group) {
+    var c = (D.comparisons || []).filter(function (x) { return x.b === b && x.result; })[0];
+    if (!c) return null;
+    var t = c.result.tasks && c.result.tasks[task];
+    if (!t) return null;
+    return (t.rows || []).filter(function (r) { return r.group === group; })[0] || null;
+  }
+
+  // ---------- controls ----------
+  function select(labelText, options, value, onChange, id) {
+    var sel = h('select', { id: id });
+    options.forEach(function (o) { add(sel, h('option', { value: o[0], text: o[1], selected: String(o[0]) === String(value) })); });
+    on(sel, 'change', function () { onChange(sel.value); });
+    return h('label', {}, labelText, sel);
+  }
+
+  function renderCountryControls() {
+    var box = clear($('country-controls'));
+    var taskOpts = D.tasks.map(function (t) { return [t, t]; });
+    add(box, select('Task', taskOpts, state.task, function (v) { state.task = v; state.metric = null; renderCountries(); }, 'ctl-task'));
+    var t = taskOf(state.run, state.task) || taskOf(0, state.task);
+    var metrics = t ? Object.keys(t.metrics) : [];
+    if (!state.metric || metrics.indexOf(state.metric) < 0) state.metric = t ? t.metric : null;
+    add(box, select('Metric', metrics.map(function (m) { return [m, metricLabel(t, m)]; }), state.metric,
+      function (v) { state.metric = v; renderCountries(); }, 'ctl-metric'));
+    if (runs.length > 1) {
+      add(box, select('Map shows', runs.map(function (r, i) { return [i, r.label]; }), state.run,
+        function (v) { state.run = Number(v); renderCountries(); }, 'ctl-run'));
+    }
+  }
+
+  // ---------- map ----------
+  function renderMap() {
+    var wrap = clear($('map')), legend = clear($('map-legend')), note = $('map-note');
+    var run = runs[state.run], t = taskOf(state.run, state.task), m = state.metric;
+    $('map-title').textContent = 'World map: ' + (t ? metricLabel(t, m) : '') + ' by country — ' + state.task + ' · ' + run.label;
+    if (!t || !t.countries.length) {
+      add(wrap, h('p', { class: 'note', text: 'No per-country results for this task in this run.' }));
+      note.textContent = '';
+      return;
+    }
+    var byKey = {};
+    t.countries.forEach(function (c) { byKey[c.key] = c; });
+    var vals = {};
+    Object.keys(t.map).forEach(function (iso) {
+      var row = byKey[t.map[iso].key], mm = row && row.metrics[m];
+      if (mm && mm.mean !== null) vals[iso] = { row: row, m: mm, via: t.map[iso].via };
+    });
+    var dom = niceDomain(Object.keys(vals).map(function (k) { return vals[k].m.mean; }));
+    function color(v) { return viridis((v - dom[0]) / ((dom[1] - dom[0]) || 1)); }
+    var svg = s('svg', { viewBox: '0 0 ' + WORLD.width + ' ' + WORLD.height, role: 'img', id: 'map-svg',
+      'aria-label': 'World map of ' + metricLabel(t, m) + ' by country' });
+    add(svg, s('title', { text: 'World map: ' + metricLabel(t, m) + ' by country' }));
+    var defs = s('defs', {}, s('pattern', { id: 'nodata', width: 4, height: 4, patternUnits: 'userSpaceOnUse', patternTransform: 'rotate(45)' },
+      s('rect', { width: 4, height: 4, fill: '#e4e6ea' }), s('line', { x1: 0, y1: 0, x2: 0, y2: 4, stroke: '#c3c7cf', 'stroke-width': 1.4 })));
+    add(svg, defs);
+    var g = s('g'), markers = s('g');
+    var shown = {};
+    function describe(iso, name) {
+      var v = vals[iso];
+      if (!v) return name + ': no data';
+      var label = v.row.name + (v.via ? ' (sub-national entry, standing in for ' + v.row.country + ')' : '');
+      return label + '\n' + metricLabel(t, m) + ': ' + fmtCI(v.m, 3) + '\nn = ' + v.row.n + ' · ' + v.row.region;
+    }
+    Object.keys(WORLD.countries).forEach(function (iso) {
+      var c = WORLD.countries[iso], v = vals[iso];
+      if (c.d) {
+        var p = s('path', { d: c.d, class: 'country ' + (v ? 'has-data' : 'no-data') + (v && v.via ? ' via-sub' : ''),
+          fill: v ? color(v.m.mean) : 'url(#nodata)', 'data-iso2': iso }, s('title', { text: describe(iso, c.n) }));
+        tipOn(p, function () { return describe(iso, c.n); });
+        add(g, p);
+      }
+      if (c.p && v) {
+        var mk = s('circle', { cx: c.p[0], cy: c.p[1], r: 4.5, class: 'marker has-data', fill: color(v.m.mean), 'data-iso2': iso },
+          s('title', { text: describe(iso, c.n) }));
+        tipOn(mk, function () { return describe(iso, c.n); });
+        add(markers, mk);
+      }
+      if (v) shown[iso] = true;
+    });
+    add(svg, [g, markers]);
+    add(wrap, svg);
+    // legend: colour bar with ticks, no-data swatch, marker and sub-national keys
+    var lw = 320, lsvg = s('svg', { width: lw + 40, height: 46, viewBox: '0 0 ' + (lw + 40) + ' 46', id: 'map-legend-svg', role: 'img',
+      'aria-label': 'Colour scale' });
+    var grad = s('linearGradient', { id: 'legend-grad', x1: 0, x2: 1, y1: 0, y2: 0 });
+    VIRIDIS.forEach(function (c, i) { add(grad, s('stop', { offset: (i / (VIRIDIS.length - 1) * 100) + '%', 'stop-color': c })); });
+    add(lsvg, s('defs', {}, grad));
+    add(lsvg, s('text', { x: 10, y: 11, 'font-size': 11, text: metricLabel(t, m) + ' (colour scale)' }));
+    add(lsvg, s('rect', { x: 10, y: 15, width: lw, height: 12, fill: 'url(#legend-grad)', stroke: '#888', 'stroke-width': 0.5 }));
+    ticks(dom[0], dom[1], 5).forEach(function (v) {
+      var x = 10 + (v - dom[0]) / ((dom[1] - dom[0]) || 1) * lw;
+      add(lsvg, [s('line', { x1: x, x2: x, y1: 27, y2: 31, stroke: '#555' }), s('text', { x: x, y: 42, 'font-size': 10, 'text-anchor': 'middle', text: fmt(v, 2) })]);
+    });
+    add(legend, lsvg);
+    var nod = s('svg', { width: 22, height: 14, viewBox: '0 0 22 14' }, s('rect', { width: 22, height: 14, fill: 'url(#nodata)', stroke: '#999', 'stroke-width': 0.5 }));
+    add(legend, h('span', {}, nod, ' no data (not evaluated)'));
+    add(legend, h('span', {}, s('svg', { width: 14, height: 14, viewBox: '0 0 14 14' }, s('circle', { cx: 7, cy: 7, r: 5, fill: '#21918c', stroke: '#333', 'stroke-width': 0.5 })), ' small country (marker)'));
+    var subs = Object.keys(vals).filter(function (k) { return vals[k].via; });
+    if (subs.length) add(legend, h('span', {}, s('svg', { width: 22, height: 14, viewBox: '0 0 22 14' }, s('rect', { width: 22, height: 14, fill: '#5ec962', stroke: '#111', 'stroke-dasharray': '2 1.5' })), ' coloured from a sub-national entry'));
+    var missing = t.countries.filter(function (c) { return !c.iso2 || (!WORLD.countries[c.iso2]); }).map(function (c) { return c.name; });
+    var subOnly = t.countries.filter(function (c) { return c.subnational && !(t.map[c.iso2] && t.map[c.iso2].key === c.key); }).map(function (c) { return c.name; });
+    var parts = [Object.keys(shown).length + ' of ' + t.countries.length + ' country entries on the map; colour scale ' + fmt(dom[0], 2) + '–' + fmt(dom[1], 2) + '. Hover a country for its score, 95% CI and n.'];
+    if (subOnly.length) parts.push('Sub-national entries shown in the forest plot only (their country has its own entry): ' + subOnly.join(', ') + '.');
+    if (missing.length) parts.push('Not drawable on the map: ' + missing.join(', ') + '.');
+    note.textContent = parts.join(' ');
+  }
+
+  // ---------- forest plot ----------
+  // spec: {id, title, xlabel, rows: [{label, header?, values: [{mean, lo, hi, n}|null per series], mark?}], series: [labels], ref?}
+  function forest(spec) {
+    var nS = spec.series.length;
+    var FW = spec.width || 960, rowH = nS > 1 ? 8 + 9 * nS : 20, labelW = spec.labelW || 210;
+    var rightW = nS > 1 ? 60 + 46 * nS : 170, plotW = FW - labelW - rightW - 24, maxChars = Math.floor(labelW / 7);
+    var top = nS > 1 ? 30 : 12, bottom = 44;
+    var height = top + spec.rows.length * rowH + bottom;
+    var all = [];
+    spec.rows.forEach(function (r) { (r.values || []).forEach(function (v) { if (v && v.mean !== null) { all.push(v.mean); if (v.lo !== null) all.push(v.lo); if (v.hi !== null) all.push(v.hi); } }); });
+    var dom = spec.domain || (all.length && Math.min.apply(null, all) >= 0 && Math.max.apply(null, all) <= 1 ? [0, 1] : niceDomain(all));
+    function X(v) { return labelW + (v - dom[0]) / ((dom[1] - dom[0]) || 1) * plotW; }
+    var svg = s('svg', { viewBox: '0 0 ' + FW + ' ' + height, class: 'forest', id: spec.id, role: 'img', 'aria-label': spec.title });
+    add(svg, s('title', { text: spec.title }));
+    var grid = s('g', { class: 'grid' }), axis = s('g', { class: 'axis' });
+    var tk = ticks(dom[0], dom[1], 6);
+    tk.forEach(function (v) {
+      add(grid, s('line', { x1: X(v), x2: X(v), y1: top - 4, y2: height - bottom }));
+      add(axis, [s('line', { x1: X(v), x2: X(v), y1: height - bottom, y2: height - bottom + 4 }),
+        s('text', { x: X(v), y: height - bottom + 16, 'font-size': 11, 'text-anchor': 'middle', text: fmt(v, 2) })]);
+    });
+    add(axis, s('line', { x1: labelW, x2: labelW + plotW, y1: height - bottom, y2: height - bottom }));
+    add(axis, s('text', { x: labelW + plotW / 2, y: height - 6, 'font-size': 12, 'text-anchor': 'middle', text: spec.xlabel }));
+    add(svg, [grid, axis]);
+    if (spec.ref !== undefined && spec.ref !== null) {
+      add(svg, s('line', { x1: X(spec.ref), x2: X(spec.ref), y1: top - 4, y2: height - bottom, stroke: '#999', 'stroke-dasharray': '4 3' }));
+      add(svg, s('text', { x: X(spec.ref) + 3, y: top - 6 > 8 ? top - 6 : 9, 'font-size': 10, fill: '#777', text: spec.refLabel || 'overall' }));
+    }
+    add(svg, s('text', { x: FW - rightW, y: top - 2 > 9 ? top - 2 : 10, 'font-size': 10.5, fill: '#5b6475', text: nS > 1 ? 'n · means' : 'n · mean [95% CI]' }));
+    if (nS > 1) {
+      spec.series.forEach(function (lab, i) {
+        var x = labelW + i * Math.min(190, (FW - labelW) / nS);
+        add(svg, [s('circle', { cx: x + 5, cy: 10, r: 4, fill: SERIES[i % SERIES.length] }),
+          s('text', { x: x + 13, y: 14, 'font-size': 11, text: lab.length > 26 ? lab.slice(0, 25) + '…' : lab })]);
+      });
+    }
+    spec.rows.forEach(function (r, i) {
+      var y0 = top + i * rowH, cy = y0 + rowH / 2;
+      var g = s('g', { class: r.header ? 'forest-group' : 'forest-row' });
+      if (r.header) add(g, s('rect', { x: 0, y: y0, width: FW, height: rowH, fill: '#f1f3f6' }));
+      var lab = r.label.length > maxChars ? r.label.slice(0, maxChars - 1) + '…' : r.label;
+      add(g, s('text', { x: r.header ? 4 : 14, y: cy + 4, 'font-size': 12, 'font-weight': r.header ? 700 : 400, text: lab + (r.mark ? ' ' + r.mark : '') }));
+      var nTxt = [], mTxt = [];
+      (r.values || []).forEach(function (v, si) {
+        if (!v || v.mean === null || v.mean === undefined) { mTxt.push('–'); return; }
+        var yy = nS > 1 ? y0 + 5 + si * 9 + 4 : cy, col = SERIES[si % SERIES.length];
+        if (v.lo !== null && v.hi !== null) add(g, s('line', { x1: X(v.lo), x2: X(v.hi), y1: yy, y2: yy, stroke: col, 'stroke-width': r.header ? 2.5 : 1.6 }));
+        if (r.header) add(g, s('path', { d: 'M' + X(v.mean) + ' ' + (yy - 5) + 'l5 5l-5 5l-5-5z', fill: col, class: 'point' }));
+        else add(g, s('circle', { cx: X(v.mean), cy: yy, r: 3.6, fill: col, class: 'point' }));
+        nTxt.push(v.n); mTxt.push(nS > 1 ? fmt(v.mean, 2) : fmtCI(v, 2));
+      });
+      var firstN = nTxt.filter(function (n) { return n !== undefined && n !== null; })[0];
+      add(g, s('text', { x: FW - rightW, y: cy + 4, 'font-size': 11, text: (firstN === undefined ? '' : firstN + ' · ') + mTxt.join(' | ') }));
+      add(g, s('title', { text: r.label + '\n' + (r.values || []).map(function (v, si) { return spec.series[si] + ': ' + (v ? fmtCI(v, 3) + ' (n=' + v.n + ')' : 'no data'); }).join('\n') }));
+      add(svg, g);
+    });
+    return svg;
+  }
+
+  function metricValues(entity, m) { return entity && entity.metrics ? entity.metrics[m] || null : null; }
+
+  function renderForest() {
+    var box = clear($('forest')), ctl = clear($('forest-controls'));
+    var m = state.metric;
+    var ref = taskOf(state.run, state.task) || taskOf(0, state.task);
+    $('forest-title').textContent = 'Forest plot: ' + metricLabel(ref, m) + ' per country with 95% CIs — ' + state.task;
+    add(ctl, select('Sort', [['region', 'grouped by region'], ['desc', 'score, high to low'], ['asc', 'score, low to high'], ['name', 'name'], ['n', 'n (largest first)']],
+      state.sort, function (v) { state.sort = v; renderForest(); }, 'ctl-sort'));
+    var keys = {}, order = [];
+    runs.forEach(function (r, ri) {
+      var t = taskOf(ri, state.task);
+      (t ? t.countries : []).forEach(function (c) { if (!keys[c.key]) { keys[c.key] = c; order.push(c.key); } });
+    });
+    if (!order.length) { add(box, h('p', { class: 'note', text: 'No per-country results for this task.' })); $('forest-note').textContent = ''; return; }
+    function vals(key) {
+      return runs.map(function (r, ri) {
+        var t = taskOf(ri, state.task);
+        var c = t && t.countries.filter(function (x) { return x.key === key; })[0];
+        return metricValues(c, m) ? Object.assign({ n: c.n }, metricValues(c, m)) : null;
+      });
+    }
+    function sortScore(key) { var v = vals(key)[state.run] || vals(key)[0]; return v ? v.mean : -Infinity; }
+    function mark(key) {
+      if (runs.length < 2) return '';
+      var c = compareRow(1, state.task, key);
+      return c ? sigMark(c.p_holm !== undefined ? c.p_holm : c.p) : '';
+    }
+    function label(c) { return c.subnational && c.subnational !== c.name ? c.subnational + ' (' + c.country + ')' : (c.subnational ? c.name + ' (' + c.country + ')' : c.name); }
+    var rows = [];
+    if (state.sort === 'region') {
+      var regions = {};
+      order.forEach(function (k) { var reg = keys[k].region || 'Other'; (regions[reg] = regions[reg] || []).push(k); });
+      Object.keys(regions).sort().forEach(function (reg) {
+        var hv = runs.map(function (r, ri) {
+          var t = taskOf(ri, state.task), g = t && t.regions.filter(function (x) { return x.name === reg; })[0];
+          return metricValues(g, m) ? Object.assign({ n: g.n }, metricValues(g, m)) : null;
+        });
+        rows.push({ label: reg, header: true, values: hv });
+        regions[reg].sort(function (a, b) { return sortScore(b) - sortScore(a); }).forEach(function (k) {
+          rows.push({ label: label(keys[k]), values: vals(k), mark: mark(k) });
+        });
+      });
+    } else {
+      var sorted = order.slice();
+      if (state.sort === 'desc') sorted.sort(function (a, b) { return sortScore(b) - sortScore(a); });
+      if (state.sort === 'asc') sorted.sort(function (a, b) { return sortScore(a) - sortScore(b); });
+      if (state.sort === 'name') sorted.sort(function (a, b) { return label(keys[a]).localeCompare(label(keys[b])); });
+      if (state.sort === 'n') sorted.sort(function (a, b) { return (keys[b].n || 0) - (keys[a].n || 0); });
+      sorted.forEach(function (k) { rows.push({ label: label(keys[k]), values: vals(k), mark: mark(k) }); });
+    }
+    var overall = ref && ref.metrics[m] ? ref.metrics[m].mean : null;
+    add(box, forest({ id: 'forest-svg', title: 'Per-country ' + metricLabel(ref, m), xlabel: metricLabel(ref, m) + ' — point estimate and 95% bootstrap CI',
+      rows: rows, series: runs.map(function (r) { return r.label; }), ref: overall, refLabel: 'overall ' + fmt(overall, 2) }));
+    $('forest-note').textContent = (state.sort === 'region' ? 'Region rows (◆) show the region mean. ' : '') +
+      'Dashed line: overall mean' + (runs.length > 1 ? ' of ' + runs[state.run].label : '') + '. n = scored units per country.' +
+      (runs.length > 1 ? ' Marks after a name: paired difference between run 2 and run 1 (Holm-adjusted p: * <0.05, ** <0.01, *** <0.001).' : '');
+  }
+
+  function renderRegions() {
+    var box = clear($('regions')), gapBox = clear($('region-gap'));
+    var m = state.metric, ref = taskOf(state.run, state.task) || taskOf(0, state.task);
+    $('regions-title').textContent = 'Per-region ' + metricLabel(ref, m) + ' with 95% CIs — ' + state.task;
+    var names = [];
+    runs.forEach(function (r, ri) { var t = taskOf(ri, state.task); (t ? t.regions : []).forEach(function (g) { if (names.indexOf(g.name) < 0) names.push(g.name); }); });
+    if (!names.length) { $('regions-figure').hidden = true; gapBox.hidden = true; return; }
+    $('regions-figure').hidden = false; gapBox.hidden = false;
+    var rows = names.sort().map(function (n) {
+      return { label: n, values: runs.map(function (r, ri) {
+        var t = taskOf(ri, state.task), g = t && t.regions.filter(function (x) { return x.name === n; })[0];
+        return metricValues(g, m) ? Object.assign({ n: g.n }, metricValues(g, m)) : null;
+      }) };
+    });
+    add(box, forest({ id: 'regions-svg', title: 'Per-region ' + metricLabel(ref, m), xlabel: metricLabel(ref, m) + ' — point estimate and 95% bootstrap CI',
+      rows: rows, series: runs.map(function (r) { return r.label; }), ref: ref && ref.metrics[m] ? ref.metrics[m].mean : null }));
+    runs.forEach(function (r, ri) {
+      var t = taskOf(ri, state.task), gap = t && t.region_gap ? t.region_gap[m] : null;
+      if (!gap) return;
+      var verdict = gap.ci_disjoint === null ? '' : gap.ci_disjoint ? ' Their 95% CIs do not overlap.' : ' Their 95% CIs overlap, so this gap may be noise.';
+      if (Math.min(gap.best_n || 0, gap.worst_n || 0) < 10) verdict += ' Caution: fewer than 10 scored units in one of these regions.';
+      add(gapBox, h('p', {}, h('strong', { text: 'Region gap' + (runs.length > 1 ? ' (' + r.label + ')' : '') + ': ' + fmt(gap.gap, 3) + '. ' }),
+        'Best: ' + gap.best + ' ' + fmt(gap.best_mean, 3) + ' (n=' + gap.best_n + '); worst: ' + gap.worst + ' ' + fmt(gap.worst_mean, 3) + ' (n=' + gap.worst_n + ').' + verdict));
+    });
+  }
+
+  function renderCountries() { renderCountryControls(); renderMap(); renderForest(); renderRegions(); }
+
+  // ---------- per task ----------
+  function metricsTable(name) {
+    var tbl = h('table'), ref = null;
+    for (var i = 0; i < runs.length && !ref; i++) ref = taskOf(i, name);
+    var tr = h('tr', {}, h('th', { text: 'metric' }));
+    runs.forEach(function (r) { add(tr, h('th', { class: 'num', text: r.label })); });
+    add(tbl, tr);
+    Object.keys(ref.metrics).forEach(function (m) {
+      var row = h('tr', {}, h('td', { text: metricLabel(ref, m) }));
+      runs.forEach(function (r, ri) { var t = taskOf(ri, name); add(row, h('td', { class: 'num', text: t ? fmtCI(t.metrics[m], 3) + ' (n=' + (t.metrics[m] ? t.metrics[m].n : '–') + ')' : '–' })); });
+      add(tbl, row);
+    });
+    return tbl;
+  }
+
+  function flatten(obj, prefix, out) {
+    Object.keys(obj || {}).forEach(function (k) {
+      var v = obj[k], key = prefix ? prefix + '.' + k : k;
+      if (v && typeof v === 'object' && !Array.isArray(v)) flatten(v, key, out);
+      else out.push([key, Array.isArray(v) ? v.map(function (x) { return typeof x === 'number' ? fmt(x, 3) : String(x); }).join(', ') : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : fmt(v, 4)) : String(v)]);
+    });
+    return out;
+  }
+
+  function renderTasks() {
+    var box = clear($('task-blocks'));
+    D.tasks.forEach(function (name) {
+      var ref = null;
+      for (var i = 0; i < runs.length && !ref; i++) ref = taskOf(i, name);
+      var block = h('div', { class: 'task-block', id: 'task-' + name.replace(/[^A-Za-z0-9_-]/g, '_') });
+      add(block, [h('h3', { text: name }), h('p', { class: 'muted', text: ref.description || '' })]);
+      add(block, metricsTable(name));
+      var extras = [];
+      runs.forEach(function (r, ri) { var t = taskOf(ri, name); if (t && t.extra && Object.keys(t.extra).length) extras.push([r.label, flatten(t.extra, '', [])]); });
+      extras.forEach(function (e) {
+        var tbl = h('table', { class: 'kv' }, h('tr', {}, h('th', { text: 'task-level metric' + (runs.length > 1 ? ' (' + e[0] + ')' : '') }), h('th', { class: 'num', text: 'value' })));
+        e[1].slice(0, 60).forEach(function (kv) { add(tbl, h('tr', {}, h('td', { text: kv[0] }), h('td', { class: 'num', text: kv[1] }))); });
+        add(block, tbl);
+      });
+      var m = ref.metric, dims = [];
+      runs.forEach(function (r, ri) { var t = taskOf(ri, name); (t ? t.breakdowns : []).forEach(function (b) { if (dims.indexOf(b.dim) < 0) dims.push(b.dim); }); });
+      var grid = h('div', { class: 'grid2' });
+      dims.forEach(function (dim) {
+        var label = dim, names = [];
+        runs.forEach(function (r, ri) {
+          var t = taskOf(ri, name), b = t && t.breakdowns.filter(function (x) { return x.dim === dim; })[0];
+          if (b) { label = b.label; b.rows.forEach(function (g) { if (names.indexOf(g.name) < 0) names.push(g.name); }); }
+        });
+        var rows = names.map(function (n) {
+          return { label: n, values: runs.map(function (r, ri) {
+            var t = taskOf(ri, name), b = t && t.breakdowns.filter(function (x) { return x.dim === dim; })[0];
+            var g = b && b.rows.filter(function (x) { return x.name === n; })[0];
+            return metricValues(g, m) ? Object.assign({ n: g.n }, metricValues(g, m)) : null;
+          }) };
+        });
+        if (!rows.length || !m) return;
+        var title = name + ': ' + metricLabel(ref, m) + ' by ' + label.toLowerCase();
+        add(grid, h('figure', { class: 'chart' }, h('figcaption', { class: 'chart-title', text: title }),
+          forest({ width: 560, labelW: 140, id: 'bd-' + name + '-' + dim, title: title, xlabel: metricLabel(ref, m) + ' (95% CI)', rows: rows, series: runs.map(function (r) { return r.label; }), ref: ref.metrics[m] ? ref.metrics[m].mean : null })));
+      });
+      add(block, grid);
+      if (!dims.length) add(block, h('p', { class: 'note', text: 'No subset or topic breakdown recorded for this task.' }));
+      add(box, block);
+    });
+  }
+
+  // ---------- stability ----------
+  function heatmap(hm, metricName, title) {
+    var nV = hm.variants.length, nC = hm.countries.length;
+    var cell = Math.max(14, Math.min(34, Math.floor(640 / Math.max(1, nV)))), rowH = 16, labelW = 170, top = 140;
+    var width = Math.max(labelW + nV * cell + 140, labelW + 480), height = top + nC * rowH + 60;
+    var all = [];
+    hm.values.forEach(function (r) { r.forEach(function (v) { if (v !== null) all.push(v); }); });
+    var dom = niceDomain(all);
+    var svg = s('svg', { viewBox: '0 0 ' + width + ' ' + height, class: 'heatmap', role: 'img', 'aria-label': title, width: width });
+    add(svg, s('title', { text: title }));
+    hm.variants.forEach(function (v, i) {
+      var x = labelW + i * cell + cell / 2;
+      add(svg, s('text', { x: x, y: top - 6, 'font-size': 10, transform: 'rotate(-55 ' + x + ' ' + (top - 6) + ')', text: v.length > 26 ? v.slice(0, 25) + '…' : v }, s('title', { text: v })));
+    });
+    hm.countries.forEach(function (c, j) {
+      add(svg, s('text', { x: labelW - 6, y: top + j * rowH + 12, 'font-size': 11, 'text-anchor': 'end', text: c }));
+      hm.variants.forEach(function (v, i) {
+        var val = hm.values[i][j];
+        add(svg, s('rect', { x: labelW + i * cell, y: top + j * rowH, width: cell - 1, height: rowH - 1,
+          fill: val === null ? '#eceef2' : viridis((val - dom[0]) / ((dom[1] - dom[0]) || 1)) }, s('title', { text: c + ' · ' + v + ': ' + fmt(val, 3) })));
+      });
+    });
+    var ly = top + nC * rowH + 18;
+    var gid = 'hm-grad-' + Math.random().toString(36).slice(2, 8);
+    var grad = s('linearGradient', { id: gid, x1: 0, x2: 1, y1: 0, y2: 0 });
+    VIRIDIS.forEach(function (c, i) { add(grad, s('stop', { offset: (i / (VIRIDIS.length - 1) * 100) + '%', 'stop-color': c })); });
+    add(svg, [s('defs', {}, grad), s('rect', { x: labelW, y: ly, width: 200, height: 10, fill: 'url(#' + gid + ')' }),
+      s('text', { x: labelW - 6, y: ly + 9, 'font-size': 10, 'text-anchor': 'end', text: fmt(dom[0], 2) }),
+      s('text', { x: labelW + 206, y: ly + 9, 'font-size': 10, text: fmt(dom[1], 2) + '  ' + metricName + ' (grey: no data)' }),
+      s('text', { x: labelW, y: ly + 30, 'font-size': 11, text: 'columns: prompt variants · rows: countries' })]);
+    return svg;
+  }
+
+  function renderStability() {
+    var box = clear($('stability-blocks')), any = false;
+    runs.forEach(function (r, ri) {
+      Object.keys(r.tasks).forEach(function (name) {
+        var t = r.tasks[name], sw = t.sweep;
+        var rob = r.robustness && r.robustness.tasks ? r.robustness.tasks[name] : null;
+        if (!sw && !(rob && rob.n_variants > 1)) return;
+        any = true;
+        var block = h('div', { class: 'task-block' }, h('h3', { text: name + (runs.length > 1 ? ' · ' + r.label : '') }));
+        if (rob && rob.verdicts && rob.verdicts.length) add(block, h('ul', { class: 'verdicts' }, rob.verdicts.map(function (v) { return h('li', { text: v }); })));
+        if (sw) {
+          var m = sw.metric;
+          var title = name + ': ' + metricLabel(t, m) + ' under each prompt variant';
+          add(block, h('figure', { class: 'chart' }, h('figcaption', { class: 'chart-title', text: title }),
+            forest({ labelW: 320, id: 'variants-' + ri + '-' + name, title: title, xlabel: metricLabel(t, m) + ' (95% CI)', series: [r.label],
+              rows: sw.variants.map(function (v) { return { label: v.name, values: [v.metrics[m] ? Object.assign({ n: v.n }, v.metrics[m]) : null] }; }),
+              ref: t.metrics[m] ? t.metrics[m].mean : null, refLabel: 'primary variant' })));
+          var stats = h('table', {}, h('tr', {}, h('th', { text: 'measure' }), h('th', { class: 'num', text: 'value' }), h('th', { text: 'meaning' })));
+          function srow(a, b, c) { add(stats, h('tr', {}, h('td', { text: a }), h('td', { class: 'num', text: b }), h('td', { class: 'tag', text: c })));}
+          srow('item flip rate', sw.flip.rate === null ? '–' : fmt(100 * sw.flip.rate, 1) + '% of ' + sw.flip.items,
+            'items whose parsed answer is not the same under every variant');
+          if (rob && rob.items && rob.items.consistency) srow('consistency', fmtCI(rob.items.consistency, 3), 'share of items answered identically under every variant');
+          if (rob && rob.items && rob.items.robust) srow('robust score', fmtCI(rob.items.robust, 3), 'share right under every variant (worst case)');
+          if (rob && rob.spread) srow('spread of scores', fmt(rob.spread.min, 3) + '–' + fmt(rob.spread.max, 3) + ' (SD ' + fmt(rob.spread.sd, 3) + ')', 'across ' + rob.spread.n_variants + ' variants');
+          if (rob && rob.country_ranking && rob.country_ranking.flip_rate !== undefined && rob.country_ranking.flip_rate !== null)
+            srow('country-pair flip rate', fmt(100 * rob.country_ranking.flip_rate, 1) + '%', 'country-pair orderings that reverse between variants (Kendall τ min ' + fmt(rob.country_ranking.tau_min, 2) + ')');
+          if (rob && rob.items && rob.items.variants_differ && rob.items.variants_differ.p !== null && rob.items.variants_differ.p !== undefined)
+            srow('variants differ?', 'p=' + fmt(rob.items.variants_differ.p, 4), rob.items.variants_differ.test || '');
+          add(block, [h('h4', { text: 'Flip rate and consistency' }), stats]);
+          if (sw.effects.length) {
+            var eff = h('table', {}, h('tr', {}, h('th', { text: 'factor' }), h('th', { text: 'level' }), h('th', { class: 'num', text: 'mean ' + m }),
+              h('th', { class: 'num', text: 'Δ vs ' + 'primary level' }), h('th', { class: 'num', text: 'variants' }), h('th', { class: 'num', text: 'share of variance' })));
+            sw.effects.forEach(function (e) {
+              var share = rob && rob.variance && rob.variance.factors && rob.variance.factors[e.factor] ? rob.variance.factors[e.factor].share : null;
+              e.levels.forEach(function (l, li) {
+                add(eff, h('tr', {}, h('td', { text: li === 0 ? e.factor : '' }), h('td', { text: l.level + (l.level === e.reference ? ' (primary)' : '') }),
+                  h('td', { class: 'num', text: fmt(l.mean, 3) }), h('td', { class: 'num', text: l.delta === null ? '–' : (l.delta > 0 ? '+' : '') + fmt(l.delta, 3) }),
+                  h('td', { class: 'num', text: String(l.variants) }), h('td', { class: 'num', text: li === 0 && share !== null ? fmt(100 * share, 0) + '%' : '' })));
+              });
+            });
+            add(block, [h('h4', { text: 'Factor effects (mean score per level, averaged over the other factors)' }), eff]);
+          }
+          if (sw.heatmap.countries.length) {
+            var ht = name + ': ' + metricLabel(t, m) + ', prompt variant × country';
+            add(block, h('figure', { class: 'chart' }, h('figcaption', { class: 'chart-title', text: ht }), h('div', { style: null, class: 'heatmap-wrap' }, heatmap(sw.heatmap, metricLabel(t, m), ht))));
+          }
+        }
+        add(box, block);
+      });
+    });
+    $('stability').hidden = !any;
+    document.querySelector('a[data-section=stability]').hidden = !any;
+  }
+
+  // ---------- values / alignment (alignment.json, optional) ----------
+  function genericTable(rows) {
+    var cols = [];
+    rows.forEach(function (r) { Object.keys(r).forEach(function (k) { if (cols.indexOf(k) < 0 && (r[k] === null || typeof r[k] !== 'object')) cols.push(k); }); });
+    var tbl = h('table', {}, h('tr', {}, cols.map(function (c) { return h('th', { text: c }); })));
+    rows.slice(0, 200).forEach(function (r) {
+      add(tbl, h('tr', {}, cols.map(function (c) { var v = r[c]; return h('td', { class: typeof v === 'number' ? 'num' : null, text: typeof v === 'number' ? fmt(v, 3) : v === null || v === undefined ? '' : String(v) }); })));
+    });
+    return tbl;
+  }
+  function renderValue(key, v, depth) {
+    if (v === null || v === undefined) return null;
+    if (Array.isArray(v)) {
+      if (!v.length) return null;
+      if (typeof v[0] === 'object' && v[0] !== null && !Array.isArray(v[0])) return h('div', {}, h('h4', { text: key }), genericTable(v));
+      if (typeof v[0] === 'string' && v.join('').length > 120) return h('div', {}, h('h4', { text: key }), h('ul', { class: 'verdicts' }, v.map(function (x) { return h('li', { text: String(x) }); })));
+      return h('p', { class: 'kv' }, h('strong', { text: key + ': ' }), v.map(function (x) { return typeof x === 'number' ? fmt(x, 3) : String(x); }).join(', '));
+    }
+    if (typeof v === 'object') {
+      var keys = Object.keys(v);
+      if (depth > 3) return h('p', { class: 'kv' }, h('strong', { text: key + ': ' }), JSON.stringify(v).slice(0, 300));
+      // a map of name -> flat object: one table row per name
+      var flat = keys.length > 1 && keys.every(function (k) { var x = v[k]; return x && typeof x === 'object' && !Array.isArray(x) && Object.keys(x).every(function (kk) { return x[kk] === null || typeof x[kk] !== 'object'; }); });
+      if (flat) return h('div', {}, h('h4', { text: key }), genericTable(keys.map(function (k) { return Object.assign({ name: k }, v[k]); })));
+      return h('div', { class: depth ? 'kv' : null }, h(depth ? 'h4' : 'h3', { text: key }), keys.map(function (k) { return renderValue(k, v[k], depth + 1); }));
+    }
+    return h('p', { class: 'kv' }, h('strong', { text: key + ': ' }), typeof v === 'number' ? fmt(v, 4) : String(v));
+  }
+  function ciOf(x) { return x && typeof x === 'object' ? { mean: x.mean, lo: x.ci ? x.ci[0] : x.lo, hi: x.ci ? x.ci[1] : x.hi, n: x.n } : null; }
+
+  function alignmentTask(name, t, run, ri) {
+    var block = h('div', { class: 'task-block' }, h('h3', { text: name + (runs.length > 1 ? ' · ' + run.label : '') }));
+    if (t.error || t.note) add(block, h('p', { class: 'note', text: String(t.error || t.note) }));
+    var metric = t.metric, mname = t.metric_name || metric || 'similarity';
+    add(block, h('p', { class: 'muted', text: [t.kind ? 'kind: ' + t.kind : '', t.samples !== undefined ? t.samples + ' samples' : '',
+      t.invalid ? t.invalid + ' invalid' : '', metric ? 'similarity: ' + mname + ' (1 = identical to the country\'s human answers)' : '']
+      .filter(function (x) { return x; }).join(' · ') }));
+    var done = { kind: 1, samples: 1, invalid: 1, metric: 1, metric_name: 1, note: 1, error: 1, presentations: 1, conditions: 1, heldout_countries: 1 };
+    var conds = t.by_condition || {};
+    Object.keys(conds).forEach(function (cid) {
+      var c = conds[cid], tables = c.countries || {};
+      var m = tables[metric] ? metric : Object.keys(tables)[0];
+      var rows = (tables[m] || []).slice().sort(function (a, b) { return (b.sim || 0) - (a.sim || 0); });
+      if (!rows.length) return;
+      var title = name + ': nearest countries' + (cid === 'unsteered' ? '' : ' when steered (' + cid + ')') + ' — ' + (m === metric ? mname : m);
+      var top = rows.slice(0, 25);
+      add(block, h('figure', { class: 'chart' }, h('figcaption', { class: 'chart-title', text: title }),
+        forest({ id: 'align-' + ri + '-' + name + '-' + cid, title: title, xlabel: 'similarity to the country\'s survey answers (' + (m === metric ? mname : m) + '), 95% CI',
+          series: [run.label], rows: top.map(function (r) { return { label: (r.rank ? r.rank + '. ' : '') + r.country, values: [{ mean: r.sim, lo: r.ci ? r.ci[0] : null, hi: r.ci ? r.ci[1] : null, n: r.n }] }; }),
+          ref: top.length && top[0].uniform !== undefined && top[0].uniform !== null ? top[0].uniform : null, refLabel: 'uniform answers' }),
+        h('p', { class: 'note', text: c.questions + ' questions. Top ' + top.length + ' of ' + rows.length + ' countries. P(nearest) = share of bootstrap resamples in which the country is the closest.' })));
+      var tbl = h('table', { class: 'align-table' }, h('tr', {}, ['rank', 'country', 'similarity [95% CI]', 'normalised', 'uniform baseline', 'P(nearest)', 'rank 95% interval'].map(function (x, i) {
+        return h('th', { class: i === 1 ? null : 'num', text: x });
+      })));
+      rows.slice(0, 10).forEach(function (r) {
+        add(tbl, h('tr', {}, h('td', { class: 'num', text: String(r.rank || '') }), h('td', { text: r.country }),
+          h('td', { class: 'num', text: fmtCI(ciOf({ mean: r.sim, ci: r.ci }), 3) }), h('td', { class: 'num', text: fmt(r.normalised, 3) }),
+          h('td', { class: 'num', text: fmt(r.uniform, 3) }), h('td', { class: 'num', text: r.p_nearest === undefined ? '–' : fmt(100 * r.p_nearest, 0) + '%' }),
+          h('td', { class: 'num', text: r.rank_ci ? r.rank_ci[0] + '–' + r.rank_ci[1] : '–' })));
+      });
+      add(block, tbl);
+    });
+    if (Object.keys(conds).length) done.by_condition = 1;
+    var st = t.steering;
+    if (st && st.styles) {
+      done.steering = 1;
+      add(block, h('h4', { text: 'Steerability: does a persona prompt move the answers toward the named country?' }));
+      Object.keys(st.styles).forEach(function (style) {
+        var splits = st.styles[style].splits || {};
+        Object.keys(splits).forEach(function (split) {
+          var sp = splits[split], targets = sp.targets || {};
+          var sum = (sp.summary || {}).all || {};
+          var line = 'Persona style ' + style + (split !== 'all' ? ', ' + split + ' questions' : '') + ' (' + sp.questions + ' questions): ';
+          var bits = [];
+          if (sum.gain) bits.push('mean gain ' + fmtCI(ciOf(sum.gain), 3));
+          if (sum.specificity) bits.push('specificity ' + fmtCI(ciOf(sum.specificity), 3));
+          if (sum.top1 !== undefined) bits.push(fmt(100 * sum.top1, 0) + '% of targets are best matched by their own persona');
+          add(block, h('p', {}, h('strong', { text: line }), bits.join('; ') || '–'));
+          var tbl = h('table', {}, h('tr', {}, ['target country', 'aligned when steered', 'unsteered', 'gain [95% CI]', 'specificity [95% CI]', 'best-matching persona'].map(function (x, i) {
+            return h('th', { class: i ? 'num' : null, text: x });
+          })));
+          Object.keys(targets).forEach(function (x) {
+            var r = targets[x];
+            add(tbl, h('tr', {}, h('td', { text: x + (r.heldout_country ? ' (held out)' : '') }), h('td', { class: 'num', text: fmtCI(ciOf(r.aligned), 3) }),
+              h('td', { class: 'num', text: fmtCI(ciOf(r.unsteered), 3) }), h('td', { class: 'num', text: fmtCI(ciOf(r.gain), 3) }),
+              h('td', { class: 'num', text: fmtCI(ciOf(r.specificity), 3) }), h('td', { class: 'num', text: r.best_steer || '–' })));
+          });
+          add(block, tbl);
+        });
+      });
+      add(block, h('p', { class: 'note', text: 'Gain: alignment with a country when the prompt names it minus alignment without a persona. Specificity: alignment with the named country minus mean alignment with it under the other personas.' }));
+    }
+    Object.keys(t).forEach(function (k) { if (!done[k]) add(block, renderValue(k.replace(/_/g, ' '), t[k], 1)); });
+    return block;
+  }
+
+  function renderAlignment() {
+    var box = clear($('alignment-blocks')), any = false;
+    runs.forEach(function (r, ri) {
+      var a = r.alignment;
+      if (!a || typeof a !== 'object') return;
+      var tasks = a.tasks && typeof a.tasks === 'object' ? a.tasks : null;
+      if (!tasks) { any = true; add(box, h('div', { class: 'task-block' }, renderValue('alignment · ' + r.label, a, 0))); return; }
+      Object.keys(tasks).forEach(function (name) {
+        any = true;
+        var t = tasks[name];
+        try { add(box, alignmentTask(name, t || {}, r, ri)); } catch (err) {
+          add(box, h('div', { class: 'task-block' }, renderValue(name, t, 0)));  // unknown shape: show it generically
+        }
+      });
+    });
+    $('alignment').hidden = !any;
+    document.querySelector('a[data-section=alignment]').hidden = !any;
+  }
+
+  // ---------- comparison ----------
+  function renderComparison() {
+    var box = clear($('comparison-blocks'));
+    var any = runs.length > 1;
+    if (any) {
+      (D.comparisons || []).forEach(function (c) {
+        var a = runs[c.a], b = runs[c.b];
+        var block = h('div', { class: 'task-block' }, h('h3', { text: b.label + ' vs ' + a.label }));
+        if (!c.result) { add(block, h('p', { class: 'note', text: 'No paired comparison: ' + (c.error || 'unavailable') })); add(box, block); return; }
+        Object.keys(c.result.tasks || {}).forEach(function (name) {
+          var t = c.result.tasks[name];
+          add(block, h('h4', { text: name + ' · ' + t.metric + ' · paired on ' + t.pairing }));
+          var tbl = h('table', { class: 'compare-table' }, h('tr', {}, ['group', 'n', c.result.a, c.result.b, 'A − B [95% CI]', 'p', 'p (Holm)', '', 'note'].map(function (x, i) {
+            return h('th', { class: i > 0 && i < 7 ? 'num' : null, text: x });
+          })));
+          (t.rows || []).forEach(function (row) {
+            var p = row.group === 'all' ? row.p : row.p_holm;
+            add(tbl, h('tr', {}, h('td', { text: row.group === 'all' ? 'all shared items' : row.group }), h('td', { class: 'num', text: String(row.n) }),
+              h('td', { class: 'num', text: fmt(row.a, 3) }), h('td', { class: 'num', text: fmt(row.b, 3) }),
+              h('td', { class: 'num', text: (row.diff > 0 ? '+' : '') + fmt(row.diff, 3) + ' [' + fmt(row.ci[0], 3) + ', ' + fmt(row.ci[1], 3) + ']' }),
+              h('td', { class: 'num', text: fmt(row.p, 4) }), h('td', { class: 'num', text: fmt(row.p_holm, 4) }),
+              h('td', { class: 'sig', text: sigMark(p) }), h('td', { class: 'tag', text: row.note || '' })));
+          });
+          add(block, tbl);
+        });
+        add(block, h('p', { class: 'note', text: 'A = ' + c.result.a + ', B = ' + c.result.b + '. Marks: * p<0.05, ** p<0.01, *** p<0.001 (country rows Holm-adjusted). Tests: McNemar for 0/1 scores, paired permutation otherwise.' }));
+        add(box, block);
+      });
+    }
+    $('comparison').hidden = !any;
+    document.querySelector('a[data-section=comparison]').hidden = !any;
+  }
+
+  // ---------- sample explorer ----------
+  var S = null, COL = {}, T = null;
+  // samples: plain JSON, or gzip+base64 for large runs (inflated with the browser's DecompressionStream)
+  function loadSamples() {
+    var node = $('report-samples');
+    if (node.getAttribute('data-encoding') !== 'gzip+base64') return Promise.resolve(JSON.parse(node.textContent));
+    if (typeof DecompressionStream === 'undefined') return Promise.reject(new Error('this browser cannot inflate the embedded samples (no DecompressionStream)'));
+    var bin = atob(node.textContent.trim()), bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+    return new Response(stream).text().then(JSON.parse);
+  }
+  var ex = { run: 'all', task: 'all', country: 'all', variant: 'all', outcome: 'all', q: '', page: 0 };
+  var filtered = [];
+
+  function cell(row, name) { return row[COL[name]]; }
+  function tval(row, name) { var i = row[COL[name]]; return i === null || i === undefined ? null : T[name][i]; }
+
+  function applyFilters() {
+    var q = ex.q.trim().toLowerCase();
+    filtered = [];
+    for (var i = 0; i < S.rows.length; i++) {
+      var r = S.rows[i];
+      if (ex.run !== 'all' && String(cell(r, 'run')) !== ex.run) continue;
+      if (ex.task !== 'all' && String(cell(r, 'task')) !== ex.task) continue;
+      if (ex.country !== 'all' && String(cell(r, 'country')) !== ex.country) continue;
+      if (ex.variant !== 'all' && String(cell(r, 'variant')) !== ex.variant) continue;
+      var o = cell(r, 'outcome');
+      if (ex.outcome === 'correct' && o !== 1) continue;
+      if (ex.outcome === 'incorrect' && o !== 0) continue;
+      if (ex.outcome === 'invalid' && o !== -1) continue;
+      if (q) {
+        var hay = (cell(r, 'item') + ' ' + (tval(r, 'prompt') || '') + ' ' + (cell(r, 'text') || '')).toLowerCase();
+        if (hay.indexOf(q) < 0) continue;
+      }
+      filtered.push(i);
+    }
+    var pages = Math.max(1, Math.ceil(filtered.length / PAGE));
+    if (ex.page >= pages) ex.page = pages - 1;
+  }
+
+  function renderExplorerFilters() {
+    var box = clear($('explorer-filters'));
+    function opts(name) {
+      var counts = {};
+      S.rows.forEach(function (r) { var v = r[COL[name]]; if (v !== null && v !== undefined) counts[v] = (counts[v] || 0) + 1; });
+      return [['all', 'all']].concat(Object.keys(counts).sort(function (a, b) { return String(T[name][a]).localeCompare(String(T[name][b])); })
+        .map(function (k) { return [k, T[name][k] + ' (' + counts[k] + ')']; }));
+    }
+    function changed(key) { return function (v) { ex[key] = v; ex.page = 0; refreshExplorer(); }; }
+    if (runs.length > 1) add(box, select('Run', [['all', 'all']].concat(runs.map(function (r, i) { return [String(i), r.label]; })), ex.run, changed('run'), 'ex-run'));
+    add(box, select('Task', opts('task'), ex.task, changed('task'), 'ex-task'));
+    add(box, select('Country', opts('country'), ex.country, changed('country'), 'ex-country'));
+    if (T.variant.length > 1) add(box, select('Variant', opts('variant'), ex.variant, changed('variant'), 'ex-variant'));
+    var grp = h('span', { class: 'btn-group', role: 'group', 'aria-label': 'Outcome' });
+    [['all', 'All'], ['correct', 'Correct'], ['incorrect', 'Incorrect'], ['invalid', 'Invalid']].forEach(function (o) {
+      var b = h('button', { type: 'button', id: 'ex-outcome-' + o[0], 'aria-pressed': ex.outcome === o[0] ? 'true' : 'false', text: o[1] });
+      on(b, 'click', function () {
+        ex.outcome = o[0]; ex.page = 0;
+        Array.prototype.forEach.call(grp.children, function (c) { c.setAttribute('aria-pressed', c === b ? 'true' : 'false'); });
+        refreshExplorer();
+      });
+      add(grp, b);
+    });
+    add(box, h('label', {}, 'Outcome', grp));
+    var search = h('input', { type: 'search', id: 'ex-search', placeholder: 'search item id, prompt, answer', size: 28 });
+    var timer = null;
+    on(search, 'input', function () { clearTimeout(timer); timer = setTimeout(function () { ex.q = search.value; ex.page = 0; refreshExplorer(); }, 200); });
+    add(box, search);
+  }
+
+  function optionLabel(row, j) {
+    var order = cell(row, 'order'), labels = tval(row, 'labels');
+    if (!order) return String.fromCharCode(65 + j);
+    var pos = order.indexOf(j);
+    if (pos < 0) return '–';
+    return labels && labels[pos] ? labels[pos] : '#' + (pos + 1);
+  }
+
+  function describeAnswer(row, v) {
+    var opts = tval(row, 'options');
+    if (typeof v === 'number' && opts && opts[v] !== undefined) return optionLabel(row, v) + ' — ' + opts[v];
+    if (v === null || v === undefined) return 'none (unparseable)';
+    return String(v);
+  }
+
+  function sampleCard(idx) {
+    var row = S.rows[idx];
+    var o = cell(row, 'outcome'), score = cell(row, 'score');
+    var badge = o === 1 ? ['ok', 'correct'] : o === 0 ? ['bad', 'incorrect'] : o === -1 ? ['invalid', 'invalid'] : ['na', 'unscored'];
+    if (score !== null && score !== undefined && score !== 0 && score !== 1) badge[1] += ' ' + fmt(score, 2);
+    var gold = cell(row, 'gold'), pred = cell(row, 'pred');
+    var goldText = Array.isArray(gold) ? gold.map(function (g) { return describeAnswer(row, g); }).join('; ') : describeAnswer(row, gold);
+    var det = h('details', { class: 'sample', 'data-index': idx });
+    var summary = h('summary', {},
+      h('span', { class: 'badge ' + badge[0], text: badge[1] }),
+      h('strong', { class: 'mono', text: cell(row, 'item') }),
+      h('span', { class: 'tag', text: [tval(row, 'task'), tval(row, 'country'), tval(row, 'topic'), 'variant ' + tval(row, 'variant'), tval(row, 'mode')]
+        .filter(function (x) { return x; }).join(' · ') + (runs.length > 1 ? ' · ' + runs[cell(row, 'run')].label : '') }),
+      h('div', { class: 'answer-line' }, h('span', { class: 'tag', text: 'parsed answer: ' }), h('span', { class: 'pred', text: describeAnswer(row, pred) }),
+        h('span', { class: 'tag', text: '   gold: ' }), h('span', { class: 'gold', text: goldText })));
+    add(det, summary);
+    var filled = false;
+    on(det, 'toggle', function () {
+      if (!det.open || filled) return;
+      filled = true;
+      var body = h('div', { class: 'sample-body' });
+      add(body, [h('h4', { text: 'Prompt (exactly as sent, chat template applied)' }), h('pre', { class: 'prompt', text: tval(row, 'prompt') || '' })]);
+      var text = cell(row, 'text');
+      if (text !== null && text !== undefined) add(body, [h('h4', { text: 'Raw response' }), h('pre', { class: 'response', text: text })]);
+      var opts = tval(row, 'options'), probs = cell(row, 'probs');
+      if (opts && opts.length) {
+        var goldSet = Array.isArray(gold) ? gold : [gold];
+        var tbl = h('table', { class: 'opt-table' }, h('tr', {}, h('th', { text: 'label' }), h('th', { text: 'option (original order)' }),
+          h('th', { class: 'num', text: probs ? 'probability' : '' }), probs ? h('th', { text: '' }) : null, h('th', { text: '' })));
+        opts.forEach(function (opt, j) {
+          var p = probs ? probs[j] : null;
+          var bar = null;
+          if (probs) { bar = h('div', { class: 'probbar' }, h('span')); bar.firstChild.style.width = Math.round(100 * (p || 0)) + '%'; }
+          add(tbl, h('tr', { class: goldSet.indexOf(j) >= 0 ? 'gold' : null },
+            h('td', { class: 'mono', text: optionLabel(row, j) }), h('td', { text: opt }),
+            h('td', { class: 'num', text: probs ? fmt(p, 3) : '' }), probs ? h('td', { class: 'bar' }, bar) : null,
+            h('td', { text: (goldSet.indexOf(j) >= 0 ? '✓ gold ' : '') + (pred === j ? '● chosen' : '') })));
+        });
+        add(body, [h('h4', { text: probs ? 'Per-option probabilities' : 'Options' }), tbl]);
+      }
+      add(det, body);
+    });
+    return det;
+  }
+
+  function refreshExplorer() {
+    applyFilters();
+    var list = clear($('explorer-list')), pager = clear($('explorer-pager'));
+    var start = ex.page * PAGE, end = Math.min(filtered.length, start + PAGE);
+    var count = $('explorer-count');
+    count.textContent = filtered.length + ' of ' + S.total + ' samples match' + (filtered.length ? '; showing ' + (start + 1) + '–' + end : '');
+    count.setAttribute('data-count', String(filtered.length));
+    for (var i = start; i < end; i++) add(list, sampleCard(filtered[i]));
+    var pages = Math.max(1, Math.ceil(filtered.length / PAGE));
+    var prev = h('button', { type: 'button', id: 'ex-prev', disabled: ex.page === 0, text: '← previous' });
+    var next = h('button', { type: 'button', id: 'ex-next', disabled: ex.page >= pages - 1, text: 'next →' });
+    on(prev, 'click', function () { ex.page--; refreshExplorer(); });
+    on(next, 'click', function () { ex.page++; refreshExplorer(); });
+    add(pager, [prev, h('span', { text: 'page ' + (ex.page + 1) + ' of ' + pages }), next]);
+  }
+
+  function renderExplorer(samples) {
+    S = samples; T = S.tables;
+    S.columns.forEach(function (c, i) { COL[c] = i; });
+    var note = [];
+    if (S.prompt_cap) note.push('Large run: prompts longer than ' + S.prompt_cap + ' characters are shortened in this file (' + S.prompts_shortened + ' samples); the full text is in samples.jsonl.');
+    $('explorer-note').textContent = note.join(' ');
+    renderExplorerFilters();
+    refreshExplorer();
+  }
+
+  // ---------- go ----------
+  function main() {
+    state.task = firstTaskWithCountries();
+    renderSummary();
+    if (state.task) renderCountries();
+    renderTasks();
+    renderStability();
+    renderAlignment();
+    renderComparison();
+    $('footer-generated').textContent = 'Generated ' + D.generated + ' by culturelens ' + D.culturelens + '.';
+    $('footer-map-source').textContent = 'Map: ' + WORLD.source + '; ' + WORLD.projection + ' projection. Region = UN M49 region.';
+    $('explorer-count').textContent = 'Loading samples…';
+    return loadSamples().then(function (samples) {
+      renderExplorer(samples);
+      document.body.setAttribute('data-ready', '1');
+    });
+  }
+  function failed(err) {
+    document.body.setAttribute('data-ready', 'error');
+    var p = document.createElement('p');
+    p.className = 'callout';
+    p.textContent = 'The report could not be drawn: ' + err;
+    document.body.insertBefore(p, document.body.firstChild);
+    console.error(err);
+  }
+  try { main().catch(failed); } catch (err) { failed(err); }
+})();

@@ -1,0 +1,560 @@
+"""The report model: everything the HTML report shows, as one JSON-able dict built from run directories.
+
+The page's JavaScript only lays this out; every number it shows is computed here, so it can be tested
+without a browser. Samples are stored column-compressed (string tables for repeated values) and, for
+large runs, prompts are shortened to a per-prompt cap that the page states.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import shlex
+from collections import defaultdict
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from culturelens.aggregate import headline_metric
+from culturelens.countries import try_normalize_country
+
+#: total characters of (distinct) prompt text embedded before prompts get shortened
+PROMPT_BUDGET = 4_000_000
+#: a shortened prompt keeps at least this many characters (head and tail)
+MIN_PROMPT_CAP = 600
+#: a generated response longer than this is shortened in the explorer
+TEXT_CAP = 4000
+#: side files written by other analyses; shown only when present (and smaller than this)
+SIDE_FILE_MAX = 2_000_000
+
+METRIC_LABELS = {
+    "acc": "accuracy (share correct)",
+    "acc_norm": "accuracy, length-normalised cloze",
+    "binary": "accuracy (binary match)",
+    "score": "score",
+    "mc1": "MC1 accuracy",
+    "alignment": "alignment with human answers",
+    "orientation": "orientation",
+    "f1": "F1",
+    "em": "exact match",
+}
+
+SAMPLE_COLUMNS = [
+    "run", "task", "item", "variant", "country", "topic", "mode", "prompt", "options", "labels",
+    "order", "gold", "pred", "probs", "text", "score", "outcome",
+]  # fmt: skip
+
+
+def _num(x: Any, nd: int = 4) -> float | None:
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) or math.isinf(v) else round(v, nd)
+
+
+def metric_label(name: str) -> str:
+    return METRIC_LABELS.get(name, name.replace("_", " "))
+
+
+def _read_json(path: Path) -> Any:
+    with path.open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _side_file(run_dir: Path, name: str) -> tuple[Any, str | None]:
+    """An optional analysis file: (content or None, note when it exists but cannot be shown)."""
+    path = run_dir / name
+    if not path.exists():
+        return None, None
+    if path.stat().st_size > SIDE_FILE_MAX:
+        return None, f"{name} is larger than {SIDE_FILE_MAX // 1_000_000} MB and is not embedded"
+    try:
+        return _read_json(path), None
+    except (OSError, ValueError) as exc:
+        return None, f"{name} could not be read: {exc}"
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    """Read a run directory: results.json (required), config/timing/samples and side files (optional)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: not a directory")
+    res_path = run_dir / "results.json"
+    if not res_path.exists():
+        raise FileNotFoundError(f"{res_path}: not found (is {run_dir} a culturelens run directory?)")
+    try:
+        results = _read_json(res_path)
+    except ValueError as exc:
+        raise ValueError(f"{res_path}: invalid JSON ({exc})") from exc
+    if not isinstance(results, dict) or not isinstance(results.get("tasks"), dict):
+        raise ValueError(f"{res_path}: no 'tasks' object; not a culturelens results file")
+    out: dict[str, Any] = {"dir": run_dir, "results": results, "notes": []}
+    for name in ("config", "timing"):
+        path = run_dir / f"{name}.json"
+        try:
+            out[name] = _read_json(path) if path.exists() else {}
+        except ValueError:
+            out[name] = {}
+            out["notes"].append(f"{name}.json is not valid JSON")
+    samples: list[dict[str, Any]] = []
+    spath = run_dir / "samples.jsonl"
+    if spath.exists():
+        with spath.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if line.strip():
+                    try:
+                        samples.append(json.loads(line))
+                    except ValueError:
+                        out["notes"].append(f"samples.jsonl line {lineno} is not valid JSON (skipped)")
+    else:
+        out["notes"].append("samples.jsonl not found: no per-sample explorer for this run")
+    out["samples"] = samples
+    for side in ("robustness", "alignment"):
+        content, note = _side_file(run_dir, f"{side}.json")
+        out[side] = content
+        if note:
+            out["notes"].append(note)
+    out["mtime"] = res_path.stat().st_mtime
+    return out
+
+
+# --- aggregates ---------------------------------------------------------------------------------
+def _metrics(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, m in (entry.get("metrics") or {}).items():
+        if not isinstance(m, dict):
+            continue
+        ci = m.get("ci") or [None, None]
+        out[name] = {"mean": _num(m.get("mean")), "lo": _num(ci[0]), "hi": _num(ci[1]), "n": m.get("n")}
+    return out
+
+
+def _group_rows(groups: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"name": str(name), "n": g.get("n"), "invalid": g.get("invalid", 0), "metrics": _metrics(g)}
+        for name, g in groups.items()
+        if isinstance(g, dict)
+    ]
+
+
+def country_rows(by_country: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-country entries with ISO codes, region and whether the entry is sub-national (e.g. Assam)."""
+    rows = []
+    for key, entry in by_country.items():
+        if not isinstance(entry, dict):
+            continue
+        ctry = try_normalize_country(str(key))
+        iso2 = entry.get("iso2") or (ctry.iso2 if ctry else None)
+        base = try_normalize_country(iso2) if iso2 else None
+        sub = entry.get("subnational") or (ctry.subnational if ctry else None)
+        rows.append(
+            {
+                "key": str(key),
+                "name": str(key),
+                "country": base.name if base else str(key),
+                "iso2": iso2,
+                "iso3": entry.get("iso3") or (base.iso3 if base else None),
+                "region": entry.get("region") or (base.region if base else "Other"),
+                "subregion": base.subregion if base else None,
+                "subnational": sub,
+                "n": entry.get("n"),
+                "invalid": entry.get("invalid", 0),
+                "metrics": _metrics(entry),
+            }
+        )
+    return rows
+
+
+def map_assignment(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """ISO alpha-2 -> which country row colours that country on the map.
+
+    A national entry always wins; a sub-national entry (e.g. Assam) stands in for its country only
+    when the country itself has no entry (the largest one if several), and is marked as such.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["iso2"] and not r["subnational"]:
+            out[r["iso2"]] = {"key": r["key"], "via": None}
+    subs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["iso2"] and r["subnational"] and r["iso2"] not in out:
+            subs[r["iso2"]].append(r)
+    for iso2, cands in subs.items():
+        best = max(cands, key=lambda r: (r["n"] or 0, r["key"]))
+        out[iso2] = {"key": best["key"], "via": best["subnational"]}
+    return out
+
+
+def region_gap(regions: Sequence[dict[str, Any]], metric: str) -> dict[str, Any] | None:
+    """Best and worst region on a metric, the gap, and whether their 95% CIs are disjoint."""
+    scored = [r for r in regions if (r["metrics"].get(metric) or {}).get("mean") is not None]
+    if len(scored) < 2:
+        return None
+    best = max(scored, key=lambda r: r["metrics"][metric]["mean"])
+    worst = min(scored, key=lambda r: r["metrics"][metric]["mean"])
+    b, w = best["metrics"][metric], worst["metrics"][metric]
+    disjoint = None
+    if None not in (b["lo"], w["hi"]):
+        disjoint = bool(b["lo"] > w["hi"])
+    return {
+        "metric": metric,
+        "best": best["name"],
+        "best_mean": b["mean"],
+        "best_n": best["n"],
+        "worst": worst["name"],
+        "worst_mean": w["mean"],
+        "worst_n": worst["n"],
+        "gap": _num(b["mean"] - w["mean"]),
+        "ci_disjoint": disjoint,
+    }
+
+
+def _breakdowns(by: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for dim, groups in by.items():
+        if dim in ("country", "region") or not isinstance(groups, dict) or not groups:
+            continue
+        if dim == "language" and len(groups) < 2:
+            continue
+        label = dim.split(":", 1)[1] if dim.startswith("subset:") else dim
+        out.append({"dim": dim, "label": label.replace("_", " ").capitalize(), "rows": _group_rows(groups)})
+    order = {"topic": 0, "language": 2}
+    return sorted(out, key=lambda b: (order.get(b["dim"], 1), b["dim"]))
+
+
+def _variant_levels(specs: dict[str, dict[str, Any]]) -> tuple[list[str], dict[str, dict[str, str]]]:
+    fields = sorted({f for s in specs.values() for f in s})
+    factors = [f for f in fields if len({json.dumps(s.get(f)) for s in specs.values()}) > 1]
+    levels = {
+        v: {f: "none" if s.get(f) is None else str(s.get(f)) for f in factors} for v, s in specs.items()
+    }
+    return factors, levels
+
+
+def sweep_view(
+    entry: dict[str, Any], metric: str | None, samples: Sequence[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Per-variant scores, factor level means, flip rate and a variant x country matrix of one task."""
+    variants = entry.get("variants")
+    if not isinstance(variants, dict) or len(variants) < 2 or metric is None:
+        return None
+    vids = list(variants)
+    specs = {v: (variants[v].get("variant") or {}) for v in vids}
+    factors, levels = _variant_levels(specs)
+    rows = []
+    for v in vids:
+        m = _metrics(variants[v]).get(metric)
+        rows.append(
+            {"name": v, "n": variants[v].get("n"), "levels": levels[v], "metrics": {metric: m} if m else {}}
+        )
+    effects = []
+    for f in factors:
+        by_level: dict[str, list[float]] = defaultdict(list)
+        for r in rows:
+            if r["metrics"]:
+                by_level[r["levels"][f]].append(r["metrics"][metric]["mean"])
+        means = {lvl: sum(vs) / len(vs) for lvl, vs in by_level.items() if vs}
+        ref = levels[vids[0]][f]
+        effects.append(
+            {
+                "factor": f,
+                "reference": ref,
+                "levels": [
+                    {
+                        "level": lvl,
+                        "mean": _num(mu),
+                        "delta": _num(mu - means[ref]) if ref in means else None,
+                        "variants": len(by_level[lvl]),
+                    }
+                    for lvl, mu in sorted(means.items())
+                ],
+                "range": _num(max(means.values()) - min(means.values())) if means else None,
+            }
+        )
+    # flip rate: share of items whose parsed prediction is not the same under every variant
+    preds: dict[str, dict[str, str]] = defaultdict(dict)
+    for s in samples:
+        preds[s.get("item_id", "")][s.get("variant", "")] = json.dumps(s.get("prediction"), sort_keys=True)
+    full = [p for p in preds.values() if len(p) == len(vids)]
+    flipped = sum(1 for p in full if len(set(p.values())) > 1)
+    countries = sorted({c for v in vids for c in (variants[v].get("by") or {}).get("country", {})})
+    matrix = []
+    for v in vids:
+        by_c = (variants[v].get("by") or {}).get("country", {})
+        matrix.append(
+            [_num(((by_c.get(c) or {}).get("metrics") or {}).get(metric, {}).get("mean")) for c in countries]
+        )
+    return {
+        "metric": metric,
+        "factors": factors,
+        "variants": rows,
+        "effects": effects,
+        "flip": {"items": len(full), "flipped": flipped, "rate": _num(flipped / len(full)) if full else None},
+        "heatmap": {"variants": vids, "countries": countries, "values": matrix},
+    }
+
+
+def task_view(name: str, entry: dict[str, Any], samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    by = entry.get("by") or {}
+    metric = headline_metric(entry)
+    countries = country_rows(by.get("country") or {})
+    regions = _group_rows(by.get("region") or {})
+    metrics = _metrics(entry)
+    return {
+        "name": name,
+        "description": entry.get("description", ""),
+        "items": entry.get("items"),
+        "n": entry.get("n"),
+        "invalid": entry.get("invalid", 0),
+        "modes": entry.get("modes", []),
+        "metric": metric,
+        "metrics": metrics,
+        "metric_labels": {m: metric_label(m) for m in metrics},
+        "countries": countries,
+        "map": map_assignment(countries),
+        "regions": regions,
+        "region_gap": {m: region_gap(regions, m) for m in metrics},
+        "breakdowns": _breakdowns(by),
+        "extra": entry.get("extra") or {},
+        "sweep": sweep_view(entry, metric, samples),
+    }
+
+
+# --- run summary ---------------------------------------------------------------------------------
+def _reproduce(config: dict[str, Any]) -> str:
+    """A command that re-creates the run, rebuilt from config.json when the argv was not recorded."""
+    cfg = config.get("config") or {}
+    parts = ["culturelens", "run", "--model", str(cfg.get("model", "default"))]
+    for t in cfg.get("tasks") or []:
+        parts += ["--task", str(t)]
+    if cfg.get("mode"):
+        parts += ["--mode", str(cfg["mode"])]
+    if cfg.get("limit") is not None:
+        parts += ["--limit", str(cfg["limit"])]
+    if cfg.get("countries"):
+        parts += ["--countries", ",".join(cfg["countries"])]
+    if cfg.get("data_dir"):
+        parts += ["--data-dir", str(cfg["data_dir"])]
+    variants = [v for v in cfg.get("variants") or [] if isinstance(v, dict)]
+    if len(variants) > 1:
+        factors, levels = _variant_levels({str(i): v for i, v in enumerate(variants)})
+        design = 1
+        for f in factors:
+            vals = list(dict.fromkeys(levels[str(i)][f] for i in range(len(variants))))
+            design *= len(vals)
+            parts += ["--vary", f"{f}={','.join(vals)}"]
+        if design != len(variants):
+            parts += ["--sample", str(len(variants))]
+    elif len(variants) == 1 and variants[0].get("persona"):
+        parts += ["--persona", str(variants[0]["persona"])]
+    if cfg.get("seed"):
+        parts += ["--seed", str(cfg["seed"])]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def run_label(results: dict[str, Any], run_dir: Path) -> str:
+    model = results.get("model") or {}
+    name = str(model.get("model") or model.get("name") or run_dir.name)
+    return name.replace("\\", "/").split("/")[-1].removesuffix(".gguf")
+
+
+def run_view(run: dict[str, Any], index: int) -> dict[str, Any]:
+    results, config = run["results"], run["config"]
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in run["samples"]:
+        by_task[s.get("task", "")].append(s)
+    tasks = {name: task_view(name, entry, by_task.get(name, [])) for name, entry in results["tasks"].items()}
+    cfg = config.get("config") or {}
+    variants = cfg.get("variants") or []
+    return {
+        "index": index,
+        "label": run_label(results, run["dir"]),
+        "dir": str(run["dir"]),
+        "model": results.get("model") or {},
+        "chat_template": results.get("chat_template"),
+        "backend": config.get("backend") or {},
+        "date": dt.datetime.fromtimestamp(run["mtime"], tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": config.get("command"),
+        "reproduce": _reproduce(config) if config else None,
+        "config": {
+            k: cfg.get(k)
+            for k in ("model", "tasks", "mode", "limit", "countries", "seed", "n_boot")
+            if k in cfg
+        },
+        "n_variants": len(variants) or 1,
+        "versions": config.get("versions") or {},
+        "timing": {k: _num(v, 3) for k, v in (run["timing"] or {}).items()},
+        "n_samples": len(run["samples"]),
+        "tasks": tasks,
+        "robustness": run["robustness"],
+        "alignment": run["alignment"],
+        "notes": run["notes"],
+    }
+
+
+# --- samples -------------------------------------------------------------------------------------
+class _Table:
+    """A string table: repeated values are stored once and referenced by index."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+        self.index: dict[str, int] = {}
+
+    def add(self, value: Any) -> int | None:
+        if value is None:
+            return None
+        key = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+        if key not in self.index:
+            self.index[key] = len(self.values)
+            self.values.append(value)
+        return self.index[key]
+
+
+def shorten(text: str, cap: int) -> str:
+    """Keep the head and the (more informative) tail of a long prompt, saying how much was cut."""
+    if len(text) <= cap:
+        return text
+    head = cap // 4
+    tail = cap - head
+    return f"{text[:head]}\n[… {len(text) - cap} characters not embedded in this report …]\n{text[-tail:]}"
+
+
+def _gold(gold: Any) -> Any:
+    if isinstance(gold, list) and gold and isinstance(gold[0], dict):  # short-answer clusters
+        out = []
+        for g in gold:
+            texts = list(dict.fromkeys([*(g.get("en_texts") or []), *(g.get("texts") or [])]))
+            out.append(
+                " / ".join(str(t) for t in texts[:4]) + (f" (×{g['count']})" if g.get("count", 1) > 1 else "")
+            )
+        return out
+    return gold
+
+
+def _outcome(s: dict[str, Any], metric: str | None) -> tuple[float | None, int | None]:
+    """(headline score, outcome): 1 correct (score >= 0.5), 0 incorrect, -1 invalid, None unscored."""
+    if not s.get("valid", True):
+        return _num((s.get("metrics") or {}).get(metric)) if metric else None, -1
+    score = _num((s.get("metrics") or {}).get(metric)) if metric else None
+    if score is None:
+        return None, None
+    return score, 1 if score >= 0.5 else 0
+
+
+def pack_samples(runs: Sequence[dict[str, Any]], prompt_budget: int = PROMPT_BUDGET) -> dict[str, Any]:
+    """All runs' samples as compact rows (see SAMPLE_COLUMNS) plus string tables."""
+    tables = {
+        c: _Table() for c in ("task", "variant", "country", "topic", "mode", "prompt", "options", "labels")
+    }
+    distinct: dict[str, None] = {}
+    for run in runs:
+        for s in run["samples"]:
+            distinct.setdefault(s.get("prompt") or "", None)
+    total_chars = sum(len(p) for p in distinct)
+    cap = None
+    if total_chars > prompt_budget:
+        cap = max(MIN_PROMPT_CAP, prompt_budget // max(1, len(distinct)))
+    shortened = 0
+    rows = []
+    for ri, run in enumerate(runs):
+        metrics = {name: headline_metric(t) for name, t in run["results"]["tasks"].items()}
+        for s in run["samples"]:
+            task = s.get("task", "")
+            prompt = s.get("prompt") or ""
+            if cap is not None and len(prompt) > cap:
+                prompt = shorten(prompt, cap)
+                shortened += 1
+            resp = s.get("response") or {}
+            text = resp.get("text")
+            if isinstance(text, str) and len(text) > TEXT_CAP:
+                text = text[:TEXT_CAP] + f" [… {len(text) - TEXT_CAP} more characters]"
+            labels = None
+            if s.get("mode") == "letter" and s.get("targets"):
+                labels = [str(t).strip() for t in s["targets"]]
+            score, outcome = _outcome(s, metrics.get(task))
+            probs = s.get("probs")
+            rows.append(
+                [
+                    ri,
+                    tables["task"].add(task),
+                    str(s.get("item_id", "")),
+                    tables["variant"].add(s.get("variant") or "default"),
+                    tables["country"].add(s.get("country")),
+                    tables["topic"].add(s.get("topic")),
+                    tables["mode"].add(s.get("mode")),
+                    tables["prompt"].add(prompt),
+                    tables["options"].add(s.get("options") or None),
+                    tables["labels"].add(labels),
+                    s.get("order") or None,
+                    _gold(s.get("gold")),
+                    s.get("prediction"),
+                    [_num(p, 4) for p in probs] if isinstance(probs, list) else None,
+                    text,
+                    score,
+                    outcome,
+                ]
+            )
+    return {
+        "columns": SAMPLE_COLUMNS,
+        "rows": rows,
+        "tables": {k: t.values for k, t in tables.items()},
+        "total": len(rows),
+        "prompt_cap": cap,
+        "prompts_shortened": shortened,
+        "prompt_chars": total_chars,
+    }
+
+
+# --- comparison ----------------------------------------------------------------------------------
+def comparisons(run_dirs: Sequence[Path]) -> list[dict[str, Any]]:
+    """Paired comparisons of every later run against the first (``culturelens.compare``)."""
+    if len(run_dirs) < 2:
+        return []
+    try:
+        from culturelens.compare import compare_runs
+    except ImportError:
+        return [
+            {"a": 0, "b": j, "result": None, "error": "paired comparison unavailable in this build"}
+            for j in range(1, len(run_dirs))
+        ]
+    out = []
+    for j in range(1, len(run_dirs)):
+        try:
+            res = compare_runs(run_dirs[0], run_dirs[j])
+            out.append({"a": 0, "b": j, "result": res, "error": None})
+        except (FileNotFoundError, ValueError, KeyError) as exc:
+            out.append({"a": 0, "b": j, "result": None, "error": str(exc)})
+    return out
+
+
+def build_model(run_dirs: Sequence[Path], prompt_budget: int = PROMPT_BUDGET) -> dict[str, Any]:
+    """The complete report model for one run or a side-by-side comparison of several."""
+    if not run_dirs:
+        raise ValueError("no run directory given")
+    runs = [load_run(Path(d)) for d in run_dirs]
+    views = [run_view(r, i) for i, r in enumerate(runs)]
+    labels = [v["label"] for v in views]
+    for v in views:  # same model twice: tell the runs apart by their folder
+        if labels.count(v["label"]) > 1:
+            v["label"] = f"{v['label']} ({Path(v['dir']).name})"
+    task_names: list[str] = []
+    for v in views:
+        task_names.extend(t for t in v["tasks"] if t not in task_names)
+    try:
+        version = metadata.version("culturelens")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return {
+        "schema": 1,
+        "generated": dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "culturelens": version,
+        "runs": views,
+        "tasks": task_names,
+        "comparisons": comparisons([Path(d) for d in run_dirs]),
+        "samples": pack_samples(runs, prompt_budget=prompt_budget),
+    }

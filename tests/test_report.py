@@ -1,0 +1,306 @@
+"""The HTML report: the data it is built from, escaping, file size. (Browser checks: test_report_browser.py.)"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import culturelens.report as report_mod
+from culturelens.backends.fake import FakeBackend
+from culturelens.cli import app
+from culturelens.report import build_report, read_samples_block, render_html, script_json
+from culturelens.report.data import build_model, map_assignment, pack_samples, region_gap, shorten
+from culturelens.runner import RunConfig, Runner
+from culturelens.schema import Mode
+from culturelens.sweep import expand
+
+XSS = "<script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>"
+
+
+def fake_run(out: Path, policy: str = "first", **kwargs) -> Path:
+    """A run of the shipped starter suite (or ``data_dir``) scored by the deterministic fake backend."""
+    generate_text = kwargs.pop("generate_text", None)
+    cfg = RunConfig(out=str(out), cache=str(out.parent / f"{out.name}.sqlite"), n_boot=200, **kwargs)
+    return Runner(cfg, backend=FakeBackend(policy, generate_text=generate_text)).run().run_dir
+
+
+def xss_dataset(folder: Path) -> Path:
+    """Starter-format rows whose text fields carry HTML/script payloads."""
+    rows = []
+    for i, country in enumerate(["Japan", "Kenya", "Brazil", "Assam", "India", "Peru"]):
+        rows.append(
+            {
+                "id": f"x-{i}-<b>id</b>",
+                "kind": "multiple_choice",
+                "country": country,
+                "topic": "food<img src=x onerror=window.__pwned=3>",
+                "question": f"Question {i} </script><script>window.__pwned=4</script>?",
+                "options": ["<i>one</i>", "two", "three & four", "<svg onload=window.__pwned=5>"],
+                "answer": i % 4,
+            }
+        )
+    path = folder / "starter.jsonl"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return folder
+
+
+def samples_of(run_dir: Path) -> list[dict]:
+    return [
+        json.loads(line)
+        for line in (run_dir / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+        if line
+    ]
+
+
+def embedded(html_text: str, element_id: str) -> dict:
+    m = re.search(rf'<script type="application/json" id="{element_id}">(.*?)</script>', html_text, re.S)
+    assert m, element_id
+    return json.loads(m.group(1))
+
+
+@pytest.fixture(scope="module")
+def starter_run(tmp_path_factory) -> Path:
+    return fake_run(tmp_path_factory.mktemp("rep") / "first", "first", limit=80)
+
+
+def test_country_scores_match_samples(starter_run: Path):
+    model = build_model([starter_run])
+    task = model["runs"][0]["tasks"]["starter"]
+    assert task["metric"] == "acc"
+    by_country: dict[str, list[float]] = defaultdict(list)
+    for s in samples_of(starter_run):
+        by_country[s["country"]].append(s["metrics"]["acc"])
+    rows = {c["key"]: c for c in task["countries"]}
+    assert set(rows) == set(by_country)
+    for name, vals in by_country.items():
+        m = rows[name]["metrics"]["acc"]
+        assert m["mean"] == pytest.approx(sum(vals) / len(vals), abs=1e-4)
+        assert m["lo"] <= m["mean"] <= m["hi"]
+        assert rows[name]["n"] == len(vals)
+        assert rows[name]["iso2"] and len(rows[name]["iso2"]) == 2
+    # every country is coloured on the map from its own (national) row
+    assert {v["key"] for v in task["map"].values()} == set(by_country)
+    assert all(v["via"] is None for v in task["map"].values())
+    gap = task["region_gap"]["acc"]
+    means = {r["name"]: r["metrics"]["acc"]["mean"] for r in task["regions"]}
+    assert gap["best_mean"] == max(means.values()) and gap["worst_mean"] == min(means.values())
+    assert gap["gap"] == pytest.approx(max(means.values()) - min(means.values()), abs=1e-4)
+    dims = [b["dim"] for b in task["breakdowns"]]
+    assert "topic" in dims and "subset:format" in dims
+
+
+def test_samples_are_packed_and_complete(starter_run: Path):
+    model = build_model([starter_run])
+    packed = model["samples"]
+    recs = samples_of(starter_run)
+    assert packed["total"] == len(recs) == len(packed["rows"])
+    col = {c: i for i, c in enumerate(packed["columns"])}
+    tables = packed["tables"]
+    for row, rec in zip(packed["rows"], recs, strict=True):
+        assert tables["task"][row[col["task"]]] == rec["task"]
+        assert tables["prompt"][row[col["prompt"]]] == rec["prompt"]
+        assert row[col["gold"]] == rec["gold"]
+        assert row[col["pred"]] == rec["prediction"]
+        assert row[col["outcome"]] == int(rec["metrics"]["acc"])
+    assert "cache_key" not in json.dumps(packed)
+    assert model["runs"][0]["command"] is None or isinstance(model["runs"][0]["command"], str)
+    assert model["runs"][0]["reproduce"].startswith("culturelens run --model")
+
+
+def test_map_assignment_rolls_up_subnational_only_without_national():
+    def row(key, iso2, sub, n):
+        return {"key": key, "iso2": iso2, "subnational": sub, "n": n}
+
+    both = map_assignment([row("India", "IN", None, 5), row("Assam", "IN", "Assam", 9)])
+    assert both == {"IN": {"key": "India", "via": None}}
+    only = map_assignment([row("Assam", "IN", "Assam", 9), row("Japan", "JP", None, 3)])
+    assert only["IN"] == {"key": "Assam", "via": "Assam"} and only["JP"]["via"] is None
+    two = map_assignment(
+        [row("Germany East", "DE", "Germany East", 4), row("Germany West", "DE", "Germany West", 7)]
+    )
+    assert two["DE"]["key"] == "Germany West"
+
+
+def test_subnational_rows_from_a_real_run(tmp_path: Path):
+    run = fake_run(tmp_path / "x", "first", data_dir=str(xss_dataset(tmp_path / "data")))
+    task = build_model([run])["runs"][0]["tasks"]["starter"]
+    keys = {c["key"]: c for c in task["countries"]}
+    # Assam and India: the aggregate keys them by country name; whichever rows exist, India is on the map
+    assert "IN" in task["map"]
+    for c in keys.values():
+        assert c["region"] in {"Africa", "Americas", "Asia", "Europe", "Oceania"}
+
+
+def test_region_gap_flags_overlapping_cis():
+    def reg(name, mean, lo, hi):
+        return {"name": name, "n": 10, "metrics": {"acc": {"mean": mean, "lo": lo, "hi": hi, "n": 10}}}
+
+    clear = region_gap(
+        [reg("Europe", 0.9, 0.8, 1.0), reg("Africa", 0.3, 0.2, 0.4), reg("Asia", 0.6, 0.5, 0.7)], "acc"
+    )
+    assert (clear["best"], clear["worst"], clear["gap"], clear["ci_disjoint"]) == (
+        "Europe",
+        "Africa",
+        0.6,
+        True,
+    )
+    noisy = region_gap([reg("Europe", 0.6, 0.3, 0.9), reg("Africa", 0.5, 0.2, 0.8)], "acc")
+    assert noisy["ci_disjoint"] is False
+    assert region_gap([reg("Europe", 0.6, 0.3, 0.9)], "acc") is None
+
+
+def test_script_json_cannot_break_out():
+    payload = {
+        "a": "</script><script>alert(1)</script>",
+        "b": "<!-- x",
+        "c": "a\u2028b & c > d",
+        "n": float("nan"),
+    }
+    text = script_json(payload)
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    back = json.loads(text)
+    assert back["a"] == payload["a"] and back["c"] == payload["c"] and back["n"] is None
+
+
+def test_xss_payloads_stay_data(tmp_path: Path):
+    run = fake_run(
+        tmp_path / "xss",
+        "first",
+        mode=Mode.GENERATE,
+        data_dir=str(xss_dataset(tmp_path / "data")),
+        generate_text=XSS,
+    )
+    out = build_report([run], tmp_path / "report.html")
+    page = out.read_text(encoding="utf-8")
+    # the payloads are present as data ...
+    samples = read_samples_block(page)
+    texts = [r[samples["columns"].index("text")] for r in samples["rows"]]
+    assert texts and all(t == XSS for t in texts)
+    assert any("onerror=window.__pwned=3" in t for t in samples["tables"]["topic"])
+    # ... but never as markup: the page has exactly our four script elements and no injected tags
+    assert len(re.findall(r"<script\b", page)) == 4
+    assert "__pwned" in page and "<img" not in page and "<svg onload" not in page and "<i>one" not in page
+    # a CSP that only runs the page's own script (by hash) and allows no connection
+    script = re.search(r"<script>(.*)</script>\s*</body>", page, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page).group(1)
+    assert f"'sha256-{digest}'" in csp and "connect-src 'none'" in csp and "default-src 'none'" in csp
+
+
+def test_page_assets_reference_nothing_external():
+    from importlib import resources
+
+    pkg = resources.files("culturelens.report") / "assets"
+    for name in ("report.js", "report.css", "template.html"):
+        text = (pkg / name).read_text(encoding="utf-8")
+        urls = set(re.findall(r"https?://[^\s'\"]+", text))
+        assert urls <= {"http://www.w3.org/2000/svg"}, (name, urls)  # an XML namespace, never fetched
+        assert "innerHTML" not in text and "insertAdjacentHTML" not in text and "document.write" not in text
+    world = json.loads((pkg / "world.json").read_text(encoding="utf-8"))
+    assert {"JP", "KE", "BR", "IN", "US", "FR", "SG"} <= set(world["countries"])
+    assert world["countries"]["SG"].get("p"), "small countries get a marker point"
+    assert "Natural Earth" in world["source"]
+
+
+def test_sweep_section_data(tmp_path: Path):
+    variants = expand(["option_order=rotate"])
+    run = fake_run(tmp_path / "sweep", "first", limit=30, variants=variants)
+    view = build_model([run])["runs"][0]
+    assert view["reproduce"].endswith("--limit 30 --vary option_order=identity,rotate:1,rotate:2,rotate:3")
+    sw = view["tasks"]["starter"]["sweep"]
+    assert sw is not None and [v["name"] for v in sw["variants"]] == [v.id for v in variants]
+    # FakeBackend('first') always picks the first displayed option, so rotating the options moves
+    # its answer: every item answered under all four rotations flips
+    recs = samples_of(run)
+    by_item: dict[str, set] = defaultdict(set)
+    for r in recs:
+        by_item[r["item_id"]].add(json.dumps(r["prediction"]))
+    expected = sum(1 for preds in by_item.values() if len(preds) > 1)
+    assert sw["flip"]["items"] == len(by_item) and sw["flip"]["flipped"] == expected and expected > 0
+    assert sw["factors"] == ["option_order"]
+    levels = sw["effects"][0]["levels"]
+    assert {lv["level"] for lv in levels} == {v.option_order for v in variants}
+    hm = sw["heatmap"]
+    assert len(hm["values"]) == len(variants) and all(len(r) == len(hm["countries"]) for r in hm["values"])
+
+
+def test_large_runs_cap_prompts_and_say_so():
+    runs = [
+        {
+            "results": {"tasks": {"t": {"metrics": {"acc": {}}}}},
+            "samples": [
+                {"task": "t", "item_id": str(i), "prompt": f"{i:05d}" + "x" * 2000, "metrics": {"acc": 1.0}}
+                for i in range(50)
+            ],
+        }
+    ]
+    packed = pack_samples(runs, prompt_budget=20_000)
+    assert packed["prompt_cap"] == 600 and packed["prompts_shortened"] == 50
+    p = packed["tables"]["prompt"][0]
+    assert len(p) < 700 and "characters not embedded" in p and p.startswith("00000")
+    assert shorten("short", 100) == "short"
+    uncapped = pack_samples(runs)
+    assert uncapped["prompt_cap"] is None and len(uncapped["tables"]["prompt"][0]) == 2005
+
+
+def test_two_run_comparison_and_cli(tmp_path: Path):
+    a = fake_run(tmp_path / "a", "first", limit=60)
+    b = fake_run(tmp_path / "b", "hash", limit=60)
+    res = CliRunner().invoke(app, ["report", str(a), str(b), "-o", str(tmp_path / "cmp.html")])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "cmp.html").read_text(encoding="utf-8")
+    data = embedded(page, "report-data")
+    assert [r["label"] for r in data["runs"]] == ["fake-first", "fake-hash"]
+    comp = data["comparisons"][0]
+    assert comp["error"] is None and comp["result"]["tasks"]["starter"]["rows"][0]["group"] == "all"
+    assert read_samples_block(page)["total"] == 120 and "samples" not in data
+    bad = CliRunner().invoke(app, ["report", str(tmp_path / "nope"), "-o", str(tmp_path / "x.html")])
+    assert bad.exit_code == 2 and "not a directory" in bad.output
+
+
+def test_report_states_its_size(starter_run: Path, tmp_path: Path):
+    out = build_report([starter_run], tmp_path / "r.html")
+    page = out.read_text(encoding="utf-8")
+    size_kb = out.stat().st_size / 1024
+    m = re.search(r"This file: (\d+) KB, 80 samples", page)
+    assert m and abs(int(m.group(1)) - size_kb) <= 2
+    assert size_kb < 400
+    assert render_html(build_model([starter_run])).count("{{") == 0
+
+
+def test_large_sample_blocks_are_compressed(starter_run: Path, monkeypatch):
+    model = build_model([starter_run])
+    plain = render_html(model)
+    assert 'id="report-samples">' in plain and 'data-encoding="gzip+base64"' not in plain
+    monkeypatch.setattr(report_mod, "COMPRESS_OVER", 1000)
+    packed = render_html(model)
+    assert 'data-encoding="gzip+base64"' in packed and len(packed) < len(plain)
+    assert (
+        read_samples_block(packed) == read_samples_block(plain) == json.loads(script_json(model["samples"]))
+    )
+
+
+def test_side_files_are_optional_and_read_defensively(starter_run: Path, tmp_path: Path):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(starter_run, run)
+    assert build_model([run])["runs"][0]["alignment"] is None
+    (run / "alignment.json").write_text("{not json", encoding="utf-8")
+    (run / "robustness.json").write_text(
+        json.dumps({"tasks": {"starter": {"verdicts": ["ok"]}}}), encoding="utf-8"
+    )
+    view = build_model([run])["runs"][0]
+    assert view["alignment"] is None and any("alignment.json could not be read" in n for n in view["notes"])
+    assert view["robustness"]["tasks"]["starter"]["verdicts"] == ["ok"]
+    (run / "results.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(ValueError, match="no 'tasks' object"):
+        build_model([run])

@@ -1,0 +1,480 @@
+"""The report in a real browser: headless Chromium, networking disabled, driven over the DevTools protocol.
+
+Chromium is Debian's ``chromium`` package (``make browser`` installs it as root); the tests skip
+without it. The DevTools connection is ``--remote-debugging-pipe`` (JSON messages separated by NUL
+bytes on file descriptors 3 and 4), so no port, no websocket library and no driver are needed.
+Screenshots go to ``test-artifacts/`` at the repository root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from culturelens.report import build_report
+from culturelens.schema import Mode
+from culturelens.sweep import expand
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+XSS = "<script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>"
+
+
+#: an alignment.json in the shape culturelens.alignment writes (a survey task, one persona style)
+ALIGNMENT = {
+    "run": "x",
+    "tasks": {
+        "opinions<b>": {
+            "kind": "survey", "samples": 40, "invalid": 0, "metric": "jsd", "metric_name": "1 - Jensen-Shannon distance",
+            "by_condition": {"unsteered": {"questions": 20, "nearest": ["Japan"], "countries": {"jsd": [
+                {"country": "Japan", "n": 20, "sim": 0.81, "ci": [0.78, 0.84], "uniform": 0.7, "normalised": 0.37,
+                 "rank": 1, "rank_ci": [1, 2], "p_nearest": 0.7},
+                {"country": "Kenya", "n": 20, "sim": 0.79, "ci": [0.75, 0.82], "uniform": 0.69, "rank": 2},
+                {"country": "Brazil<img src=x onerror=window.__pwned=9>", "n": 18, "sim": 0.7, "ci": [0.66, 0.74], "rank": 3},
+            ]}}},
+            "steering": {"metric": "jsd", "styles": {"typical": {"targets": ["Japan"], "splits": {"all": {
+                "questions": 20, "summary": {"all": {"gain": {"mean": 0.02, "ci": [0.0, 0.04]}, "top1": 1.0}},
+                "targets": {"Japan": {"aligned": {"mean": 0.83, "ci": [0.8, 0.86]}, "gain": {"mean": 0.02, "ci": [0.0, 0.04]}}},
+            }}}}},
+        }
+    },
+}  # fmt: skip
+
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class Browser:
+    """Headless Chromium with a minimal DevTools-protocol client over --remote-debugging-pipe."""
+
+    def __init__(self, exe: str, width: int = 1366, height: int = 900):
+        self.profile = tempfile.mkdtemp(prefix="culturelens-chromium-")
+        to_chrome_r, to_chrome_w = os.pipe()
+        from_chrome_r, from_chrome_w = os.pipe()
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--disable-extensions",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--metrics-recording-only",
+            "--disable-domain-reliability",
+            "--disable-breakpad",
+            "--proxy-server=http://127.0.0.1:9",
+            "--proxy-bypass-list=<-loopback>",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            f"--user-data-dir={self.profile}",
+            f"--window-size={width},{height}",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
+        # Chromium reads commands on fd 3 and writes on fd 4: map our pipe ends there with bash
+        script = f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}'
+        self.proc = subprocess.Popen(
+            ["bash", "-c", script, exe, *flags],
+            pass_fds=(to_chrome_r, from_chrome_w),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self.wfd, self.rfd = to_chrome_w, from_chrome_r
+        fcntl.fcntl(self.wfd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
+        self.next_id = 0
+        self.replies: dict[int, queue.Queue] = {}
+        self.events: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Network", "Log"):
+            self.cmd(f"{domain}.enable")
+        self.cmd(
+            "Network.emulateNetworkConditions",
+            {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+        )
+        self.cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
+
+    def _read(self) -> None:
+        buf = b""
+        while True:
+            try:
+                chunk = os.read(self.rfd, 1 << 16)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while b"\0" in buf:
+                raw, buf = buf.split(b"\0", 1)
+                msg = json.loads(raw)
+                if "id" in msg:
+                    with self.lock:
+                        q = self.replies.get(msg["id"])
+                    if q is not None:
+                        q.put(msg)
+                else:
+                    self.events.append(msg)
+
+    def send(
+        self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30
+    ) -> dict:
+        with self.lock:
+            self.next_id += 1
+            mid = self.next_id
+            self.replies[mid] = queue.Queue()
+        msg: dict[str, Any] = {"id": mid, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self.wfd, json.dumps(msg).encode() + b"\0")
+        try:
+            reply = self.replies[mid].get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no reply to {method} in {timeout}s") from None
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply.get("result", {})
+
+    def cmd(self, method: str, params: dict | None = None) -> dict:
+        return self.send(method, params, session=self.session)
+
+    def js(self, expression: str) -> Any:
+        res = self.cmd(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True}
+        )
+        if "exceptionDetails" in res:
+            raise RuntimeError(f"{expression}: {res['exceptionDetails']}")
+        return res["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 10) -> Any:
+        """Poll until the expression is truthy (events such as <details> toggle fire asynchronously)."""
+        deadline = time.time() + timeout
+        while True:
+            value = self.js(expression)
+            if value or time.time() > deadline:
+                return value
+            time.sleep(0.05)
+
+    def open(self, path: Path, timeout: float = 30) -> None:
+        self.events.clear()
+        self.cmd("Page.navigate", {"url": path.resolve().as_uri()})
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            state = self.js(
+                "document.readyState === 'complete' && document.body && document.body.getAttribute('data-ready')"
+            )
+            if state in ("1", "error"):
+                assert state == "1", self.errors()
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{path} did not finish drawing; errors: {self.errors()}")
+
+    def errors(self) -> list[str]:
+        out = []
+        for e in self.events:
+            m, p = e.get("method"), e.get("params", {})
+            if m == "Runtime.exceptionThrown":
+                out.append(
+                    str(
+                        p["exceptionDetails"].get("exception", {}).get("description") or p["exceptionDetails"]
+                    )
+                )
+            elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert", "warning"):
+                out.append(" ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", [])))
+            elif m == "Log.entryAdded" and p["entry"].get("level") in ("error", "warning"):
+                out.append(f"{p['entry'].get('source')}: {p['entry'].get('text')}")
+        return out
+
+    def requests(self) -> list[str]:
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
+
+    def click(self, selector: str) -> None:
+        """A real mouse click at the element's centre (scrolled into view first)."""
+        box = self.js(
+            f"(() => {{ const el = document.querySelector({json.dumps(selector)}); el.scrollIntoView({{block: 'center'}});"
+            " const r = el.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        for kind in ("mousePressed", "mouseReleased"):
+            self.cmd(
+                "Input.dispatchMouseEvent",
+                {"type": kind, "x": box[0], "y": box[1], "button": "left", "clickCount": 1},
+            )
+
+    def screenshot(self, path: Path) -> Path:
+        self.js("window.scrollTo(0, 0)")
+        size = self.cmd("Page.getLayoutMetrics")["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 6000), "scale": 1}
+        data = self.cmd(
+            "Page.captureScreenshot", {"format": "png", "clip": clip, "captureBeyondViewport": True}
+        )["data"]
+        import base64
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, TimeoutError, RuntimeError):
+            self.send("Browser.close", timeout=5)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        for fd in (self.wfd, self.rfd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = chromium_path()
+    if exe is None:
+        pytest.skip("chromium is not installed (make browser installs Debian's chromium as root)")
+    b = Browser(exe)
+    yield b
+    b.close()
+
+
+def _fake_run(out: Path, policy: str, **kwargs) -> Path:
+    from culturelens.backends.fake import FakeBackend
+    from culturelens.runner import RunConfig, Runner
+
+    generate_text = kwargs.pop("generate_text", None)
+    cfg = RunConfig(out=str(out), cache=str(out.parent / f"{out.name}.sqlite"), n_boot=200, **kwargs)
+    return Runner(cfg, backend=FakeBackend(policy, generate_text=generate_text)).run().run_dir
+
+
+def _xss_data(folder: Path) -> Path:
+    rows = [
+        {
+            "id": f"x-{i}",
+            "kind": "multiple_choice",
+            "country": c,
+            "topic": "food<img src=x onerror=window.__pwned=3>",
+            "question": f"Q{i} </script><script>window.__pwned=4</script>",
+            "options": ["<b>a</b>", "b", "c", "d"],
+            "answer": i % 4,
+        }
+        for i, c in enumerate(["Japan", "Kenya", "Brazil", "India", "Peru", "France", "Australia", "Egypt"])
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "starter.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return folder
+
+
+def _outcomes(run_dir: Path) -> dict[str, int]:
+    recs = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text(encoding="utf-8").splitlines() if x]
+    return {
+        "all": len(recs),
+        "correct": sum(1 for r in recs if r["valid"] and r["metrics"]["acc"] >= 0.5),
+        "incorrect": sum(1 for r in recs if r["valid"] and r["metrics"]["acc"] < 0.5),
+        "invalid": sum(1 for r in recs if not r["valid"]),
+    }
+
+
+def _check_clean(b: Browser, page: Path) -> None:
+    assert b.errors() == [], b.errors()
+    reqs = b.requests()
+    assert set(reqs) <= {page.resolve().as_uri()}, reqs
+    assert b.js("performance.getEntriesByType('resource').length") == 0
+
+
+def _count_is(b: Browser, n: int) -> bool:
+    return b.wait_for(f"document.getElementById('explorer-count').dataset.count === '{n}'", timeout=5)
+
+
+def _size(b: Browser, selector: str) -> list[float]:
+    return b.js(
+        f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect(); return [r.width, r.height]; }})()"
+    )
+
+
+def test_single_run_report_renders_offline(browser: Browser, tmp_path: Path):
+    run = _fake_run(
+        tmp_path / "sweep", "hash", limit=120, variants=expand(["option_order=identity,reversed"])
+    )
+    (run / "alignment.json").write_text(json.dumps(ALIGNMENT), encoding="utf-8")
+    page = build_report([run], tmp_path / "report.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    # map: an SVG with size, countries with data coloured, countries without data hatched
+    w, h = _size(browser, "#map-svg")
+    assert w > 600 and h > 250
+    n_countries = len(json.loads((run / "results.json").read_text())["tasks"]["starter"]["by"]["country"])
+    coloured = browser.js("document.querySelectorAll('#map-svg .has-data').length")
+    assert coloured >= n_countries - 2  # a country is a path and maybe a marker too
+    assert browser.js("document.querySelectorAll('#map-svg path.no-data').length") > 100
+    assert browser.js("getComputedStyle(document.querySelector('#map-svg path.no-data')).fill").startswith(
+        "url("
+    )
+    # forest plot: one point per country plus one diamond per region
+    w, h = _size(browser, "#forest-svg")
+    assert w > 600 and h > 300
+    assert browser.js("document.querySelectorAll('#forest-svg .forest-row .point').length") == n_countries
+    # sort control re-draws the plot
+    browser.js(
+        "(() => { const s = document.getElementById('ctl-sort'); s.value = 'asc'; s.dispatchEvent(new Event('change')); })()"
+    )
+    assert browser.js("document.querySelectorAll('#forest-svg .forest-group').length") == 0
+    # stability section is shown for a sweep, with its heatmap
+    assert browser.js("document.getElementById('stability').hidden") is False
+    assert _size(browser, "#stability svg.heatmap")[0] > 100
+    # survey alignment (alignment.json): nearest countries and steerability tables
+    assert browser.js("document.getElementById('alignment').hidden") is False
+    assert browser.js("document.querySelectorAll('#alignment .align-table tr').length") == 1 + 3
+    assert "Steerability" in browser.js("document.getElementById('alignment').textContent")
+    # explorer filter: a real click changes the count to the expected number
+    expect = _outcomes(run)
+    assert _count_is(browser, expect["all"])
+    browser.click("#ex-outcome-incorrect")
+    assert _count_is(browser, expect["incorrect"])
+    assert expect["incorrect"] not in (0, expect["all"])
+    browser.click("#ex-outcome-correct")
+    assert _count_is(browser, expect["correct"])
+    assert browser.js("document.querySelectorAll('#explorer-list details.sample').length") == min(
+        50, expect["correct"]
+    )
+    browser.click("#ex-outcome-all")
+    assert browser.errors() == []
+    shot = browser.screenshot(ARTIFACTS / "report.png")
+    assert shot.stat().st_size > 20_000
+
+
+def test_injected_script_does_not_run(browser: Browser, tmp_path: Path):
+    run = _fake_run(
+        tmp_path / "xss",
+        "first",
+        mode=Mode.GENERATE,
+        data_dir=str(_xss_data(tmp_path / "data")),
+        generate_text=XSS,
+    )
+    page = build_report([run], tmp_path / "xss.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    browser.click("#explorer-list details.sample > summary")  # open a sample: prompt + raw response
+    assert browser.wait_for("!!document.querySelector('#explorer-list details.sample pre.response')")
+    raw = browser.js("document.querySelector('#explorer-list details.sample pre.response').textContent")
+    assert raw == XSS
+    assert "</script><script>window.__pwned=4" in browser.js(
+        "document.querySelector('#explorer-list pre.prompt').textContent"
+    )
+    assert browser.js("typeof window.__pwned") == "undefined"
+    assert (
+        browser.js("document.querySelectorAll('img, main script, #explorer-list b, svg[onload]').length") == 0
+    )
+    assert "onerror=window.__pwned=3" in browser.js("document.getElementById('explorer-list').textContent")
+    assert browser.errors() == []
+
+
+def test_two_run_comparison_renders(browser: Browser, tmp_path: Path):
+    a = _fake_run(tmp_path / "a", "first", limit=80)
+    b = _fake_run(tmp_path / "b", "hash", limit=80)
+    page = build_report([a, b], tmp_path / "cmp.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    assert browser.js("document.getElementById('comparison').hidden") is False
+    assert browser.js("document.querySelectorAll('#headline-table thead th').length") == 2 + 2 * 2 + 1
+    assert browser.js("document.querySelectorAll('.compare-table tr').length") > 10
+    n = browser.js("document.querySelectorAll('#forest-svg .forest-row').length")
+    assert browser.js("document.querySelectorAll('#forest-svg .forest-row .point').length") == 2 * n
+    # switching the map to run 2 recolours it
+    before = browser.js(
+        "Array.from(document.querySelectorAll('#map-svg .has-data')).map(p => p.getAttribute('fill')).join()"
+    )
+    browser.js(
+        "(() => { const s = document.getElementById('ctl-run'); s.value = '1'; s.dispatchEvent(new Event('change')); })()"
+    )
+    after = browser.js(
+        "Array.from(document.querySelectorAll('#map-svg .has-data')).map(p => p.getAttribute('fill')).join()"
+    )
+    assert before != after
+    browser.click("#ex-run")
+    assert browser.errors() == []
+    browser.screenshot(ARTIFACTS / "report-compare.png")
+
+
+def test_large_run_compressed_and_paginated(browser: Browser, tmp_path: Path, monkeypatch):
+    """Samples embedded gzip-compressed (as for large runs) are inflated in the page; pages of 50."""
+    import culturelens.report as report_mod
+
+    monkeypatch.setattr(report_mod, "COMPRESS_OVER", 10_000)
+    run = _fake_run(tmp_path / "big", "hash", variants=expand(["option_order=identity,reversed"]))
+    page = build_report([run], tmp_path / "big.html")
+    assert 'data-encoding="gzip+base64"' in page.read_text(encoding="utf-8")
+    browser.open(page)
+    _check_clean(browser, page)
+    total = _outcomes(run)["all"]
+    assert _count_is(browser, total)
+    assert browser.js("document.querySelectorAll('#explorer-list details.sample').length") == 50
+    first = browser.js("document.querySelector('#explorer-list details.sample').dataset.index")
+    browser.click("#ex-next")
+    assert browser.wait_for("document.getElementById('explorer-pager').textContent.includes('page 2 of')")
+    assert browser.js("document.querySelector('#explorer-list details.sample').dataset.index") != first
+    browser.js(
+        "(() => { const s = document.getElementById('ex-country'); s.value = s.options[1].value;"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    assert int(browser.js("document.getElementById('explorer-count').dataset.count")) < total
+    assert browser.errors() == []
+
+
+@pytest.mark.slow
+def test_real_model_report(browser: Browser, tmp_path: Path):
+    """The embedded model's own results on the map (a small slice: the full default run is `make run`)."""
+    pytest.importorskip("llama_cpp")
+    from culturelens.runner import RunConfig, Runner
+
+    run = (
+        Runner(
+            RunConfig(
+                model="default",
+                limit=12,
+                out=str(tmp_path / "real"),
+                cache=str(tmp_path / "c.sqlite"),
+                n_boot=200,
+            )
+        )
+        .run()
+        .run_dir
+    )
+    page = build_report([run], tmp_path / "real.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    assert "SmolLM2" in browser.js("document.getElementById('report-title').textContent")
+    assert browser.js("document.querySelectorAll('#map-svg .has-data').length") >= 10
+    assert _size(browser, "#forest-svg")[1] > 200
+    browser.screenshot(ARTIFACTS / "report-real-model.png")

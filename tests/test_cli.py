@@ -94,3 +94,20 @@ def test_task_options_reach_the_task_and_config(tmp_path: Path):
     assert res.exit_code == 0, res.output
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["config"]["task_options"] == {"starter": {"note": "x"}} and cfg["config"]["backend_options"] == {"seed": 3}
+
+
+def test_datasets_root_env_finds_each_release(monkeypatch, tmp_path: Path):
+    from conftest import SHARED
+
+    from culturelens.tasks.base import get_task
+
+    (tmp_path / "kalahi").mkdir()
+    monkeypatch.setenv("CULTURELENS_DATA", str(tmp_path))
+    assert get_task("kalahi").data_dir == tmp_path / "kalahi"
+    assert get_task("cdeval").data_dir is None  # no such folder under the root: download as usual
+    monkeypatch.setenv("CULTURELENS_KALAHI_DIR", str(SHARED / "kalahi"))
+    assert get_task("kalahi").data_dir == SHARED / "kalahi"  # the task's own variable wins
+    res = runner.invoke(app, ["tasks", "--json"], env={"CULTURELENS_DATA": str(SHARED)})
+    rows = {r["task"]: r for r in json.loads(res.output)}
+    if (SHARED / "kalahi").exists():
+        assert rows["kalahi"]["items"] and rows["kalahi"]["items"] > 0

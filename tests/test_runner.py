@@ -41,10 +41,31 @@ def test_rerun_uses_cache_and_gives_identical_results(tmp_path: Path):
     fb = FakeBackend("hash")
     first = _run(tmp_path, fb)
     calls = len(fb.calls)
+    # a finished run with exactly the same requests is reused as it is
     second = _run(tmp_path, fb)
-    assert len(fb.calls) == calls  # nothing recomputed
-    assert second.timing["cache_hits"] == 5 and second.timing["computed"] == 0
+    assert len(fb.calls) == calls and second.timing["reused"] is True
     assert first.results == second.results
+    # another run directory: every response comes from the cache, results identical
+    data = tmp_path / "data"
+    cfg = RunConfig(data_dir=str(data), out=str(tmp_path / "run2"), cache=str(tmp_path / "c.sqlite"), n_boot=200)
+    third = Runner(cfg, backend=fb).run()
+    assert len(fb.calls) == calls
+    assert third.timing["cache_hits"] == 5 and third.timing["computed"] == 0 and not third.timing.get("reused")
+    assert first.results == third.results
+
+
+def test_changed_data_is_not_a_finished_run(tmp_path: Path):
+    fb = FakeBackend("hash")
+    _run(tmp_path, fb)
+    path = tmp_path / "data" / "starter.jsonl"
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    rows[0]["question"] += " (edited)"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    calls = len(fb.calls)
+    cfg = RunConfig(data_dir=str(path.parent), out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), n_boot=200)
+    again = Runner(cfg, backend=fb).run()
+    assert not again.timing.get("reused")
+    assert again.timing["computed"] == 1 and again.timing["cache_hits"] == 4 and len(fb.calls) == calls + 1
 
 
 def test_identical_prompts_across_variants_cost_nothing(tmp_path: Path):

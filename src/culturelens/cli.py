@@ -34,7 +34,7 @@ def _parse_opt(kv: str, flag: str, allow_target: bool = True) -> tuple[str | Non
 
 
 def _literal(value: str) -> object:
-    """Backend options are typed: ints, floats and booleans are converted, the rest stays text."""
+    """Options are typed: ints, floats and booleans are converted, the rest stays text."""
     for conv in (int, float):
         try:
             return conv(value)
@@ -83,7 +83,7 @@ def run(
         if target and target not in task_options:
             fail(f"--opt {kv!r}: task {target!r} is not in this run ({', '.join(task)})")
         for name in [target] if target else task:
-            task_options[name][key] = value
+            task_options[name][key] = _literal(value)
     backend_options = {k: _literal(v) for _, k, v in (_parse_opt(kv, "--model-opt") for kv in model_opt)}
     try:
         for name in task:
@@ -112,39 +112,35 @@ def run(
         return
     if not quiet:
         out.print_results(result.results, result.timing)
+    reused = bool(result.timing.get("reused"))  # a finished run: its analyses and report are up to date
     if len(variants) > 1:
         from culturelens.robustness import analyze_run
 
-        rob = analyze_run(result.run_dir)
+        saved = result.run_dir / "robustness.json"
+        rob = json.loads(saved.read_text()) if reused and saved.exists() else analyze_run(result.run_dir)
         if not quiet:
             out.print_robustness(rob)
     # survey tasks: whose answers the model's resemble, debiased over the variants (alignment.json)
     from culturelens.alignment import analyze_alignment
 
-    aln = analyze_alignment(result.run_dir)
+    saved = result.run_dir / "alignment.json"
+    aln = json.loads(saved.read_text()) if reused and saved.exists() else analyze_alignment(result.run_dir)
     if aln.get("tasks") and not quiet:
         out.print_alignment(aln)
     if report:
-        from culturelens.report import build_report
+        path = result.run_dir / "report.html"
+        if not (reused and path.exists() and path.stat().st_mtime >= (result.run_dir / "results.json").stat().st_mtime):
+            from culturelens.report import build_report
 
-        path = build_report([result.run_dir], result.run_dir / "report.html")
+            path = build_report([result.run_dir], path)
         out.console.print(f"report: [bold]{path}[/]")
     out.console.print(f"results: [bold]{result.run_dir / 'results.json'}[/]")
 
 
-@app.command()
-def tasks(
-    data_dir: Annotated[str | None, typer.Option("--data-dir", help="dataset folder for tasks that need one")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """List tasks with item counts and countries (counts need the data to be available)."""
+def _task_rows(data_dir: str | None) -> list[dict]:
     from culturelens.tasks.base import get_task, task_names
 
-    import os
-
-    # listing never downloads: tasks whose data is neither local nor cached say so
-    os.environ.setdefault("CULTURELENS_OFFLINE", "1")
-    rows = []
+    rows: list[dict] = []
     for name in task_names():
         t = get_task(name, data_dir=data_dir)
         try:
@@ -153,6 +149,27 @@ def tasks(
             rows.append({"task": name, "items": len(items), "countries": countries, "description": t.description})
         except Exception as exc:  # noqa: BLE001 - data not available: still list the task
             rows.append({"task": name, "items": None, "countries": [], "description": t.description, "note": str(exc)})
+    return rows
+
+
+@app.command()
+def tasks(
+    data_dir: Annotated[str | None, typer.Option("--data-dir", help="dataset folder for tasks that need one")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List tasks with item counts and countries (counts need the data to be available)."""
+    import os
+
+    # listing never downloads: tasks whose data is neither local nor cached say so
+    previous = os.environ.get("CULTURELENS_OFFLINE")
+    os.environ["CULTURELENS_OFFLINE"] = "1"
+    try:
+        rows = _task_rows(data_dir)
+    finally:
+        if previous is None:
+            os.environ.pop("CULTURELENS_OFFLINE", None)
+        else:
+            os.environ["CULTURELENS_OFFLINE"] = previous
     if as_json:
         print(json.dumps(rows, indent=1))
     else:

@@ -75,7 +75,12 @@ def print_results(results: dict[str, Any], timing: dict[str, float] | None = Non
                 console.print(f"[dim]{dim}:[/] " + " · ".join(parts))
         if task.get("invalid"):
             console.print(f"[yellow]{task['invalid']} unparseable answers counted as wrong[/]")
-    if timing:
+    if timing and timing.get("reused"):
+        console.print(
+            f"[dim]finished run: {timing['samples']} samples reused as they were (first run took "
+            f"{timing.get('first_wall_s') or 0:.1f}s) · wall {timing['wall_s']:.2f}s[/]"
+        )
+    elif timing:
         console.print(
             f"[dim]{timing['samples']} samples, {timing['computed']} computed, {timing['cache_hits']} from cache · "
             f"model load {timing['model_load_s']:.1f}s · scoring {timing['scoring_s']:.1f}s "

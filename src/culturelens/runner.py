@@ -166,6 +166,18 @@ class Runner:
                     req = build_request(prompt, backend)
                     works.append(Work(task, item, prompt, req, req.key(identity)))
 
+        digest = hashlib.sha256("\n".join(w.key for w in works).encode()).hexdigest()
+        finished = self._finished(run_dir, digest)
+        if finished is not None:  # the same requests were all scored and aggregated before: nothing to do
+            cache.close()
+            t_end = time.perf_counter()
+            timing = {**finished[1], "reused": True, "wall_s": t_end - t0, "first_wall_s": finished[1].get("wall_s"),
+                      "computed": 0, "cache_hits": 0, "model_load_s": t_load - t_data, "scoring_s": 0.0,
+                      "model_loaded": float(getattr(backend, "loaded", True))}
+            if self.backend is None:
+                backend.close()
+            return RunResult(run_dir, finished[0], timing)
+
         self._compute(works, backend, cache, identity)
         t_compute = time.perf_counter()
         for w in works:
@@ -181,19 +193,35 @@ class Runner:
         timing = {
             "wall_s": t_end - t0,
             "data_s": t_data - t0,
-            "model_load_s": t_load - t_data,
-            "scoring_s": t_compute - t_load,
+            # a lazy backend loads its weights inside the first batch: count that as load, not scoring
+            "model_load_s": t_load - t_data + getattr(backend, "load_s", 0.0),
+            "scoring_s": t_compute - t_load - getattr(backend, "load_s", 0.0),
             "samples": len(works),
             "unique_requests": n_unique,
             "computed": stats["misses"],
             "cache_hits": stats["hits"],
-            "samples_per_s": len(works) / max(t_compute - t_load, 1e-9),
+            "samples_per_s": len(works) / max(t_compute - t_load - getattr(backend, "load_s", 0.0), 1e-9),
             "model_loaded": float(getattr(backend, "loaded", True)),
+            "requests_digest": digest,
         }
         _atomic_write(run_dir / "timing.json", lambda fh: json.dump(timing, fh, indent=1))
         if self.backend is None:
             backend.close()
         return RunResult(run_dir, results, timing)
+
+    @staticmethod
+    def _finished(run_dir: Path, digest: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(results, timing) of an earlier complete run with exactly these requests, else None.
+
+        ``timing.json`` is written last, so its digest marks a run whose samples and results are whole.
+        """
+        try:
+            timing = json.loads((run_dir / "timing.json").read_text())
+            if timing.get("requests_digest") != digest or not (run_dir / "samples.jsonl").exists():
+                return None
+            return json.loads((run_dir / "results.json").read_text()), timing
+        except (OSError, ValueError):
+            return None
 
     def _compute(self, works: Sequence[Work], backend: Backend, cache: ResponseCache, identity: dict) -> None:
         by_key: dict[str, list[Work]] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -262,6 +263,7 @@ class LazyBackend(Backend):
         self.chat_template_source = card["chat_template_source"]
         self.name = spec.partition(":")[0]
         self._real: Backend | None = None
+        self.load_s = 0.0  # seconds spent loading the weights, once they were needed
 
     @property
     def loaded(self) -> bool:
@@ -269,7 +271,9 @@ class LazyBackend(Backend):
 
     def real(self) -> Backend:
         if self._real is None:
+            t0 = time.perf_counter()
             self._real = load_backend(self.spec, lazy=False, **self.options)
+            self.load_s = time.perf_counter() - t0
             if self._real.identity() != self.card["identity"]:
                 raise BackendError(f"model {self.spec} changed since its card was saved; re-run to refresh")
         return self._real

@@ -38,12 +38,17 @@ class Task(ABC):
     default_mode: ClassVar[Mode] = Mode.LETTER
     #: environment variable that may point at the dataset folder
     data_env: ClassVar[str | None] = None
+    #: the dataset's folder name under a datasets root (``$CULTURELENS_DATA/<data_folder>``)
+    data_folder: ClassVar[str | None] = None
     #: variant fields the benchmark's protocol fixes (a sweep may not override them silently)
     default_variant: ClassVar[Variant] = Variant()
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         env = os.environ.get(self.data_env) if self.data_env else None
         self.data_dir = Path(data_dir) if data_dir else (Path(env) if env else None)
+        root = os.environ.get("CULTURELENS_DATA")
+        if self.data_dir is None and root and self.data_folder and (Path(root) / self.data_folder).exists():
+            self.data_dir = Path(root) / self.data_folder  # one folder holding every release, as ../shared/datasets
         self.options = options
 
     @abstractmethod

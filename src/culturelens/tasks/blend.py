@@ -279,6 +279,7 @@ def render_with_template(
 @register
 class Blend(Task):
     name = "blend"
+    data_folder = "blend"
     description = (
         "BLEnD short-answer everyday cultural knowledge: 16 regions, local language + English, "
         "prompts inst-4/pers-3 from the release; soft exact match (binary, weighted)"
@@ -450,6 +451,7 @@ def parse_mc_answer(response: str, prompt_text: str, labels: list[str], options:
 @register
 class BlendMC(Task):
     name = "blend_mc"
+    data_folder = "blend"
     description = "BLEnD multiple-choice: one region's answer among other regions' answers; accuracy"
     default_mode = Mode.GENERATE
     data_env = "CULTURELENS_BLEND_DIR"

@@ -90,6 +90,7 @@ def _cdeval_prompt(v: View) -> Rendered:
 @register
 class CDEval(Task):
     name = "cdeval"
+    data_folder = "cdeval"
     description = (
         "CDEval: Hofstede dimensions x 7 domains, 2,953 two-option questions x 3 templates x 2 orders; "
         "orientation likelihood (share choosing the high pole)"

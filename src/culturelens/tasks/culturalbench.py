@@ -117,6 +117,7 @@ class _CulturalBench(Task):
 @register
 class CulturalBenchEasy(_CulturalBench):
     name = "culturalbench_easy"
+    data_folder = "culturalbench"
     description = "CulturalBench-Easy: 4-option cultural knowledge questions about 45 regions; accuracy"
     filename = EASY_FILE
 
@@ -154,6 +155,7 @@ class CulturalBenchEasy(_CulturalBench):
 @register
 class CulturalBenchHard(_CulturalBench):
     name = "culturalbench_hard"
+    data_folder = "culturalbench"
     description = (
         "CulturalBench-Hard: each candidate answer judged True / False; a question counts only if all four "
         "judgements are right"

@@ -327,6 +327,7 @@ class _GlobalMMLU(Task):
 @register
 class GlobalMMLU(_GlobalMMLU):
     name = "global_mmlu"
+    data_folder = "global_mmlu"
     description = "Global-MMLU: MMLU in 42 languages; accuracy overall and on culturally sensitive vs agnostic items"
     data_env = "CULTURELENS_GLOBAL_MMLU_DIR"
     repo_id = "CohereLabs/Global-MMLU"
@@ -337,6 +338,7 @@ class GlobalMMLU(_GlobalMMLU):
 @register
 class GlobalMMLULite(_GlobalMMLU):
     name = "global_mmlu_lite"
+    data_folder = "global_mmlu_lite"
     description = "Global-MMLU-Lite: 200 culturally sensitive + 200 agnostic MMLU items in 15 human-translated languages"
     data_env = "CULTURELENS_GLOBAL_MMLU_LITE_DIR"
     repo_id = "CohereLabs/Global-MMLU-Lite"

@@ -84,6 +84,7 @@ def _kalahi_prompt(v: View) -> Rendered:
 @register
 class Kalahi(Task):
     name = "kalahi"
+    data_folder = "kalahi"
     description = "Kalahi: Filipino cultural situations; MC1/MC2 on byte-normalised answer log-probs"
     default_mode = Mode.CLOZE
     data_env = "CULTURELENS_KALAHI_DIR"

@@ -197,6 +197,7 @@ def spread_groups(items: list[Item], n_groups: int) -> list[Item]:
 @register
 class NormAd(Task):
     name = "normad"
+    data_folder = "normad"
     description = (
         "NormAd-Eti: is a story character's action socially acceptable (Yes / No / Neither), judged with no "
         "context, the country, country + value, or the rule-of-thumb; accuracy and macro-F1 per level"

@@ -316,6 +316,7 @@ def read_stability(path: Path, task: str = "opinions") -> Iterator[Item]:
 @register
 class Opinions(Task):
     name = "opinions"
+    data_folder = "randomness_not_representation"
     description = "Survey opinions (GlobalOpinionQA, Randomness-not-Representation): nearest countries, steerability"
     data_env = "CULTURELENS_OPINIONS"
     alignment_kind: ClassVar[str] = "survey"

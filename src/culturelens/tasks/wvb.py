@@ -118,6 +118,7 @@ def _country_of(code: Any, codebook: dict[str, Any]) -> Country | None:
 @register
 class WorldValuesBench(Task):
     name = "wvb"
+    data_folder = "worldvaluesbench"
     description = "WorldValuesBench probe: a WVS respondent's value answers from their demographics (needs raw WVS-7)"
     data_env = "CULTURELENS_WVB"
     alignment_kind: ClassVar[str] = "survey"

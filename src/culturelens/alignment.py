@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 from culturelens.stats import cluster_bootstrap_ci, kendall_tau, sign_flips
 
@@ -53,6 +52,12 @@ METRIC_NAMES = {
 
 
 # --- distributions and distances ---------------------------------------------------------------------
+
+def _sps():  # scipy.stats is slow to import: only when a survey task needs it
+    from scipy import stats
+
+    return stats
+
 def as_distribution(p: Sequence[float] | np.ndarray) -> np.ndarray:
     """Non-negative vector scaled to sum 1 (survey shares often sum to 0.99 or 1.01)."""
     a = np.asarray(p, dtype=float)
@@ -212,8 +217,8 @@ def _corr(x: Sequence[float], y: Sequence[float]) -> dict[str, float | int | Non
     res: dict[str, float | int | None] = {"n": n, "pearson": None, "spearman": None, "kendall": None}
     if n < 3 or np.ptp(xa) == 0 or np.ptp(ya) == 0:
         return res
-    res["pearson"] = float(sps.pearsonr(xa, ya).statistic)
-    res["spearman"] = float(sps.spearmanr(xa, ya).statistic)
+    res["pearson"] = float(_sps().pearsonr(xa, ya).statistic)
+    res["spearman"] = float(_sps().spearmanr(xa, ya).statistic)
     res["kendall"] = kendall_tau(xa, ya)
     return res
 
@@ -223,7 +228,7 @@ def _perm_p_spearman(x: np.ndarray, y: np.ndarray, n_perm: int = 5000, seed: int
     n = x.size
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
-    obs = abs(float(sps.spearmanr(x, y).statistic))
+    obs = abs(float(_sps().spearmanr(x, y).statistic))
     if n <= 8:
         perms: Iterable[Sequence[int]] = itertools.permutations(range(n))
     else:
@@ -235,7 +240,7 @@ def _perm_p_spearman(x: np.ndarray, y: np.ndarray, n_perm: int = 5000, seed: int
         if np.ptp(yy) == 0:
             continue
         total += 1
-        hits += abs(float(sps.spearmanr(x, yy).statistic)) >= obs - 1e-12
+        hits += abs(float(_sps().spearmanr(x, yy).statistic)) >= obs - 1e-12
     return hits / total if total else None
 
 
@@ -250,7 +255,7 @@ def _boot_corr(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> list[flo
         idx = rng.integers(0, n, n)
         if np.ptp(x[idx]) == 0 or np.ptp(y[idx]) == 0:
             continue
-        vals.append(float(sps.spearmanr(x[idx], y[idx]).statistic))
+        vals.append(float(_sps().spearmanr(x[idx], y[idx]).statistic))
     if len(vals) < n_boot // 2:
         return None
     lo, hi = np.quantile(vals, [0.025, 0.975])

@@ -16,7 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
+
+
+def _sps():  # scipy.stats takes ~1.5 s to import: only when a test statistic is asked for
+    from scipy import stats
+
+    return stats
 
 DEFAULT_BOOT = 1000
 DEFAULT_PERM = 10000
@@ -81,10 +86,10 @@ def mcnemar_counts(b: int, c: int, exact: bool | None = None) -> McNemar:
         exact = n < EXACT_MCNEMAR_BELOW
     if exact:
         k = min(b, c)
-        p = min(1.0, 2.0 * float(sps.binom.cdf(k, n, 0.5)))
+        p = min(1.0, 2.0 * float(_sps().binom.cdf(k, n, 0.5)))
         return McNemar(b, c, float(k), p, "exact")
     stat = (abs(b - c) - 1.0) ** 2 / n
-    return McNemar(b, c, stat, float(sps.chi2.sf(stat, 1)), "chi2")
+    return McNemar(b, c, stat, float(_sps().chi2.sf(stat, 1)), "chi2")
 
 
 def mcnemar(a: Sequence[float], b: Sequence[float], exact: bool | None = None) -> McNemar:
@@ -163,7 +168,7 @@ def paired_permutation(
 
 # --- power ------------------------------------------------------------------------------------------
 def _z(q: float) -> float:
-    return float(sps.norm.ppf(q))
+    return float(_sps().norm.ppf(q))
 
 
 def min_detectable_diff(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
@@ -200,7 +205,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
         raise ValueError("rankings must cover the same entities")
     if xa.size < 2 or np.ptp(xa) == 0 or np.ptp(ya) == 0:
         return float("nan")
-    return float(sps.kendalltau(xa, ya).statistic)
+    return float(_sps().kendalltau(xa, ya).statistic)
 
 
 def sign_flips(x: Sequence[float], y: Sequence[float], tol: float = 1e-12) -> tuple[int, int]:
@@ -248,7 +253,7 @@ def cochran_q(matrix: Sequence[Sequence[float]]) -> tuple[float, float]:
     if denom <= 0:
         return 0.0, 1.0
     q = (k - 1) * (k * np.sum(col**2) - total**2) / denom
-    return float(q), float(sps.chi2.sf(q, k - 1))
+    return float(q), float(_sps().chi2.sf(q, k - 1))
 
 
 def variants_differ(matrix: Sequence[Sequence[float]], binary: bool) -> tuple[str, float]:
@@ -266,4 +271,4 @@ def variants_differ(matrix: Sequence[Sequence[float]], binary: bool) -> tuple[st
         return "paired permutation", paired_permutation(x[:, 0], x[:, 1])
     if np.all(np.ptp(x, axis=1) == 0):
         return "Friedman", 1.0
-    return "Friedman", float(sps.friedmanchisquare(*x.T).pvalue)
+    return "Friedman", float(_sps().friedmanchisquare(*x.T).pvalue)

@@ -247,6 +247,14 @@ def main() -> None:
         r = culturelens(f, "letter", "default", f"mem_{n or 'all'}")
         mem[str(count)] = {"peak_rss_mib": r["peak_rss_mib"], "wall_s": r["wall_s"], "samples": r["samples"]}
     out["memory"] = mem
+    # the harness alone (fake backend: no weights) on 1k and on every BLEnD MCQ item
+    harness = {}
+    for n in (1000, None):
+        f = WORK / f"blend_mc_{n or 'all'}.jsonl"
+        count = blend_mc.write_items(f, limit=n)
+        r = culturelens(f, "letter", "fake:hash", f"memfake_{n or 'all'}")
+        harness[str(count)] = {"peak_rss_mib": r["peak_rss_mib"], "wall_s": r["wall_s"], "samples": r["samples"]}
+    out["memory_harness"] = harness
 
     # ratios
     ratios: list[tuple[str, float | None, str, str]] = []
@@ -278,6 +286,9 @@ def main() -> None:
                    f"{first['wall_s']:.1f}s -> {rerun['wall_s']:.2f}s"))
     for n, m in mem.items():
         ratios.append((f"peak RSS, {n} items (MiB)", m["peak_rss_mib"], "flat", f"first run {m['wall_s']:.0f}s"))
+    for n, m in harness.items():
+        ratios.append((f"peak RSS, harness only (fake model), {n} items (MiB)", m["peak_rss_mib"], "flat",
+                       f"wall {m['wall_s']:.1f}s"))
     out["ratios"] = [{"what": w, "value": v, "target": t, "note": n} for w, v, t, n in ratios]
     (WORK / "bench.json").write_text(json.dumps(out, indent=1))
 

@@ -55,8 +55,13 @@ def cluster_bootstrap_ci(
     if k == 1:
         return mean, mean, mean
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, k, size=(n_boot, k))
-    boot = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    # resample in blocks of rows so memory stays bounded however many clusters there are
+    # (the generator fills row by row, so the draws equal one (n_boot, k) array's)
+    boot = np.empty(n_boot)
+    step = max(1, 1_000_000 // k)
+    for start in range(0, n_boot, step):
+        idx = rng.integers(0, k, size=(min(step, n_boot - start), k))
+        boot[start : start + len(idx)] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     return mean, float(lo), float(hi)
 

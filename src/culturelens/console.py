@@ -238,7 +238,7 @@ def print_alignment(aln: dict[str, Any], top: int = 8) -> None:
             for style, st in vsm.get("styles", {}).items():
                 hof = st.get("hofstede")
                 if not hof:
-                    console.print(f"[dim]{style}: no Hofstede file (task option hofstede_file or CULTURELENS_HOFSTEDE)[/]")
+                    console.print(f"[dim]{style}: no Hofstede file (task option hofstede_file, CULTURELENS_HOFSTEDE, or hofstede/ under CULTURELENS_DATA)[/]")
                     continue
                 parts = []
                 for d in dims:

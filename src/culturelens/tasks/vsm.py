@@ -164,10 +164,12 @@ class VSM(Task):
         if opt:
             return Path(opt)
         d = self.data_dir
-        if d is None:
-            return None
-        roots = [d] if d.is_dir() else [d.parent]
-        roots.append(roots[0].parent / "hofstede")
+        roots: list[Path] = []
+        if d is not None:
+            roots = [d] if d.is_dir() else [d.parent]
+            roots.append(roots[0].parent / "hofstede")
+        if os.environ.get("CULTURELENS_DATA"):  # a datasets root holding hofstede/ (as ../shared/datasets)
+            roots.append(Path(os.environ["CULTURELENS_DATA"]) / "hofstede")
         for root in roots:
             if root.is_dir():
                 hit = _find(root, ("6-dimensions*.csv",))

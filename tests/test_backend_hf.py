@@ -84,6 +84,24 @@ def test_padding_sides_and_batching_agree(hf, items):
             assert a == pytest.approx(b, abs=1e-4), side
 
 
+def test_shared_prefix_equals_separate_forward(hf, items):
+    """Letter mode runs a batch's common prefix (system prompt, instructions) once; the answer
+    distribution must be the one a full forward of each prompt gives."""
+    reqs = _reqs(hf, items[:8], Mode.LETTER)
+    encs = [hf.encode(r.text) for r in reqs]
+    assert hf._shared_len(encs) >= hf.min_shared_tokens  # the chat template's system turn at least
+    hf._prefix_memo = None
+    shared = [r.logprobs for r in hf.label_logprobs(reqs)]
+    assert hf._prefix_memo is not None  # the shared path ran
+    hf.share_prefix = False
+    try:
+        separate = [r.logprobs for r in hf.label_logprobs(reqs)]
+    finally:
+        hf.share_prefix = True
+    for a, b in zip(shared, separate, strict=True):
+        assert a == pytest.approx(b, abs=1e-4)
+
+
 def test_cloze_prefix_sharing_equals_full_forward(hf, items):
     reqs = _reqs(hf, items[:4], Mode.CLOZE)
     resps = hf.continuation_logprobs(reqs)

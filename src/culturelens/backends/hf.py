@@ -18,6 +18,7 @@ once, their KV cache is copied to one row per option, and only the options' own 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import json
@@ -110,6 +111,8 @@ class HFBackend(Backend):
         n_threads: int | None = None,
         trust_remote_code: bool = False,
         seed: int = 0,
+        share_prefix: bool = True,
+        min_shared_tokens: int = 8,
         **_: Any,
     ):
         if padding_side not in ("left", "right"):
@@ -121,6 +124,9 @@ class HFBackend(Backend):
         self.batch_size = max(1, int(batch_size))
         self.max_batch_tokens = max(1, int(max_batch_tokens))
         self.padding_side = padding_side
+        self.share_prefix = bool(share_prefix)
+        self.min_shared_tokens = max(1, int(min_shared_tokens))
+        self._prefix_memo: tuple[tuple[int, ...], Any] | None = None
         self.seed = seed
         self.revision = revision
         self.loaded_from = ""  # folder or file the weights were actually read from
@@ -364,9 +370,60 @@ class HFBackend(Backend):
     def _positions(mask: torch.Tensor) -> torch.Tensor:
         return (mask.cumsum(-1) - 1).clamp(min=0)
 
+    def _shared_len(self, seqs: Sequence[Sequence[int]]) -> int:
+        """Length of the token prefix every row starts with, leaving each row at least one own token;
+        0 when sharing is off, the batch has one row, or the prefix is too short to be worth a pass."""
+        if not self.share_prefix or len(seqs) < 2:
+            return 0
+        first, n = seqs[0], min(len(s) for s in seqs) - 1
+        for s in seqs[1:]:
+            k = 0
+            while k < n and s[k] == first[k]:
+                k += 1
+            n = k
+        return n if n >= self.min_shared_tokens else 0
+
+    def _prefix_cache(self, prefix: tuple[int, ...], rows: int) -> Any:
+        """KV cache of ``prefix`` repeated for ``rows`` rows. The prefix is encoded once and kept while
+        consecutive chunks share it (a benchmark's system prompt and instructions, a sweep's question)."""
+        if self._prefix_memo is None or self._prefix_memo[0] != prefix:
+            ids = torch.tensor([list(prefix)], dtype=torch.long, device=self.device)
+            extra = {"logits_to_keep": 1} if self._keep_last else {}
+            with torch.inference_mode():
+                res = self.model(input_ids=ids, use_cache=True, **extra)
+            self._prefix_memo = (prefix, res.past_key_values)
+        cache = copy.deepcopy(self._prefix_memo[1])
+        cache.batch_repeat_interleave(rows)
+        return cache
+
+    def _left_batch(
+        self, seqs: Sequence[Sequence[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+        """Left-padded batch whose last column is every row's last token: (input ids, attention mask over
+        prefix + ids, position ids, past key values). When the rows share a prefix, only their own tails
+        are run, on top of the prefix's cache."""
+        shared = self._shared_len(seqs)
+        if not shared:
+            ids, mask, _ = self._pad(seqs, "left")
+            return ids, mask, self._positions(mask), None
+        past = self._prefix_cache(tuple(seqs[0][:shared]), len(seqs))
+        ids, tail_mask, _ = self._pad([s[shared:] for s in seqs], "left")
+        head = torch.ones((len(seqs), shared), dtype=tail_mask.dtype, device=tail_mask.device)
+        mask = torch.cat([head, tail_mask], dim=1)
+        return ids, mask, self._positions(mask)[:, shared:], past
+
     def _logprobs_at(self, seqs: Sequence[Sequence[int]], positions: Sequence[int]) -> torch.Tensor:
         """One forward pass over ``seqs``; log-softmax of the next-token distribution at one position
         per row (an index into that row's own tokens). Returns (rows, vocab) float32 on the CPU."""
+        if all(p == len(s) - 1 for s, p in zip(seqs, positions, strict=True)) and self._shared_len(seqs):
+            ids, mask, pos, past = self._left_batch(seqs)
+            extra = {"logits_to_keep": 1} if self._keep_last else {}
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=past,
+                    use_cache=True, **extra,
+                ).logits
+            return torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
         ids, mask, offsets = self._pad(seqs, self.padding_side)
         cols = torch.tensor([off + p for off, p in zip(offsets, positions, strict=True)], device=self.device)
         kwargs: dict[str, Any] = {
@@ -423,13 +480,14 @@ class HFBackend(Backend):
     def _score_shared(self, ctxs: list[list[int]], conts: list[list[list[int]]]) -> list[Response]:
         """Contexts once (left-padded, KV cached), then every option's own tokens against a copy of its
         context's cache: the option's first token is scored from the context's last position."""
-        ids, mask, _ = self._pad(ctxs, "left")
+        ids, mask, pos, past = self._left_batch(ctxs)
         with torch.inference_mode():
             extra = {"logits_to_keep": 1} if self._keep_last else {}
             res = self.model(
                 input_ids=ids,
                 attention_mask=mask,
-                position_ids=self._positions(mask),
+                position_ids=pos,
+                past_key_values=past,
                 use_cache=True,
                 **extra,
             )
@@ -512,5 +570,6 @@ class HFBackend(Backend):
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]
+        self._prefix_memo = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

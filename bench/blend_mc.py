@@ -55,7 +55,9 @@ def _top_answer(entry: dict) -> str | None:
 
 
 def _all_answers(entry: dict) -> set[str]:
-    return {_norm(t) for a in entry["annotations"] for t in (a.get("en_answers") or []) + (a.get("answers") or [])}
+    return {
+        _norm(t) for a in entry["annotations"] for t in (a.get("en_answers") or []) + (a.get("answers") or [])
+    }
 
 
 def load_regions(root: Path) -> dict[str, tuple[dict, dict[str, str]]]:
@@ -77,7 +79,9 @@ def load_regions(root: Path) -> dict[str, tuple[dict, dict[str, str]]]:
     return out
 
 
-def build_items(root: Path = DEFAULT_DATA, limit: int | None = None, seed: str = "blend-mc") -> Iterator[dict]:
+def build_items(
+    root: Path = DEFAULT_DATA, limit: int | None = None, seed: str = "blend-mc"
+) -> Iterator[dict]:
     """Yield items round-robin across regions (each region's questions in a seeded order), so any
     prefix of the stream covers every region and mixes questions."""
     regions = load_regions(root)

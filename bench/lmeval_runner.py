@@ -47,25 +47,43 @@ def main() -> None:
     from lm_eval.tasks import TaskManager
 
     t_import = time.perf_counter()
-    lm = HFLM(pretrained=str(args.gguf.parent), gguf_file=args.gguf.name, device="cpu", dtype="float32",
-              batch_size=args.batch_size)
+    lm = HFLM(
+        pretrained=str(args.gguf.parent),
+        gguf_file=args.gguf.name,
+        device="cpu",
+        dtype="float32",
+        batch_size=args.batch_size,
+    )
     t_load = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         name = f"culturelens_bench_{args.mode}"
         (Path(tmp) / f"{name}.yaml").write_text(TASK_YAML.format(name=name, docs=args.docs.resolve()))
-        res = lm_eval.simple_evaluate(model=lm, tasks=[name], task_manager=TaskManager(include_path=tmp),
-                                      log_samples=True, batch_size=args.batch_size, num_fewshot=0)
+        res = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[name],
+            task_manager=TaskManager(include_path=tmp),
+            log_samples=True,
+            batch_size=args.batch_size,
+            num_fewshot=0,
+        )
     t_eval = time.perf_counter()
     samples = res["samples"][name]
     per_item = {}
     for s in samples:
         lls = [float(r[0][0]) for r in s["resps"]]
         per_item[s["doc"]["id"]] = lls
-    args.out.write_text(json.dumps({
-        "import_s": t_import - t0, "load_s": t_load - t_import, "eval_s": t_eval - t_load,
-        "acc": res["results"][name].get("acc,none"), "loglikelihoods": per_item,
-        "version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else None,
-    }))
+    args.out.write_text(
+        json.dumps(
+            {
+                "import_s": t_import - t0,
+                "load_s": t_load - t_import,
+                "eval_s": t_eval - t_load,
+                "acc": res["results"][name].get("acc,none"),
+                "loglikelihoods": per_item,
+                "version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else None,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -44,28 +44,58 @@ _RSS_WRAPPER = (
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``cmd`` in a fresh process; wall seconds and peak RSS (MiB)."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _RSS_WRAPPER, *cmd], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_WRAPPER, *cmd],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     wall = time.perf_counter() - t0
     info = json.loads(proc.stderr.strip().splitlines()[-1])
     if info["rc"] != 0:
-        sys.exit(f"command failed ({info['rc']}): {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+        sys.exit(
+            f"command failed ({info['rc']}): {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        )
     return {"wall_s": wall, "peak_rss_mib": info["rss_kb"] / 1024}
 
 
-def culturelens(items: Path, mode: str, model: str, name: str, extra: list[str] | None = None,
-                fresh: bool = True) -> dict[str, Any]:
+def culturelens(
+    items: Path, mode: str, model: str, name: str, extra: list[str] | None = None, fresh: bool = True
+) -> dict[str, Any]:
     out, cache = WORK / name, WORK / f"{name}.sqlite"
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
         cache.unlink(missing_ok=True)
-    cmd = [str(BIN / "culturelens"), "run", "--task", "starter", "--data-dir", str(items), "--mode", mode,
-           "--model", model, "--cache", str(cache), "--out", str(out), "--no-report", "-q", "--batch-size", "64",
-           *(extra or [])]
+    cmd = [
+        str(BIN / "culturelens"),
+        "run",
+        "--task",
+        "starter",
+        "--data-dir",
+        str(items),
+        "--mode",
+        mode,
+        "--model",
+        model,
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--no-report",
+        "-q",
+        "--batch-size",
+        "64",
+        *(extra or []),
+    ]
     res = timed(cmd)
     timing = json.loads((out / "timing.json").read_text())
-    res.update(scoring_s=timing["scoring_s"], load_s=timing["model_load_s"], samples=timing["samples"],
-               computed=timing["computed"], run_dir=str(out))
+    res.update(
+        scoring_s=timing["scoring_s"],
+        load_s=timing["model_load_s"],
+        samples=timing["samples"],
+        computed=timing["computed"],
+        run_dir=str(out),
+    )
     return res
 
 
@@ -95,7 +125,9 @@ def export_docs(items: Path, dest: Path) -> None:
             req = build_request(task.render(item, Variant(), mode), backend)
             choices = [" " + t for t in req.targets] if mode is Mode.LETTER else list(req.targets)
             rows.append({"id": item.id, "query": req.text, "choices": choices, "gold": item.correct[0]})
-        (dest / f"{mode.value}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        (dest / f"{mode.value}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        )
 
 
 def raw_llamacpp(docs: Path) -> dict[str, Any]:
@@ -170,7 +202,9 @@ def ensure_bench_venv() -> Path:
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0"], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "lm-eval", "gguf>=0.10", "accelerate"], check=True)
+        subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "lm-eval", "gguf>=0.10", "accelerate"], check=True
+        )
     return py
 
 
@@ -185,9 +219,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16, help="hf backend and lm-eval batch size")
     ap.add_argument("--skip-lmeval", action="store_true")
     ap.add_argument("--skip-hf", action="store_true")
-    ap.add_argument("--sweep-items", type=int, default=100, help="items in the 8-variant sweep and its baseline")
+    ap.add_argument(
+        "--sweep-items", type=int, default=100, help="items in the 8-variant sweep and its baseline"
+    )
     ap.add_argument("--raw-items", type=int, default=100, help="prompts timed for the raw forward-pass limit")
-    ap.add_argument("--full", action="store_true", help="also the real model's peak RSS on 1k and all (~7k) items")
+    ap.add_argument(
+        "--full", action="store_true", help="also the real model's peak RSS on 1k and all (~7k) items"
+    )
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("CULTURELENS_HOME", str(WORK / "home"))  # model cards, dequantised cache
@@ -217,9 +255,20 @@ def main() -> None:
         lm: dict[str, Any] = {}
         for mode in ("letter", "cloze"):
             dest = WORK / f"lmeval_{mode}.json"
-            res = timed([str(py), str(ROOT / "bench" / "lmeval_runner.py"), str(docs / f"{mode}.jsonl"), mode,
-                         str(dest), "--gguf", str(gguf), "--batch-size", str(args.batch_size)],
-                        env={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+            res = timed(
+                [
+                    str(py),
+                    str(ROOT / "bench" / "lmeval_runner.py"),
+                    str(docs / f"{mode}.jsonl"),
+                    mode,
+                    str(dest),
+                    "--gguf",
+                    str(gguf),
+                    "--batch-size",
+                    str(args.batch_size),
+                ],
+                env={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+            )
             detail = json.loads(dest.read_text())
             res.update(load_s=detail["load_s"], scoring_s=detail["eval_s"], import_s=detail["import_s"])
             preds = {k: max(range(len(v)), key=v.__getitem__) for k, v in detail["loglikelihoods"].items()}
@@ -232,7 +281,9 @@ def main() -> None:
 
     print("raw forward pass ...", flush=True)
     raw_docs = docs / "letter_raw.jsonl"
-    raw_docs.write_text("".join((docs / "letter.jsonl").read_text().splitlines(keepends=True)[: args.raw_items]))
+    raw_docs.write_text(
+        "".join((docs / "letter.jsonl").read_text().splitlines(keepends=True)[: args.raw_items])
+    )
     out["raw"] = {"llamacpp": raw_llamacpp(raw_docs)}
     if not args.skip_hf:
         out["raw"]["hf"] = raw_hf(raw_docs, args.batch_size)
@@ -241,8 +292,13 @@ def main() -> None:
     sweep_items = WORK / f"blend_mc_{args.sweep_items}.jsonl"
     blend_mc.write_items(sweep_items, limit=args.sweep_items)
     single = culturelens(sweep_items, "letter", "default", "single_for_sweep")
-    sweep = culturelens(sweep_items, "letter", "default", "sweep8",
-                        ["--vary", "option_order=identity,reversed,rotate:1,rotate:2", "labels=letters,numbers"])
+    sweep = culturelens(
+        sweep_items,
+        "letter",
+        "default",
+        "sweep8",
+        ["--vary", "option_order=identity,reversed,rotate:1,rotate:2", "labels=letters,numbers"],
+    )
     out["sweep8"], out["single_for_sweep"] = sweep, single
     first = cl["llamacpp/letter"]
     rerun = culturelens(items, "letter", "default", "llamacpp_letter", fresh=False)
@@ -260,7 +316,11 @@ def main() -> None:
         f = WORK / f"blend_mc_{n or 'all'}.jsonl"
         count = blend_mc.write_items(f, limit=n)
         r = culturelens(f, "letter", "fake:hash", f"memfake_{n or 'all'}")
-        harness[str(count)] = {"peak_rss_mib": r["peak_rss_mib"], "wall_s": r["wall_s"], "samples": r["samples"]}
+        harness[str(count)] = {
+            "peak_rss_mib": r["peak_rss_mib"],
+            "wall_s": r["wall_s"],
+            "samples": r["samples"],
+        }
     out["memory_harness"] = harness
 
     # ratios
@@ -271,31 +331,74 @@ def main() -> None:
             for eng in ("llamacpp", "hf"):
                 if f"{eng}/{mode}" in cl:
                     c = cl[f"{eng}/{mode}"]
-                    ratios.append((f"{mode}: lm-eval wall / culturelens({eng}) wall", le["wall_s"] / c["wall_s"],
-                                   f">= {target}", f"agreement {le[f'agreement_{eng}']:.3f}"))
-                    ratios.append((f"{mode}: lm-eval scoring / culturelens({eng}) scoring",
-                                   le["scoring_s"] / c["scoring_s"], "", ""))
+                    ratios.append(
+                        (
+                            f"{mode}: lm-eval wall / culturelens({eng}) wall",
+                            le["wall_s"] / c["wall_s"],
+                            f">= {target}",
+                            f"agreement {le[f'agreement_{eng}']:.3f}",
+                        )
+                    )
+                    ratios.append(
+                        (
+                            f"{mode}: lm-eval scoring / culturelens({eng}) scoring",
+                            le["scoring_s"] / c["scoring_s"],
+                            "",
+                            "",
+                        )
+                    )
     letter_tokens = out["raw"]["llamacpp"]["tokens"] * args.items / min(args.raw_items, args.items)
     for eng in ("llamacpp", "hf"):
         if eng in out["raw"] and f"{eng}/letter" in cl:
             # useful tokens: every prompt token of every item (estimated from the raw subset's mean length)
             useful = letter_tokens / cl[f"{eng}/letter"]["scoring_s"]
-            ratios.append((f"letter: culturelens({eng}) useful tok/s / raw forward tok/s",
-                           useful / out["raw"][eng]["tok_per_s"], ">= 0.8",
-                           f"raw {out['raw'][eng]['tok_per_s']:.0f} tok/s"))
+            ratios.append(
+                (
+                    f"letter: culturelens({eng}) useful tok/s / raw forward tok/s",
+                    useful / out["raw"][eng]["tok_per_s"],
+                    ">= 0.8",
+                    f"raw {out['raw'][eng]['tok_per_s']:.0f} tok/s",
+                )
+            )
     single_tok, sweep_tok = tokens_to_process([single["run_dir"], sweep["run_dir"]])
     out["sweep8"]["tokens_to_process"], single["tokens_to_process"] = sweep_tok, single_tok
-    ratios.append((f"sweep of 8 variants ({args.sweep_items} items): scoring / single pass scoring",
-                   sweep["scoring_s"] / single["scoring_s"], "<= 4", f"wall {sweep['wall_s'] / single['wall_s']:.2f}x"))
-    ratios.append(("sweep of 8 variants: tokens to evaluate / single pass (floor)", sweep_tok / single_tok, "",
-                   f"{sweep_tok} vs {single_tok} tokens"))
-    ratios.append(("re-run of a finished run: first wall / re-run wall", first["wall_s"] / rerun["wall_s"], ">= 50",
-                   f"{first['wall_s']:.1f}s -> {rerun['wall_s']:.2f}s"))
+    ratios.append(
+        (
+            f"sweep of 8 variants ({args.sweep_items} items): scoring / single pass scoring",
+            sweep["scoring_s"] / single["scoring_s"],
+            "<= 4",
+            f"wall {sweep['wall_s'] / single['wall_s']:.2f}x",
+        )
+    )
+    ratios.append(
+        (
+            "sweep of 8 variants: tokens to evaluate / single pass (floor)",
+            sweep_tok / single_tok,
+            "",
+            f"{sweep_tok} vs {single_tok} tokens",
+        )
+    )
+    ratios.append(
+        (
+            "re-run of a finished run: first wall / re-run wall",
+            first["wall_s"] / rerun["wall_s"],
+            ">= 50",
+            f"{first['wall_s']:.1f}s -> {rerun['wall_s']:.2f}s",
+        )
+    )
     for n, m in mem.items():
-        ratios.append((f"peak RSS, {n} items (MiB)", m["peak_rss_mib"], "flat", f"first run {m['wall_s']:.0f}s"))
+        ratios.append(
+            (f"peak RSS, {n} items (MiB)", m["peak_rss_mib"], "flat", f"first run {m['wall_s']:.0f}s")
+        )
     for n, m in harness.items():
-        ratios.append((f"peak RSS, harness only (fake model), {n} items (MiB)", m["peak_rss_mib"], "flat",
-                       f"wall {m['wall_s']:.1f}s"))
+        ratios.append(
+            (
+                f"peak RSS, harness only (fake model), {n} items (MiB)",
+                m["peak_rss_mib"],
+                "flat",
+                f"wall {m['wall_s']:.1f}s",
+            )
+        )
     out["ratios"] = [{"what": w, "value": v, "target": t, "note": n} for w, v, t, n in ratios]
     (WORK / "bench.json").write_text(json.dumps(out, indent=1))
 
@@ -305,14 +408,21 @@ def main() -> None:
     times = Table(title=f"wall / load / scoring seconds, {args.items} BLEnD MCQ items")
     for col in ("run", "wall s", "load s", "scoring s", "peak RSS MiB"):
         times.add_column(col)
-    for name, r in [*((f"culturelens {k}", v) for k, v in cl.items()),
-                    *((f"lm-eval hf/{k}", v) for k, v in out.get("lm_eval", {}).items()),
-                    (f"culturelens single pass, {args.sweep_items} items (llamacpp)", single),
-                    (f"culturelens sweep x8, {args.sweep_items} items (llamacpp)", sweep),
-                    ("culturelens re-run (llamacpp)", rerun)]:
+    for name, r in [
+        *((f"culturelens {k}", v) for k, v in cl.items()),
+        *((f"lm-eval hf/{k}", v) for k, v in out.get("lm_eval", {}).items()),
+        (f"culturelens single pass, {args.sweep_items} items (llamacpp)", single),
+        (f"culturelens sweep x8, {args.sweep_items} items (llamacpp)", sweep),
+        ("culturelens re-run (llamacpp)", rerun),
+    ]:
         reused = r is rerun  # a finished run is reused: nothing is loaded or scored
-        times.add_row(name, f"{r['wall_s']:.2f}", "-" if reused else f"{r.get('load_s', 0):.2f}",
-                      "-" if reused else f"{r.get('scoring_s', 0):.2f}", f"{r['peak_rss_mib']:.0f}")
+        times.add_row(
+            name,
+            f"{r['wall_s']:.2f}",
+            "-" if reused else f"{r.get('load_s', 0):.2f}",
+            "-" if reused else f"{r.get('scoring_s', 0):.2f}",
+            f"{r['peak_rss_mib']:.0f}",
+        )
     table = Table(title="ratios (measured in this run)")
     for col in ("ratio", "value", "target", "note"):
         table.add_column(col)

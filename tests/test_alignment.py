@@ -60,8 +60,11 @@ def test_mean_abs_error_on_0_1_scale():
 
 
 def test_baselines_and_normalised_score():
-    ref = al.Reference(k=2, ordered=False, dists={"A": np.array([0.8, 0.2]), "B": np.array([0.4, 0.6]),
-                                                   "C": np.array([0.6, 0.4])})
+    ref = al.Reference(
+        k=2,
+        ordered=False,
+        dists={"A": np.array([0.8, 0.2]), "B": np.array([0.4, 0.6]), "C": np.array([0.6, 0.4])},
+    )
     b = ref.baselines("jsd", "A")
     assert b["uniform"] == pytest.approx(1 - jensenshannon([0.5, 0.5], [0.8, 0.2], base=2))
     # pooled over all three countries = (0.6, 0.4): majority answer is option 0
@@ -94,13 +97,27 @@ def test_country_table_ranks_and_nearest():
 def _answer_sheet() -> dict[int, list[int]]:
     """Four respondents; every item answered 3 unless listed."""
     sheet = {n: [3, 3, 3, 3] for n in range(1, 25)}
-    sheet.update({
-        2: [2, 2, 1, 3], 7: [4, 4, 3, 5], 20: [3, 4, 3, 4], 23: [2, 3, 2, 3],  # PDI
-        4: [1, 1, 2, 2], 9: [5, 4, 5, 4], 6: [2, 2, 2, 2],  # IDV (01 stays 3)
-        18: [2, 2, 2, 2], 21: [1, 2, 1, 2], 24: [4, 4, 4, 4],  # UAI (15 stays 3)
-        13: [2, 2, 2, 2], 14: [1, 1, 1, 1], 19: [1, 1, 1, 1], 22: [2, 2, 2, 2],  # LTO
-        11: [1, 1, 1, 1], 17: [4, 4, 4, 4], 16: [2, 2, 2, 2],  # IVR (12 stays 3)
-    })
+    sheet.update(
+        {
+            2: [2, 2, 1, 3],
+            7: [4, 4, 3, 5],
+            20: [3, 4, 3, 4],
+            23: [2, 3, 2, 3],  # PDI
+            4: [1, 1, 2, 2],
+            9: [5, 4, 5, 4],
+            6: [2, 2, 2, 2],  # IDV (01 stays 3)
+            18: [2, 2, 2, 2],
+            21: [1, 2, 1, 2],
+            24: [4, 4, 4, 4],  # UAI (15 stays 3)
+            13: [2, 2, 2, 2],
+            14: [1, 1, 1, 1],
+            19: [1, 1, 1, 1],
+            22: [2, 2, 2, 2],  # LTO
+            11: [1, 1, 1, 1],
+            17: [4, 4, 4, 4],
+            16: [2, 2, 2, 2],  # IVR (12 stays 3)
+        }
+    )
     return sheet
 
 
@@ -140,7 +157,9 @@ def test_compare_with_hofstede_is_invariant_to_constants():
     res2 = al.compare_with_hofstede(flipped, hof, n_boot=100)
     assert res2["dimensions"]["PDI"]["spearman"] == pytest.approx(-1.0)
     assert res2["dimensions"]["PDI"]["pair_agreement"] == pytest.approx(0.0)
-    assert res2["dimensions"]["PDI"]["p_spearman"] == pytest.approx(2 / 6)  # 2 of the 3! orders reach |rho| = 1
+    assert res2["dimensions"]["PDI"]["p_spearman"] == pytest.approx(
+        2 / 6
+    )  # 2 of the 3! orders reach |rho| = 1
 
 
 def test_extrapolability_detects_a_dimension_the_model_gets_backwards():
@@ -171,8 +190,16 @@ def test_load_hofstede_real_file():
 
 # --- run-level analysis -----------------------------------------------------------------------------------
 def _run(tmp_path: Path, policy: str, vary: list[str], **kw) -> Path:
-    cfg = RunConfig(model=f"fake:{policy}", tasks=["opinions"], variants=expand(vary), out=str(tmp_path / "run"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=200, data_dir=str(FIX / "opinions" / "global_opinions.csv"), **kw)
+    cfg = RunConfig(
+        model=f"fake:{policy}",
+        tasks=["opinions"],
+        variants=expand(vary),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=200,
+        data_dir=str(FIX / "opinions" / "global_opinions.csv"),
+        **kw,
+    )
     return Runner(cfg, backend=FakeBackend(policy)).run().run_dir
 
 
@@ -190,7 +217,12 @@ def test_analyze_alignment_debiases_position_bias(tmp_path):
     table = t["by_condition"]["unsteered"]["countries"]["jsd"]
     # Kenya's fixture answers are split between the two ends: the debiased model is nearest to it
     assert table[0]["country"] == "Kenya" and t["by_condition"]["unsteered"]["nearest"][0] == "Kenya"
-    assert {r["country"] for r in table} == {"Kenya", "United Kingdom", "Brazil", "Japan"}  # Britain normalised
+    assert {r["country"] for r in table} == {
+        "Kenya",
+        "United Kingdom",
+        "Brazil",
+        "Japan",
+    }  # Britain normalised
     for r in table:
         assert 0 <= r["ci"][0] <= r["sim"] <= r["ci"][1] <= 1
         assert r["uniform"] is not None and r["majority"] is not None and r["pooled"] is not None
@@ -218,7 +250,13 @@ def test_analyze_alignment_single_variant_has_no_bias_section(tmp_path):
 
 
 def test_analyze_alignment_skips_non_survey_runs(tmp_path):
-    cfg = RunConfig(model="fake:first", tasks=["starter"], limit=4, out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"))
+    cfg = RunConfig(
+        model="fake:first",
+        tasks=["starter"],
+        limit=4,
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+    )
     run_dir = Runner(cfg, backend=FakeBackend("first")).run().run_dir
     assert al.analyze_alignment(run_dir) == {"run": str(run_dir), "tasks": {}}
     assert not (run_dir / "alignment.json").exists()

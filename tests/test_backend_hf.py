@@ -65,8 +65,12 @@ def test_dequantised_cache_reloads_identically(hf):
     try:
         assert again.loaded_from == str(cached)
         assert again.identity() == hf.identity()
-        req = Request(kind="labels", text=hf.format([Message(role="user", content="Pick A or B.")]), targets=["A", "B"])
-        assert again.label_logprobs([req])[0].logprobs == pytest.approx(hf.label_logprobs([req])[0].logprobs, abs=1e-5)
+        req = Request(
+            kind="labels", text=hf.format([Message(role="user", content="Pick A or B.")]), targets=["A", "B"]
+        )
+        assert again.label_logprobs([req])[0].logprobs == pytest.approx(
+            hf.label_logprobs([req])[0].logprobs, abs=1e-5
+        )
     finally:
         again.close()
 
@@ -122,7 +126,9 @@ def test_cloze_prefix_sharing_equals_full_forward(hf, items):
 
 def test_generate_batched_matches_single(hf, items):
     reqs = [r.model_copy(update={"max_tokens": 10}) for r in _reqs(hf, items[:3], Mode.GENERATE)]
-    reqs.append(Request(kind="generate", text=hf.format([Message(role="user", content="Say hi.")]), max_tokens=4))
+    reqs.append(
+        Request(kind="generate", text=hf.format([Message(role="user", content="Say hi.")]), max_tokens=4)
+    )
     batched = hf.generate(reqs)
     single = [hf.generate([r])[0] for r in reqs]
     assert [r.text for r in batched] == [r.text for r in single]
@@ -157,10 +163,13 @@ def test_agrees_with_llamacpp_letter_mode(hf, llama, items):
     a = hf.label_logprobs(reqs_hf)
     b = llama.label_logprobs(reqs_ll)
     agree = sum(
-        max(range(len(x.logprobs)), key=x.logprobs.__getitem__) == max(range(len(y.logprobs)), key=y.logprobs.__getitem__)
+        max(range(len(x.logprobs)), key=x.logprobs.__getitem__)
+        == max(range(len(y.logprobs)), key=y.logprobs.__getitem__)
         for x, y in zip(a, b, strict=True)
     ) / len(a)
-    diff = max(abs(u - v) for x, y in zip(a, b, strict=True) for u, v in zip(x.logprobs, y.logprobs, strict=True))
+    diff = max(
+        abs(u - v) for x, y in zip(a, b, strict=True) for u, v in zip(x.logprobs, y.logprobs, strict=True)
+    )
     print(f"\nhf vs llama.cpp: argmax agreement {agree:.0%} over {len(a)} items, max |dlogprob| {diff:.3f}")
     assert agree >= 0.8
     assert diff < 0.5  # observed ~0.1-0.2 (see report); a template or tokenizer mismatch gives several nats

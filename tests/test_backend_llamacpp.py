@@ -20,16 +20,41 @@ pytestmark = pytest.mark.slow
 
 # a few everyday-culture items written for this test (starter format, not from any benchmark)
 ROWS = [
-    ("Japan", "food", "Which soup made from fermented soybean paste is commonly served with a Japanese breakfast?",
-     ["Miso soup", "Borscht", "Gazpacho", "Minestrone"], 0),
-    ("Mexico", "holidays", "Which Mexican celebration in early November honours deceased relatives with altars and marigolds?",
-     ["Carnival", "Day of the Dead", "Holi", "Hanukkah"], 1),
-    ("Germany", "etiquette", "In Germany, what do guests usually say to each other before starting a meal together?",
-     ["Salud", "Itadakimasu", "Guten Appetit", "Bon voyage"], 2),
-    ("India", "family", "At a traditional Hindu wedding in India, the couple walks around which of these together?",
-     ["A sacred fire", "A fountain", "A Christmas tree", "A maypole"], 0),
-    ("Brazil", "sport", "Which sport is by far the most popular to watch and play in Brazil?",
-     ["Cricket", "Ice hockey", "Football (soccer)", "Baseball"], 2),
+    (
+        "Japan",
+        "food",
+        "Which soup made from fermented soybean paste is commonly served with a Japanese breakfast?",
+        ["Miso soup", "Borscht", "Gazpacho", "Minestrone"],
+        0,
+    ),
+    (
+        "Mexico",
+        "holidays",
+        "Which Mexican celebration in early November honours deceased relatives with altars and marigolds?",
+        ["Carnival", "Day of the Dead", "Holi", "Hanukkah"],
+        1,
+    ),
+    (
+        "Germany",
+        "etiquette",
+        "In Germany, what do guests usually say to each other before starting a meal together?",
+        ["Salud", "Itadakimasu", "Guten Appetit", "Bon voyage"],
+        2,
+    ),
+    (
+        "India",
+        "family",
+        "At a traditional Hindu wedding in India, the couple walks around which of these together?",
+        ["A sacred fire", "A fountain", "A Christmas tree", "A maypole"],
+        0,
+    ),
+    (
+        "Brazil",
+        "sport",
+        "Which sport is by far the most popular to watch and play in Brazil?",
+        ["Cricket", "Ice hockey", "Football (soccer)", "Baseball"],
+        2,
+    ),
 ]
 
 

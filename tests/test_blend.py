@@ -55,7 +55,10 @@ def test_fixture_items_prompts_and_skip_rule_boundaries():
     en = items["South_Korea/kr-01/en/pers-3"]
     assert en.language == "en" and en.question == "What food is commonly eaten in winter in South Korea?"
     # the prompt text comes from the release file, only {q} is filled
-    rows = {r["id"]: r for r in csv.DictReader((FIX / "data/prompts/South_Korea_prompts.csv").open(encoding="utf-8"))}
+    rows = {
+        r["id"]: r
+        for r in csv.DictReader((FIX / "data/prompts/South_Korea_prompts.csv").open(encoding="utf-8"))
+    }
     p_local = task.render(kr, Variant(), Mode.GENERATE)
     assert p_local.messages[-1].content == rows["inst-4"]["Translation"].replace("{q}", kr.question)
     assert p_local.variant == Variant() and p_local.mode is Mode.GENERATE
@@ -64,8 +67,14 @@ def test_fixture_items_prompts_and_skip_rule_boundaries():
 
 
 def test_extra_metrics_report_skips_and_paper_table(tmp_path: Path):
-    cfg = RunConfig(model="fake:first", tasks=["blend"], data_dir=str(FIX), out=str(tmp_path / "run"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    cfg = RunConfig(
+        model="fake:first",
+        tasks=["blend"],
+        data_dir=str(FIX),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
     backend = FakeBackend("first", generate_text="Answer: Fruit.")
     res = Runner(cfg, backend=backend).run()
     t = res.results["tasks"]["blend"]
@@ -80,8 +89,10 @@ def test_extra_metrics_report_skips_and_paper_table(tmp_path: Path):
 
 # --- scoring rules ---------------------------------------------------------------------------------------
 def test_lemmatised_low_count_answer_scores_binary_and_lower_weight():
-    answers = [GoldAnswer(texts=["fruit"], en_texts=["fruit"], count=3),
-               GoldAnswer(texts=["peanut butter sandwiches"], en_texts=["peanut butter sandwiches"], count=1)]
+    answers = [
+        GoldAnswer(texts=["fruit"], en_texts=["fruit"], count=3),
+        GoldAnswer(texts=["peanut butter sandwiches"], en_texts=["peanut butter sandwiches"], count=1),
+    ]
     resp = clean_response("Answer: A peanut butter sandwich.", "Question: ...\nAnswer:")
     assert resp == "a peanut butter sandwich"
     assert not lemmatize.substring_match("peanut butter sandwiches", resp)  # only the lemma test can match
@@ -91,8 +102,10 @@ def test_lemmatised_low_count_answer_scores_binary_and_lower_weight():
 
 
 def test_clusters_are_tried_in_vote_order():
-    answers = [GoldAnswer(texts=["coffee"], en_texts=["coffee"], count=2),
-               GoldAnswer(texts=["orange juice"], en_texts=["orange juice"], count=1)]
+    answers = [
+        GoldAnswer(texts=["coffee"], en_texts=["coffee"], count=2),
+        GoldAnswer(texts=["orange juice"], en_texts=["orange juice"], count=1),
+    ]
     # both mentioned: the higher-voted cluster wins, full weight
     assert match_answers("orange juice or coffee", answers, "en")[1:] == (1.0, 0)
 
@@ -106,8 +119,10 @@ def test_local_variants_tried_before_english_and_english_items_skip_local(monkey
         return real(answer, response, lang)
 
     monkeypatch.setattr(blend_mod, "lemma_match", spy)
-    answers = [GoldAnswer(texts=["김치 찌개", "김치찌개"], en_texts=["kimchi stew"], count=3),
-               GoldAnswer(texts=["떡국"], en_texts=["rice cake soup"], count=2)]
+    answers = [
+        GoldAnswer(texts=["김치 찌개", "김치찌개"], en_texts=["kimchi stew"], count=3),
+        GoldAnswer(texts=["떡국"], en_texts=["rice cake soup"], count=2),
+    ]
     assert match_answers("떡국이요", answers, "ko")[:2] == (1.0, pytest.approx(2 / 3))
     assert calls == [("김치 찌개", "ko"), ("김치찌개", "ko"), ("kimchi stew", "en"), ("떡국", "ko")]
     calls.clear()
@@ -147,7 +162,9 @@ def test_chinese_with_jieba_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "jieba", fake)
     lemmatize.analyse.cache_clear()
     try:
-        assert lemmatize.lemma_match("红烧肉", "我喜欢红烧的肉", "zh")  # segments 红烧 + 肉 are response words
+        assert lemmatize.lemma_match(
+            "红烧肉", "我喜欢红烧的肉", "zh"
+        )  # segments 红烧 + 肉 are response words
         assert not lemmatize.lemma_match("红烧肉", "我喜欢的", "zh")
     finally:
         lemmatize.analyse.cache_clear()
@@ -205,7 +222,10 @@ def test_missing_idk_field(fixture_copy: Path):
 
 def test_prompt_without_slot_and_missing_topic(fixture_copy: Path):
     path = fixture_copy / "data/prompts/US_prompts.csv"
-    path.write_text(path.read_text(encoding="utf-8").replace("Question: {q}\nAnswer:", "Question:\nAnswer:"), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("Question: {q}\nAnswer:", "Question:\nAnswer:"),
+        encoding="utf-8",
+    )
     with pytest.raises(DatasetError) as exc:
         get_task("blend", data_dir=fixture_copy).items()
     assert exc.value.file.endswith("US_prompts.csv") and exc.value.row == 3 and exc.value.field == "English"
@@ -291,12 +311,19 @@ def test_mc_default_render_reproduces_release_prompt_and_scores():
 def test_parse_mc_answer_value_lookup():
     labels, opts = ["A", "B"], ["tea", "coffee"]
     assert parse_mc_answer('{"answer_choice":"coffee"}', "A. tea\nB. coffee\n", labels, opts) == "B"
-    assert parse_mc_answer("```json\n{\"answer_choice\": \"A\"}\n```", "A. tea\nB. coffee\n", labels, opts) == "A"
+    assert parse_mc_answer('```json\n{"answer_choice": "A"}\n```', "A. tea\nB. coffee\n", labels, opts) == "A"
 
 
 def test_mc_letter_mode_runs_with_json_prefix(tmp_path: Path):
-    cfg = RunConfig(model="fake:first", tasks=["blend_mc"], data_dir=str(FIX), mode=Mode.LETTER,
-                    out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    cfg = RunConfig(
+        model="fake:first",
+        tasks=["blend_mc"],
+        data_dir=str(FIX),
+        mode=Mode.LETTER,
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
     res = Runner(cfg, backend=FakeBackend("first")).run()
     t = res.results["tasks"]["blend_mc"]
     assert t["metrics"]["acc"]["mean"] == pytest.approx(1 / 3)  # "first" always picks A; only us-01 is A
@@ -318,7 +345,9 @@ def test_mc_malformed_answer_and_choices(fixture_copy: Path):
     write([rows[0], {**rows[1], "answer_idx": "E"}, rows[2]])
     with pytest.raises(DatasetError) as exc:
         get_task("blend_mc", data_dir=fixture_copy).items()
-    assert (exc.value.row, exc.value.field) == (3, "answer_idx") and exc.value.file.endswith("mc_questions_file-1.csv")
+    assert (exc.value.row, exc.value.field) == (3, "answer_idx") and exc.value.file.endswith(
+        "mc_questions_file-1.csv"
+    )
     write([rows[0], rows[1], {**rows[2], "choices": "[1, 2]"}])
     with pytest.raises(DatasetError) as exc:
         get_task("blend_mc", data_dir=fixture_copy).items()
@@ -343,9 +372,17 @@ def test_real_release_counts(shared_datasets: Path):
         )  # fmt: skip
         assert task.skipped[region]["skipped"] == skipped
         valid = 500 - skipped
-        expected_items += valid * 2 * (1 if lang == "en" else 2) - 2 * task.skipped[region].get("blank_local_question", 0)
+        expected_items += valid * 2 * (1 if lang == "en" else 2) - 2 * task.skipped[region].get(
+            "blank_local_question", 0
+        )
     assert len(items) == expected_items
-    assert {it.country.name for it in items} >= {"India", "Indonesia", "Nigeria", "North Korea", "United Kingdom"}
+    assert {it.country.name for it in items} >= {
+        "India",
+        "Indonesia",
+        "Nigeria",
+        "North Korea",
+        "United Kingdom",
+    }
     assam = next(it for it in items if it.metadata["region"] == "Assam")
     assert assam.country.subnational == "Assam" and assam.language == "as"
     assert {it.subset["prompt"] for it in items} == {"inst-4", "pers-3"}
@@ -355,8 +392,15 @@ def test_real_release_counts(shared_datasets: Path):
 @pytest.mark.slow
 def test_real_model_small_slice(shared_datasets: Path, tmp_path: Path):
     pytest.importorskip("llama_cpp")
-    cfg = RunConfig(tasks=["blend"], data_dir=str(shared_datasets / "blend"), limit=8, out=str(tmp_path / "run"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=100, task_options={"blend": {"max_tokens": 24}})
+    cfg = RunConfig(
+        tasks=["blend"],
+        data_dir=str(shared_datasets / "blend"),
+        limit=8,
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=100,
+        task_options={"blend": {"max_tokens": 24}},
+    )
     t = Runner(cfg).run().results["tasks"]["blend"]
     assert t["n"] == 8 and t["modes"] == ["generate"]
     for m in ("binary", "weighted"):

@@ -31,7 +31,11 @@ def test_expansion_over_templates_and_orders():
     assert hi.options == lo.options[::-1] and hi.metadata["high"] == 0 and lo.metadata["high"] == 1
     assert hi.country is None and hi.topic == "Work" and hi.subset["dimension"] == "PDI"
     # each template has its own wording; all show both options
-    texts = {task.render(it, Variant(), Mode.LETTER).messages[-1].content for it in first if it.metadata["order"] == "high_first"}
+    texts = {
+        task.render(it, Variant(), Mode.LETTER).messages[-1].content
+        for it in first
+        if it.metadata["order"] == "high_first"
+    }
     assert len(texts) == len(TEMPLATES)
     assert all(hi.options[0] in t and hi.options[1] in t for t in texts)
 
@@ -72,7 +76,9 @@ def test_extra_metrics_table_and_order_consistency():
     items = {it.id: it for it in task.items()}
 
     def sc(item_id: str, o: float) -> Score:
-        return Score(item_id=item_id, task="cdeval", variant="default", mode=Mode.LETTER, metrics={"orientation": o})
+        return Score(
+            item_id=item_id, task="cdeval", variant="default", mode=Mode.LETTER, metrics={"orientation": o}
+        )
 
     scores = [
         sc("cdeval-0000/direct/high_first", 1.0), sc("cdeval-0000/direct/high_second", 1.0),
@@ -87,8 +93,14 @@ def test_extra_metrics_table_and_order_consistency():
 
 
 def test_run_with_fake_backend_first_position_bias_cancels(tmp_path: Path):
-    cfg = RunConfig(model="fake:first", tasks=["cdeval"], data_dir=str(FIX), out=str(tmp_path / "run"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    cfg = RunConfig(
+        model="fake:first",
+        tasks=["cdeval"],
+        data_dir=str(FIX),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
     res = Runner(cfg, backend=FakeBackend("first")).run()
     t = res.results["tasks"]["cdeval"]
     # always choosing the first displayed option = high pole in exactly half of the rows
@@ -133,16 +145,35 @@ def test_real_release(shared_datasets: Path):
     one = [it for it in items if it.metadata["template"] == "direct" and it.metadata["order"] == "high_first"]
     assert len(one) == 2953
     assert Counter(it.subset["dimension"] for it in one) == {
-        "UAI": 530, "PDI": 512, "IVR": 502, "LTO": 485, "IDV": 472, "MAS": 452}
+        "UAI": 530,
+        "PDI": 512,
+        "IVR": 502,
+        "LTO": 485,
+        "IDV": 472,
+        "MAS": 452,
+    }
     assert Counter(it.topic for it in one) == {
-        "Education": 447, "Lifestyle": 428, "Scientific": 422, "Family": 417, "Wellness": 415, "Arts": 415, "Work": 409}
+        "Education": 447,
+        "Lifestyle": 428,
+        "Scientific": 422,
+        "Family": 417,
+        "Wellness": 415,
+        "Arts": 415,
+        "Work": 409,
+    }
 
 
 @pytest.mark.slow
 def test_real_model_small_slice(shared_datasets: Path, tmp_path: Path):
     pytest.importorskip("llama_cpp")
-    cfg = RunConfig(tasks=["cdeval"], data_dir=str(shared_datasets / "cdeval"), limit=8, out=str(tmp_path / "run"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=100)
+    cfg = RunConfig(
+        tasks=["cdeval"],
+        data_dir=str(shared_datasets / "cdeval"),
+        limit=8,
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=100,
+    )
     t = Runner(cfg).run().results["tasks"]["cdeval"]
     assert t["n"] == 8 and t["modes"] == ["letter"]
     assert 0.0 <= t["metrics"]["orientation"]["mean"] <= 1.0

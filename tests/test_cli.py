@@ -23,7 +23,9 @@ def test_unknown_model_prefix(tmp_path: Path):
 
 
 def test_missing_model_file(tmp_path: Path):
-    res = runner.invoke(app, ["run", "--model", f"llamacpp:{tmp_path}/nope.gguf", "--cache", str(tmp_path / "c"), "--quiet"])
+    res = runner.invoke(
+        app, ["run", "--model", f"llamacpp:{tmp_path}/nope.gguf", "--cache", str(tmp_path / "c"), "--quiet"]
+    )
     assert res.exit_code == 2 and "model file not found" in res.output and "nope.gguf" in res.output
 
 
@@ -32,8 +34,21 @@ def test_malformed_row_names_file_row_field(tmp_path: Path):
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     rows[2]["answer"] = 9
     write_jsonl(path, rows)
-    res = runner.invoke(app, ["run", "--model", "fake:first", "--data-dir", str(path.parent), "--quiet",
-                              "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "r")])
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--model",
+            "fake:first",
+            "--data-dir",
+            str(path.parent),
+            "--quiet",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert res.exit_code == 2
     assert "starter.jsonl, row 3, field 'answer'" in res.output
     assert not (tmp_path / "r").exists()  # nothing started half-loaded
@@ -44,8 +59,19 @@ def test_bad_country_row(tmp_path: Path):
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     rows[0]["country"] = "Atlantis"
     write_jsonl(path, rows)
-    res = runner.invoke(app, ["run", "--model", "fake:first", "--data-dir", str(path.parent), "--quiet",
-                              "--cache", str(tmp_path / "c.sqlite")])
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--model",
+            "fake:first",
+            "--data-dir",
+            str(path.parent),
+            "--quiet",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+        ],
+    )
     assert res.exit_code == 2 and "row 1, field 'country'" in res.output
 
 
@@ -54,11 +80,27 @@ def test_cached_work_survives_a_later_error(tmp_path: Path):
 
     path = mini_starter(tmp_path / "d")
     cache = tmp_path / "c.sqlite"
-    ok = runner.invoke(app, ["run", "--model", "fake:first", "--data-dir", str(path.parent), "--quiet",
-                             "--cache", str(cache), "--out", str(tmp_path / "r"), "--no-report"])
+    ok = runner.invoke(
+        app,
+        [
+            "run",
+            "--model",
+            "fake:first",
+            "--data-dir",
+            str(path.parent),
+            "--quiet",
+            "--cache",
+            str(cache),
+            "--out",
+            str(tmp_path / "r"),
+            "--no-report",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     before = ResponseCache(cache).count()
-    bad = runner.invoke(app, ["run", "--model", "fake:first", "--task", "nope", "--cache", str(cache), "--quiet"])
+    bad = runner.invoke(
+        app, ["run", "--model", "fake:first", "--task", "nope", "--cache", str(cache), "--quiet"]
+    )
     assert bad.exit_code == 2
     assert ResponseCache(cache).count() == before == 5
 
@@ -73,8 +115,21 @@ def test_tasks_lists_starter_with_counts():
 
 def test_run_fake_prints_country_table(tmp_path: Path):
     path = mini_starter(tmp_path / "d")
-    res = runner.invoke(app, ["run", "--model", "fake:first", "--data-dir", str(path.parent), "--no-report",
-                              "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "r")])
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--model",
+            "fake:first",
+            "--data-dir",
+            str(path.parent),
+            "--no-report",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "Japan" in res.output and "per country" in res.output
     assert (tmp_path / "r" / "results.json").exists()
@@ -88,12 +143,31 @@ def test_task_options_reach_the_task_and_config(tmp_path: Path):
     res = runner.invoke(app, ["run", "--opt", "novalue", "--quiet"])
     assert res.exit_code == 2 and "expected KEY=VALUE" in res.output
     path = mini_starter(tmp_path / "d")
-    res = runner.invoke(app, ["run", "--model", "fake:first", "--data-dir", str(path.parent), "--quiet", "--no-report",
-                              "--opt", "note=x", "--model-opt", "seed=3",
-                              "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "r")])
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--model",
+            "fake:first",
+            "--data-dir",
+            str(path.parent),
+            "--quiet",
+            "--no-report",
+            "--opt",
+            "note=x",
+            "--model-opt",
+            "seed=3",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert cfg["config"]["task_options"] == {"starter": {"note": "x"}} and cfg["config"]["backend_options"] == {"seed": 3}
+    assert cfg["config"]["task_options"] == {"starter": {"note": "x"}} and cfg["config"][
+        "backend_options"
+    ] == {"seed": 3}
 
 
 def test_datasets_root_env_finds_each_release(monkeypatch, tmp_path: Path):

@@ -21,8 +21,15 @@ MC = FIXTURES / "sweep_mc"
 
 
 def _run(tmp: Path, policy: str, name: str, vary: list[str] | None = None) -> Path:
-    cfg = RunConfig(model=f"fake:{policy}", tasks=["starter"], variants=expand(vary or []), data_dir=str(MC),
-                    out=str(tmp / name), cache=str(tmp / "c.sqlite"), n_boot=100)
+    cfg = RunConfig(
+        model=f"fake:{policy}",
+        tasks=["starter"],
+        variants=expand(vary or []),
+        data_dir=str(MC),
+        out=str(tmp / name),
+        cache=str(tmp / "c.sqlite"),
+        n_boot=100,
+    )
     return Runner(cfg, backend=FakeBackend(policy)).run().run_dir
 
 
@@ -99,12 +106,29 @@ def test_compare_two_real_models(tmp_path: Path) -> None:
         pytest.skip("llama-cpp-python is not installed")
     from culturelens.backends.base import BackendError
 
-    cfg = RunConfig(model="default", tasks=["starter"], limit=8, out=str(tmp_path / "a"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=100)
+    cfg = RunConfig(
+        model="default",
+        tasks=["starter"],
+        limit=8,
+        out=str(tmp_path / "a"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=100,
+    )
     a = Runner(cfg).run().run_dir
     try:
-        b = Runner(cfg.model_copy(update={"model": "default", "out": str(tmp_path / "b"),
-                                          "variants": expand(["labels=numbers"])})).run().run_dir
+        b = (
+            Runner(
+                cfg.model_copy(
+                    update={
+                        "model": "default",
+                        "out": str(tmp_path / "b"),
+                        "variants": expand(["labels=numbers"]),
+                    }
+                )
+            )
+            .run()
+            .run_dir
+        )
     except BackendError as exc:  # pragma: no cover
         pytest.skip(str(exc))
     res = compare_runs(a, b)

@@ -83,8 +83,14 @@ def test_templates():
 
 
 def _score(item_id: str, acc: float) -> Score:
-    return Score(item_id=item_id, task="culturalbench_hard", variant="default", mode=Mode.LETTER,
-                 metrics={"acc": acc}, prediction=0)
+    return Score(
+        item_id=item_id,
+        task="culturalbench_hard",
+        variant="default",
+        mode=Mode.LETTER,
+        metrics={"acc": acc},
+        prediction=0,
+    )
 
 
 def test_hard_question_counts_only_if_all_four_right():
@@ -100,7 +106,9 @@ def test_hard_question_counts_only_if_all_four_right():
     assert by_q["0"][1].metrics["acc"] == 0.0 and by_q["0"][1].metrics["row_acc"] == 0.75
     assert by_q["1"][1].metrics["acc"] == 1.0 and by_q["1"][1].metrics["row_acc"] == 1.0
     unit_item = by_q["0"][0]
-    assert unit_item.id == "cb-hard:0" and unit_item.group == q0[0].group and unit_item.country == q0[0].country
+    assert (
+        unit_item.id == "cb-hard:0" and unit_item.group == q0[0].group and unit_item.country == q0[0].country
+    )
     with pytest.raises(ValueError, match="expected 4"):
         task.unit_scores(items, three_of_four[:3])
 
@@ -110,7 +118,13 @@ def test_hard_question_counts_only_if_all_four_right():
     [
         (EASY_FILE, lambda r: r[2].update({"answer": "E"}), 3, "answer", "not one of A, B, C, D"),
         (EASY_FILE, lambda r: r[0].update({"country": "Atlantis"}), 1, "country", "Unknown country"),
-        (EASY_FILE, lambda r: r[4].update({"question_idx": r[1]["question_idx"]}), 5, "question_idx", "duplicate"),
+        (
+            EASY_FILE,
+            lambda r: r[4].update({"question_idx": r[1]["question_idx"]}),
+            5,
+            "question_idx",
+            "duplicate",
+        ),
         (HARD_FILE, lambda r: r[5].update({"answer": "Maybe"}), 6, "answer", "not True / False"),
         (HARD_FILE, lambda r: r[9].update({"prompt_option": ""}), 10, "prompt_option", "empty value"),
         (HARD_FILE, lambda r: r[7].update({"country": "Japan"}), 8, "country", "has rows for"),
@@ -162,21 +176,35 @@ def _samples(run_dir: Path) -> list[dict]:
 
 def test_pipeline_with_fake_backend(tmp_path: Path):
     easy_rows, hard_rows = _rows(EASY_FILE), _rows(HARD_FILE)
-    cfg = RunConfig(model="fake:first", tasks=["culturalbench_easy", "culturalbench_hard"], data_dir=str(FIXTURE),
-                    out=str(tmp_path / "first"), cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    cfg = RunConfig(
+        model="fake:first",
+        tasks=["culturalbench_easy", "culturalbench_hard"],
+        data_dir=str(FIXTURE),
+        out=str(tmp_path / "first"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
     res = Runner(cfg, backend=FakeBackend("first")).run()  # always A / always True
     easy, hard = res.results["tasks"]["culturalbench_easy"], res.results["tasks"]["culturalbench_hard"]
     assert easy["n"] == len(easy_rows)
-    assert easy["metrics"]["acc"]["mean"] == pytest.approx(sum(r["answer"] == "A" for r in easy_rows) / len(easy_rows))
-    assert set(easy["by"]["country"]) >= {"United Kingdom", "South Korea"} and "Europe" in easy["by"]["region"]
+    assert easy["metrics"]["acc"]["mean"] == pytest.approx(
+        sum(r["answer"] == "A" for r in easy_rows) / len(easy_rows)
+    )
+    assert (
+        set(easy["by"]["country"]) >= {"United Kingdom", "South Korea"} and "Europe" in easy["by"]["region"]
+    )
     n_q = len({r["question_idx"] for r in hard_rows})
     assert hard["n"] == n_q and hard["items"] == len(hard_rows)  # units are questions
-    all_true = sum(all(r["answer"] == "True" for r in hard_rows if r["question_idx"] == q)
-                   for q in {r["question_idx"] for r in hard_rows})
+    all_true = sum(
+        all(r["answer"] == "True" for r in hard_rows if r["question_idx"] == q)
+        for q in {r["question_idx"] for r in hard_rows}
+    )
     assert hard["metrics"]["acc"]["mean"] == pytest.approx(all_true / n_q)
     true_share = sum(r["answer"] == "True" for r in hard_rows) / len(hard_rows)
     assert hard["metrics"]["row_acc"]["mean"] == pytest.approx(true_share)
-    assert hard["extra"]["pred_true_share"] == 1.0 and hard["extra"]["gold_true_share"] == pytest.approx(true_share)
+    assert hard["extra"]["pred_true_share"] == 1.0 and hard["extra"]["gold_true_share"] == pytest.approx(
+        true_share
+    )
     assert sum(v["n"] for v in hard["by"]["country"].values()) == n_q
 
     # pseudo-random answers: the question score must be the minimum over its judgements
@@ -192,8 +220,15 @@ def test_pipeline_with_fake_backend(tmp_path: Path):
 @pytest.mark.slow
 def test_real_embedded_model_on_fixture(tmp_path: Path):
     pytest.importorskip("llama_cpp")
-    cfg = RunConfig(model="default", tasks=["culturalbench_easy", "culturalbench_hard"], data_dir=str(FIXTURE),
-                    limit=1, out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    cfg = RunConfig(
+        model="default",
+        tasks=["culturalbench_easy", "culturalbench_hard"],
+        data_dir=str(FIXTURE),
+        limit=1,
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
     res = Runner(cfg).run()
     easy, hard = res.results["tasks"]["culturalbench_easy"], res.results["tasks"]["culturalbench_hard"]
     assert easy["n"] == 1 and hard["n"] == 1 and hard["items"] == 4

@@ -108,7 +108,12 @@ def _write(path: Path, rows: list[dict[str, str]], columns: list[str] | None = N
     ("mutate", "row", "field", "match"),
     [
         (lambda r: r[2].update({"answer": "E"}), 3, "answer", "not one of A, B, C, D"),
-        (lambda r: r[4].update({"cultural_sensitivity_label": "XX"}), 5, "cultural_sensitivity_label", "CS / CA"),
+        (
+            lambda r: r[4].update({"cultural_sensitivity_label": "XX"}),
+            5,
+            "cultural_sensitivity_label",
+            "CS / CA",
+        ),
         (lambda r: r[1].update({"question": ""}), 2, "question", "empty value"),
         (lambda r: r[6].update({"sample_id": r[0]["sample_id"]}), 7, "sample_id", "duplicate"),
     ],
@@ -165,14 +170,26 @@ def test_mmlu_prompt_and_few_shot():
     shot = task.render(item, Variant(few_shot=1), Mode.LETTER, pool)
     # one French dev example of the same subject, answered with its letter
     dev = next(r for r in _rows("fr", "dev") if r["subject"] == "marketing")
-    assert shot.messages[0].content.startswith(dev["question"]) and shot.messages[1].content == f"Answer: {dev['answer']}"
+    assert (
+        shot.messages[0].content.startswith(dev["question"])
+        and shot.messages[1].content == f"Answer: {dev['answer']}"
+    )
     with pytest.raises(RenderError, match="dev split"):
         task.render(item, Variant(few_shot=5), Mode.LETTER, pool)
 
 
 def _fake_scores(items, acc_of) -> list[Score]:
-    return [Score(item_id=it.id, task=it.task, variant="default", mode=Mode.LETTER, metrics={"acc": acc_of(it)},
-                  prediction=0) for it in items]
+    return [
+        Score(
+            item_id=it.id,
+            task=it.task,
+            variant="default",
+            mode=Mode.LETTER,
+            metrics={"acc": acc_of(it)},
+            prediction=0,
+        )
+        for it in items
+    ]
 
 
 def test_cs_ca_split_and_gap():
@@ -204,10 +221,16 @@ def _results(model: str, cs: float, ca: float, by_lang: dict[str, tuple[float, f
     by_lang = by_lang or {"en": (cs, ca)}
     return {
         "model": {"backend": "fake", "model": model},
-        "tasks": {"global_mmlu_lite": {"extra": {"cs_ca": {
-            "overall": {"cs": cs, "ca": ca},
-            "by_language": {lang: {"cs": a, "ca": b} for lang, (a, b) in by_lang.items()},
-        }}}},
+        "tasks": {
+            "global_mmlu_lite": {
+                "extra": {
+                    "cs_ca": {
+                        "overall": {"cs": cs, "ca": ca},
+                        "by_language": {lang: {"cs": a, "ca": b} for lang, (a, b) in by_lang.items()},
+                    }
+                }
+            }
+        },
     }
 
 
@@ -229,8 +252,14 @@ def test_pipeline_with_fake_backends_and_rank_agreement(tmp_path: Path):
     rows = _rows("en") + _rows("fr")
     results = []
     for policy in ("first", "last"):
-        cfg = RunConfig(model=f"fake:{policy}", tasks=["global_mmlu"], data_dir=str(FIXTURE),
-                        out=str(tmp_path / policy), cache=str(tmp_path / "c.sqlite"), n_boot=50)
+        cfg = RunConfig(
+            model=f"fake:{policy}",
+            tasks=["global_mmlu"],
+            data_dir=str(FIXTURE),
+            out=str(tmp_path / policy),
+            cache=str(tmp_path / "c.sqlite"),
+            n_boot=50,
+        )
         res = Runner(cfg, backend=FakeBackend(policy)).run()
         t = res.results["tasks"]["global_mmlu"]
         letter = "A" if policy == "first" else "D"
@@ -239,7 +268,9 @@ def test_pipeline_with_fake_backends_and_rank_agreement(tmp_path: Path):
             sub = [r for r in rows if _label(r["cultural_sensitivity_label"]) == lab]
             got = t["by"][f"subset:{CS_KEY}"][lab]["metrics"]["acc"]["mean"]
             assert got == pytest.approx(sum(r["answer"] == letter for r in sub) / len(sub))
-        assert t["metrics"]["acc"]["clusters"] == len(_rows("en"))  # a question and its translation resample together
+        assert t["metrics"]["acc"]["clusters"] == len(
+            _rows("en")
+        )  # a question and its translation resample together
         results.append(res.run_dir)
     out = subset_rank_agreement(results)  # run folders work too
     assert out["task"] == "global_mmlu" and out["models"] == ["fake-first", "fake-last"]
@@ -251,8 +282,15 @@ def test_pipeline_with_fake_backends_and_rank_agreement(tmp_path: Path):
 @pytest.mark.slow
 def test_real_embedded_model_on_fixture(tmp_path: Path):
     pytest.importorskip("llama_cpp")
-    cfg = RunConfig(model="default", tasks=["global_mmlu"], data_dir=str(FIXTURE), limit=6,
-                    out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    cfg = RunConfig(
+        model="default",
+        tasks=["global_mmlu"],
+        data_dir=str(FIXTURE),
+        limit=6,
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
     res = Runner(cfg).run()
     t = res.results["tasks"]["global_mmlu"]
     assert t["n"] == 6 and set(t["by"]["language"]) == {"en", "fr"}

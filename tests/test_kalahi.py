@@ -38,8 +38,15 @@ def test_fixture_items():
 def _item(options: list[str], n_rel: int) -> Item:
     rel = list(range(n_rel))
     irr = list(range(n_rel, len(options)))
-    return Item(id="x", task="kalahi", kind=ItemKind.MULTIPLE_CHOICE, question="Q?", options=options,
-                correct=rel, metadata={"best": 0, "relevant": rel, "irrelevant": irr})
+    return Item(
+        id="x",
+        task="kalahi",
+        kind=ItemKind.MULTIPLE_CHOICE,
+        question="Q?",
+        options=options,
+        correct=rel,
+        metadata={"best": 0, "relevant": rel, "irrelevant": irr},
+    )
 
 
 def test_mc1_mc2_byte_normalised_with_reversed_order():
@@ -62,7 +69,10 @@ def test_mc1_mc2_byte_normalised_with_reversed_order():
 
 
 def test_mc1_tie_is_not_a_win_and_mc2_bounds():
-    assert mc_scores(0, [0, 1], [2], [-1.0, -3.0, -1.0]) == (0.0, pytest.approx((math.exp(-1) + math.exp(-3)) / (2 * math.exp(-1) + math.exp(-3))))
+    assert mc_scores(0, [0, 1], [2], [-1.0, -3.0, -1.0]) == (
+        0.0,
+        pytest.approx((math.exp(-1) + math.exp(-3)) / (2 * math.exp(-1) + math.exp(-3))),
+    )
     mc1, mc2 = mc_scores(0, [0], [1, 2], [0.0, -math.inf, -math.inf])
     assert mc1 == 1.0 and mc2 == 1.0
 
@@ -74,8 +84,14 @@ def test_best_answer_below_another_relevant_still_counts_for_mc1_only_against_ir
 
 
 def test_run_with_fake_backend(tmp_path: Path):
-    cfg = RunConfig(model="fake:hash", tasks=["kalahi"], data_dir=str(FIX), out=str(tmp_path / "run"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    cfg = RunConfig(
+        model="fake:hash",
+        tasks=["kalahi"],
+        data_dir=str(FIX),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
     res = Runner(cfg, backend=FakeBackend("hash")).run()
     t = res.results["tasks"]["kalahi"]
     assert t["n"] == 3 and t["modes"] == ["cloze"]
@@ -107,7 +123,11 @@ def _rewrite(path: Path, row_index: int, field: str, value: str) -> None:
 
 @pytest.mark.parametrize(
     ("row_index", "field", "value", "row"),
-    [(1, "best_answer", "", 3), (2, "irrelevant_answers", " ; ", 4), (0, "irrelevant_answers", "Lechon.;Sushi.", 2)],
+    [
+        (1, "best_answer", "", 3),
+        (2, "irrelevant_answers", " ; ", 4),
+        (0, "irrelevant_answers", "Lechon.;Sushi.", 2),
+    ],
 )
 def test_malformed_rows_name_file_row_field(tmp_path: Path, row_index, field, value, row):
     dst = tmp_path / "kalahi"
@@ -144,8 +164,14 @@ def test_real_release(shared_datasets: Path):
 @pytest.mark.slow
 def test_real_model_small_slice(shared_datasets: Path, tmp_path: Path):
     pytest.importorskip("llama_cpp")
-    cfg = RunConfig(tasks=["kalahi"], data_dir=str(shared_datasets / "kalahi"), limit=6, out=str(tmp_path / "run"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=100)
+    cfg = RunConfig(
+        tasks=["kalahi"],
+        data_dir=str(shared_datasets / "kalahi"),
+        limit=6,
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=100,
+    )
     t = Runner(cfg).run().results["tasks"]["kalahi"]
     assert t["n"] == 6 and t["modes"] == ["cloze"]
     for m in ("mc1", "mc2", "mc1_sum", "mc2_sum"):

@@ -85,7 +85,9 @@ def test_official_prompt_per_level():
     assert f"\n\nCountry: {row['Country']}\nRoT: {row['Value']}\n\nStory:" in texts["country_value"]
     assert f"\n\nRule-of-thumb: {row['Rule-of-Thumb']}\n\nStory:" in texts["rot"]
     assert "Country:" not in texts["none"] and "Rule-of-thumb:" not in texts["none"]
-    assert "in the given country" in texts["country"] and "under the given rule-of-thumb alone" in texts["rot"]
+    assert (
+        "in the given country" in texts["country"] and "under the given rule-of-thumb alone" in texts["rot"]
+    )
     # another template can still be swept; reordering renumbers the options
     plain = task.render(items[f"normad:{sid}:rot"], Variant(template="plain"), Mode.LETTER)
     assert "Task: You will be given" not in plain.messages[-1].content
@@ -167,8 +169,16 @@ def test_extra_metrics_on_constructed_scores():
     first_no = next(it.id for it in items.values() if it.correct == [1])
     for it in items.values():
         pred = 1 if it.id == first_no else 0
-        scores.append(Score(item_id=it.id, task="normad", variant="default", mode=Mode.LETTER,
-                            metrics={"acc": float(pred in it.correct)}, prediction=pred))
+        scores.append(
+            Score(
+                item_id=it.id,
+                task="normad",
+                variant="default",
+                mode=Mode.LETTER,
+                metrics={"acc": float(pred in it.correct)},
+                prediction=pred,
+            )
+        )
     rot = task.extra_metrics(items, scores)["levels"]["rot"]
     n_yes = sum(1 for it in items.values() if it.correct == [0])
     n_no = sum(1 for it in items.values() if it.correct == [1])
@@ -245,8 +255,14 @@ def test_download_failure_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.M
 def test_pipeline_with_fake_backend(tmp_path: Path):
     rows = _rows()
     gold = [r["Gold Label"] for r in rows]
-    cfg = RunConfig(model="fake:first", tasks=["normad"], data_dir=str(FIXTURE), out=str(tmp_path / "run"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    cfg = RunConfig(
+        model="fake:first",
+        tasks=["normad"],
+        data_dir=str(FIXTURE),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
     res = Runner(cfg, backend=FakeBackend("first")).run()  # always the first displayed option: Yes
     t = res.results["tasks"]["normad"]
     assert t["n"] == len(rows) * len(LEVELS) and t["invalid"] == 0
@@ -276,20 +292,35 @@ def test_pipeline_with_fake_backend(tmp_path: Path):
 def test_real_embedded_model_on_fixture(tmp_path: Path):
     """One story at all four levels (letter mode), plus one generation parsed by the official rule."""
     pytest.importorskip("llama_cpp")
-    cfg = RunConfig(model="default", tasks=["normad"], data_dir=str(FIXTURE), limit=4, out=str(tmp_path / "letter"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    cfg = RunConfig(
+        model="default",
+        tasks=["normad"],
+        data_dir=str(FIXTURE),
+        limit=4,
+        out=str(tmp_path / "letter"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
     res = Runner(cfg).run()
     t = res.results["tasks"]["normad"]
     assert t["n"] == 4 and t["modes"] == ["letter"] and set(t["by"]["subset:level"]) == set(LEVELS)
     assert set(t["extra"]["levels"]) == set(LEVELS)
     samples = [json.loads(x) for x in (res.run_dir / "samples.jsonl").read_text().splitlines()]
     for s in samples:
-        assert "Options:\n1) Yes \n2) No \n3) Neither \nAnswer (options Yes, No or Neither): \n" in s["prompt"]
+        assert (
+            "Options:\n1) Yes \n2) No \n3) Neither \nAnswer (options Yes, No or Neither): \n" in s["prompt"]
+        )
         assert s["valid"] and s["prediction"] in (0, 1, 2)
         assert sum(s["probs"]) == pytest.approx(1.0) and 0.0 < s["metrics"]["label_mass"] <= 1.0
 
-    cfg = cfg.model_copy(update={"mode": Mode.GENERATE, "limit": 1, "out": str(tmp_path / "gen"),
-                                 "task_options": {"normad": {"levels": "rot"}}})
+    cfg = cfg.model_copy(
+        update={
+            "mode": Mode.GENERATE,
+            "limit": 1,
+            "out": str(tmp_path / "gen"),
+            "task_options": {"normad": {"levels": "rot"}},
+        }
+    )
     res = Runner(cfg).run()
     (s,) = [json.loads(x) for x in (res.run_dir / "samples.jsonl").read_text().splitlines()]
     assert s["subset"]["level"] == "rot" and s["response"]["text"].strip()

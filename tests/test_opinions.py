@@ -16,7 +16,9 @@ from culturelens.tasks.opinions import parse_selections, read_goqa, split_header
 FIX = Path(__file__).parent / "fixtures" / "opinions"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 RNR = SHARED / "randomness_not_representation"
-needs_rnr = pytest.mark.skipif(not (RNR / "steerability").exists(), reason="shared randomness_not_representation data not available")
+needs_rnr = pytest.mark.skipif(
+    not (RNR / "steerability").exists(), reason="shared randomness_not_representation data not available"
+)
 
 
 def test_goqa_fixture_rows():
@@ -46,11 +48,14 @@ def test_parse_selections_defaultdict_and_errors(tmp_path):
 
 def test_goqa_bad_files_name_row_and_field(tmp_path):
     bad = tmp_path / "global_opinions.csv"
-    bad.write_text('question,options,source\n"Q?","[\'a\', \'b\']",GAS\n', encoding="utf-8")
+    bad.write_text("question,options,source\n\"Q?\",\"['a', 'b']\",GAS\n", encoding="utf-8")
     with pytest.raises(DatasetError, match="field 'selections'"):
         list(read_goqa(bad))
-    bad.write_text("question,selections,options\n"
-                   "\"Q?\",\"defaultdict(<class 'list'>, {'Japan': [0.5, 0.5]})\",\"['only one']\"\n", encoding="utf-8")
+    bad.write_text(
+        "question,selections,options\n"
+        "\"Q?\",\"defaultdict(<class 'list'>, {'Japan': [0.5, 0.5]})\",\"['only one']\"\n",
+        encoding="utf-8",
+    )
     with pytest.raises(DatasetError, match=r"row 2, field 'options'"):
         list(read_goqa(bad))
     with pytest.raises(DatasetError, match="file not found"):
@@ -73,11 +78,19 @@ def test_wide_fixture_tables():
     items = t.items()
     assert t.alignment_metric == "mae" and len(items) == 4
     q0, q1, _, q3 = items
-    assert q0.question == "How much do you enjoy public holidays?" and q0.options == ["Very much", "Somewhat", "Not at all"]
+    assert q0.question == "How much do you enjoy public holidays?" and q0.options == [
+        "Very much",
+        "Somewhat",
+        "Not at all",
+    ]
     assert q0.reference_means == {"Brazil": 0.2, "Japan": 0.6, "United States": 0.4, "United Kingdom": 0.3}
     assert "United States" not in q1.reference_means  # empty cell
     assert q0.metadata["heldout_countries"] == ["United Kingdom"]
-    assert q0.subset["scale"] == "ordinal" and q1.subset["scale"] == "nominal" and q3.subset["scale"] == "unknown"
+    assert (
+        q0.subset["scale"] == "ordinal"
+        and q1.subset["scale"] == "nominal"
+        and q3.subset["scale"] == "unknown"
+    )
     assert q3.options[:2] == ["0", "1"] and len(q3.options) == 11  # "0.0" shown as "0"
     assert {it.subset["split"] for it in items} == {"steer", "heldout"}
     only = get_task("opinions", data_dir=FIX / "rnr", heldout=False).items()
@@ -162,9 +175,16 @@ def test_embedded_model_on_a_slice_of_opinions(tmp_path):
     from culturelens.runner import RunConfig, Runner
     from culturelens.sweep import expand
 
-    cfg = RunConfig(model="default", tasks=["opinions"], limit=6, data_dir=str(RNR), n_boot=200,
-                    variants=expand(["option_order=identity,reversed"]), out=str(tmp_path / "run"),
-                    cache=str(tmp_path / "c.sqlite"))
+    cfg = RunConfig(
+        model="default",
+        tasks=["opinions"],
+        limit=6,
+        data_dir=str(RNR),
+        n_boot=200,
+        variants=expand(["option_order=identity,reversed"]),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+    )
     run_dir = Runner(cfg).run().run_dir
     t = analyze_alignment(run_dir)["tasks"]["opinions"]
     table = t["by_condition"]["unsteered"]["countries"]["mae"]

@@ -8,8 +8,15 @@ from culturelens.schema import Item, ItemKind, Mode, Variant
 
 
 def mc(**kw) -> Item:
-    base = dict(id="q1", task="t", kind=ItemKind.MULTIPLE_CHOICE, question="Which?",
-                options=["w", "x", "y", "z"], correct=[2], country=normalize_country("Japan"))
+    base = dict(
+        id="q1",
+        task="t",
+        kind=ItemKind.MULTIPLE_CHOICE,
+        question="Which?",
+        options=["w", "x", "y", "z"],
+        correct=[2],
+        country=normalize_country("Japan"),
+    )
     base.update(kw)
     return Item(**base)
 

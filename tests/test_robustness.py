@@ -21,8 +21,13 @@ MC = FIXTURES / "sweep_mc"
 
 def _run(tmp_path: Path, vary: list[str], policy: str = "first", name: str = "run", data: Path = MC) -> Path:
     cfg = RunConfig(
-        model=f"fake:{policy}", tasks=["starter"], variants=expand(vary), data_dir=str(data),
-        out=str(tmp_path / name), cache=str(tmp_path / "cache.sqlite"), n_boot=200,
+        model=f"fake:{policy}",
+        tasks=["starter"],
+        variants=expand(vary),
+        data_dir=str(data),
+        out=str(tmp_path / name),
+        cache=str(tmp_path / "cache.sqlite"),
+        n_boot=200,
     )
     return Runner(cfg, backend=FakeBackend(policy)).run().run_dir
 
@@ -47,7 +52,9 @@ def test_always_first_under_rotation(first_sweep: tuple[Path, dict]) -> None:
     assert items["robust"]["mean"] == 0.0
     assert items["ever_right"] == 1.0
     # per-variant accuracy = share of answers at original position k: 4/8, 2/8, 1/8, 1/8
-    by_order = {v["levels"]["option_order"]: v["score"] for v in t["variants"] if v["levels"]["labels"] == "letters"}
+    by_order = {
+        v["levels"]["option_order"]: v["score"] for v in t["variants"] if v["levels"]["labels"] == "letters"
+    }
     assert by_order == {"identity": 0.5, "rotate:1": 0.25, "rotate:2": 0.125, "rotate:3": 0.125}
     sp = t["spread"]
     assert (sp["min"], sp["max"], sp["mean"]) == (0.125, 0.5, 0.25)
@@ -81,7 +88,9 @@ def test_position_invariant_model_is_stable(tmp_path: Path) -> None:
     t = analyze_run(run_dir)["tasks"]["starter"]
     assert t["spread"]["range"] == 0.0
     assert t["items"]["consistency"]["mean"] == 1.0
-    assert t["items"]["robust"]["mean"] == pytest.approx(0.5)  # right under every variant iff answer is option 0
+    assert t["items"]["robust"]["mean"] == pytest.approx(
+        0.5
+    )  # right under every variant iff answer is option 0
     assert t["stable"] is True and " is stable" in t["verdicts"][0]
 
 
@@ -135,10 +144,26 @@ def test_cli_run_with_vary_prints_robustness(tmp_path: Path) -> None:
 
     from culturelens.cli import app
 
-    res = CliRunner().invoke(app, [
-        "run", "--model", "fake:first", "--task", "starter", "--data-dir", str(MC), "--out", str(tmp_path / "r"),
-        "--cache", str(tmp_path / "c.sqlite"), "--no-report", "--vary", "option_order=rotate", "labels=letters,numbers",
-    ])  # the spelling: the shell passes the design as two words after --vary
+    res = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--model",
+            "fake:first",
+            "--task",
+            "starter",
+            "--data-dir",
+            str(MC),
+            "--out",
+            str(tmp_path / "r"),
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--no-report",
+            "--vary",
+            "option_order=rotate",
+            "labels=letters,numbers",
+        ],
+    )  # the spelling: the shell passes the design as two words after --vary
     assert res.exit_code == 0, res.output
     assert "robustness" in res.output and "NOT stable" in res.output
     rob = json.loads((tmp_path / "r" / "robustness.json").read_text())
@@ -158,8 +183,13 @@ def test_real_sweep_embedded_model(tmp_path: Path) -> None:
     if not STARTER.exists():
         pytest.skip("starter suite data not available")
     cfg = RunConfig(
-        model="default", tasks=["starter"], limit=12, variants=expand(["option_order=rotate", "labels=letters,numbers"]),
-        out=str(tmp_path / "sweep"), cache=str(tmp_path / "c.sqlite"), n_boot=200,
+        model="default",
+        tasks=["starter"],
+        limit=12,
+        variants=expand(["option_order=rotate", "labels=letters,numbers"]),
+        out=str(tmp_path / "sweep"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=200,
     )
     result = Runner(cfg).run()
     rob = analyze_run(result.run_dir)

@@ -12,7 +12,9 @@ from culturelens.schema import Mode, Variant
 
 def _run(tmp_path: Path, backend, **kw):
     data = mini_starter(tmp_path / "data").parent
-    cfg = RunConfig(data_dir=str(data), out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), n_boot=200, **kw)
+    cfg = RunConfig(
+        data_dir=str(data), out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), n_boot=200, **kw
+    )
     return Runner(cfg, backend=backend).run()
 
 
@@ -47,10 +49,14 @@ def test_rerun_uses_cache_and_gives_identical_results(tmp_path: Path):
     assert first.results == second.results
     # another run directory: every response comes from the cache, results identical
     data = tmp_path / "data"
-    cfg = RunConfig(data_dir=str(data), out=str(tmp_path / "run2"), cache=str(tmp_path / "c.sqlite"), n_boot=200)
+    cfg = RunConfig(
+        data_dir=str(data), out=str(tmp_path / "run2"), cache=str(tmp_path / "c.sqlite"), n_boot=200
+    )
     third = Runner(cfg, backend=fb).run()
     assert len(fb.calls) == calls
-    assert third.timing["cache_hits"] == 5 and third.timing["computed"] == 0 and not third.timing.get("reused")
+    assert (
+        third.timing["cache_hits"] == 5 and third.timing["computed"] == 0 and not third.timing.get("reused")
+    )
     assert first.results == third.results
 
 
@@ -62,7 +68,9 @@ def test_changed_data_is_not_a_finished_run(tmp_path: Path):
     rows[0]["question"] += " (edited)"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     calls = len(fb.calls)
-    cfg = RunConfig(data_dir=str(path.parent), out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), n_boot=200)
+    cfg = RunConfig(
+        data_dir=str(path.parent), out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), n_boot=200
+    )
     again = Runner(cfg, backend=fb).run()
     assert not again.timing.get("reused")
     assert again.timing["computed"] == 1 and again.timing["cache_hits"] == 4 and len(fb.calls) == calls + 1

@@ -9,8 +9,15 @@ from culturelens.scoring import parse_choice, score
 
 
 def mc() -> Item:
-    return Item(id="q", task="t", kind=ItemKind.MULTIPLE_CHOICE, question="Q?", options=["w", "x", "y", "z"],
-                correct=[2], country=normalize_country("Peru"))
+    return Item(
+        id="q",
+        task="t",
+        kind=ItemKind.MULTIPLE_CHOICE,
+        question="Q?",
+        options=["w", "x", "y", "z"],
+        correct=[2],
+        country=normalize_country("Peru"),
+    )
 
 
 def test_letter_probs_are_in_original_order():
@@ -23,8 +30,14 @@ def test_letter_probs_are_in_original_order():
 
 
 def test_cloze_raw_and_length_normalised_can_disagree():
-    item = Item(id="q", task="t", kind=ItemKind.MULTIPLE_CHOICE, question="Q?",
-                options=["a", "a much longer option"], correct=[1])
+    item = Item(
+        id="q",
+        task="t",
+        kind=ItemKind.MULTIPLE_CHOICE,
+        question="Q?",
+        options=["a", "a much longer option"],
+        correct=[1],
+    )
     p = render(item, Variant(), Mode.CLOZE)
     s = score(item, p, Response(logprobs=[-2.0, -6.0], n_tokens=[1, 4]))
     assert s.metrics["acc"] == 0.0  # raw prefers the short option
@@ -45,7 +58,9 @@ def test_parse_choice_forms():
 
 
 def test_label_words_parse():
-    item = Item(id="n", task="t", kind=ItemKind.LABEL, question="S?", options=["Yes", "No", "Neither"], correct=[1])
+    item = Item(
+        id="n", task="t", kind=ItemKind.LABEL, question="S?", options=["Yes", "No", "Neither"], correct=[1]
+    )
     p = render(item, Variant(), Mode.GENERATE)
     assert parse_choice("No, that is rude.", p) == 1
     assert parse_choice("The answer is 1) Yes.", p) == 0

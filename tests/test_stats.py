@@ -71,7 +71,9 @@ def test_paired_permutation_exact() -> None:
     assert paired_permutation([1, 1, 1], [0, 0, 0]) == pytest.approx(2 / 8)
     assert paired_permutation([1, 0, 1], [1, 0, 1]) == 1.0
     # clustered: rows 0-1 and 2-3 flip together -> 2 clusters, 4 patterns
-    assert paired_permutation([1, 1, 1, 1], [0, 0, 0, 0], clusters=["a", "a", "b", "b"]) == pytest.approx(2 / 4)
+    assert paired_permutation([1, 1, 1, 1], [0, 0, 0, 0], clusters=["a", "a", "b", "b"]) == pytest.approx(
+        2 / 4
+    )
 
 
 def test_paired_permutation_monte_carlo_is_close_to_exact() -> None:

@@ -26,14 +26,23 @@ GOQA = FIX / "opinions" / "global_opinions.csv"
 def _item(country: str | None = None) -> Item:
     from culturelens.countries import normalize_country
 
-    return Item(id="x", task="t", kind=ItemKind.SURVEY, question="Q?", options=["a", "b"], ordered=True,
-                country=normalize_country(country) if country else None)
+    return Item(
+        id="x",
+        task="t",
+        kind=ItemKind.SURVEY,
+        question="Q?",
+        options=["a", "b"],
+        ordered=True,
+        country=normalize_country(country) if country else None,
+    )
 
 
 def test_anthropological_persona_has_country_and_demographics():
     text = persona_text("anthropological:Japan", _item())
     assert "fieldwork in Japan" in text and "40-year-old" in text and "secondary school" in text
-    custom = anthropological_persona("Brazil|age=23|sex=woman|education=university degree|religion=Catholic", _item())
+    custom = anthropological_persona(
+        "Brazil|age=23|sex=woman|education=university degree|religion=Catholic", _item()
+    )
     assert "23-year-old woman" in custom and "university degree" in custom and "Catholic" in custom
     assert "Brazil" in custom and "40-year-old" not in custom
     assert "fieldwork in Kenya" in persona_text("anthropological:@item", _item("Kenya"))
@@ -74,8 +83,14 @@ def test_language_style_only_where_items_have_translations():
 
 def test_gain_and_specificity_recomputed_by_hand(tmp_path):
     result, aln, design = run_steering(
-        "opinions", ["Japan", "Brazil", "Kenya"], ["typical"], vary=["option_order=identity,reversed"],
-        data_dir=str(GOQA), out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), backend=FakeBackend("hash"),
+        "opinions",
+        ["Japan", "Brazil", "Kenya"],
+        ["typical"],
+        vary=["option_order=identity,reversed"],
+        data_dir=str(GOQA),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        backend=FakeBackend("hash"),
         n_boot=200,
     )
     t = aln["tasks"]["opinions"]
@@ -86,8 +101,12 @@ def test_gain_and_specificity_recomputed_by_hand(tmp_path):
     items = {it.id: it for it in get_task("opinions", data_dir=GOQA).items()}
 
     def dist(persona: str | None, iid: str) -> np.ndarray:
-        ps = [np.asarray(r["probs"]) for r in recs if r["item_id"] == iid
-              and (f"persona={persona}" in r["variant"] if persona else "persona=" not in r["variant"])]
+        ps = [
+            np.asarray(r["probs"])
+            for r in recs
+            if r["item_id"] == iid
+            and (f"persona={persona}" in r["variant"] if persona else "persona=" not in r["variant"])
+        ]
         assert len(ps) == 2
         return np.mean(ps, axis=0)
 
@@ -96,22 +115,36 @@ def test_gain_and_specificity_recomputed_by_hand(tmp_path):
 
     qs = [i for i in items if "Japan" in items[i].reference]
     gain = np.mean([sim(dist("typical:Japan", i), i, "Japan") - sim(dist(None, i), i, "Japan") for i in qs])
-    spec = np.mean([sim(dist("typical:Japan", i), i, "Japan")
-                    - np.mean([sim(dist(f"typical:{y}", i), i, "Japan") for y in ("Brazil", "Kenya")]) for i in qs])
+    spec = np.mean(
+        [
+            sim(dist("typical:Japan", i), i, "Japan")
+            - np.mean([sim(dist(f"typical:{y}", i), i, "Japan") for y in ("Brazil", "Kenya")])
+            for i in qs
+        ]
+    )
     japan = st["targets"]["Japan"]
     assert japan["gain"]["mean"] == pytest.approx(gain) and japan["gain"]["n"] == len(qs)
     assert japan["specificity"]["mean"] == pytest.approx(spec)
     assert japan["gain"]["ci"][0] <= japan["gain"]["mean"] <= japan["gain"]["ci"][1]
     summ = st["summary"]["all"]
-    assert summ["gain"]["mean"] == pytest.approx(np.mean([st["targets"][x]["gain"]["mean"] for x in ("Japan", "Brazil", "Kenya")]))
+    assert summ["gain"]["mean"] == pytest.approx(
+        np.mean([st["targets"][x]["gain"]["mean"] for x in ("Japan", "Brazil", "Kenya")])
+    )
     assert 0 <= summ["top1"] <= 1
     assert st["matrix"]["Japan"]["Japan"] == pytest.approx(japan["aligned"]["mean"])
 
 
 def test_wide_table_steering_has_question_splits_and_heldout_countries(tmp_path):
     _, aln, _ = run_steering(
-        "opinions", ["Japan", "United Kingdom"], ["typical"], vary=[], data_dir=str(FIX / "opinions" / "rnr"),
-        out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"), backend=FakeBackend("hash"), n_boot=100,
+        "opinions",
+        ["Japan", "United Kingdom"],
+        ["typical"],
+        vary=[],
+        data_dir=str(FIX / "opinions" / "rnr"),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        backend=FakeBackend("hash"),
+        n_boot=100,
     )
     st = aln["tasks"]["opinions"]["steering"]
     assert st["metric"] == "mae" and st["heldout_countries"] == ["United Kingdom"]
@@ -127,28 +160,94 @@ def test_wide_table_steering_has_question_splits_and_heldout_countries(tmp_path)
 
 def test_cli_run_prints_alignment_and_steer_command(tmp_path):
     runner = CliRunner()
-    out = runner.invoke(app, ["run", "--model", "fake:first", "--task", "opinions", "--data-dir", str(GOQA),
-                              "--vary", "option_order=identity,reversed", "--out", str(tmp_path / "r1"),
-                              "--cache", str(tmp_path / "c.sqlite"), "--no-report"])
+    out = runner.invoke(
+        app,
+        [
+            "run",
+            "--model",
+            "fake:first",
+            "--task",
+            "opinions",
+            "--data-dir",
+            str(GOQA),
+            "--vary",
+            "option_order=identity,reversed",
+            "--out",
+            str(tmp_path / "r1"),
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--no-report",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "nearest countries" in out.output and "Kenya" in out.output and "bias removed" in out.output
     assert (tmp_path / "r1" / "alignment.json").exists()
-    out = runner.invoke(app, ["steer", "--model", "fake:hash", "--task", "opinions", "--data-dir", str(GOQA),
-                              "--countries", "Japan,Brazil", "--styles", "typical,anthropological",
-                              "--out", str(tmp_path / "r2"), "--cache", str(tmp_path / "c.sqlite")])
+    out = runner.invoke(
+        app,
+        [
+            "steer",
+            "--model",
+            "fake:hash",
+            "--task",
+            "opinions",
+            "--data-dir",
+            str(GOQA),
+            "--countries",
+            "Japan,Brazil",
+            "--styles",
+            "typical,anthropological",
+            "--out",
+            str(tmp_path / "r2"),
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "steering with 'typical'" in out.output and "steering with 'anthropological'" in out.output
     aln = json.loads((tmp_path / "r2" / "alignment.json").read_text())
     assert set(aln["tasks"]["opinions"]["steering"]["styles"]) == {"typical", "anthropological"}
-    bad = runner.invoke(app, ["steer", "--model", "fake:hash", "--data-dir", str(GOQA), "--countries", "Japan",
-                              "--styles", "shouting", "--out", str(tmp_path / "r3")])
+    bad = runner.invoke(
+        app,
+        [
+            "steer",
+            "--model",
+            "fake:hash",
+            "--data-dir",
+            str(GOQA),
+            "--countries",
+            "Japan",
+            "--styles",
+            "shouting",
+            "--out",
+            str(tmp_path / "r3"),
+        ],
+    )
     assert bad.exit_code == 2 and "unknown steering style" in bad.output
 
 
 def test_cli_steer_vsm(tmp_path):
-    hof = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "hofstede" / "6-dimensions-for-website-2015-08-16.csv"
-    args = ["steer", "--model", "fake:hash", "--task", "vsm", "--countries", "Japan,Brazil,Germany", "--styles", "typical",
-            "--out", str(tmp_path / "v"), "--cache", str(tmp_path / "c.sqlite")]
+    hof = (
+        Path(__file__).resolve().parents[2]
+        / "shared"
+        / "datasets"
+        / "hofstede"
+        / "6-dimensions-for-website-2015-08-16.csv"
+    )
+    args = [
+        "steer",
+        "--model",
+        "fake:hash",
+        "--task",
+        "vsm",
+        "--countries",
+        "Japan,Brazil,Germany",
+        "--styles",
+        "typical",
+        "--out",
+        str(tmp_path / "v"),
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
     if hof.exists():
         args += ["--opt", f"hofstede_file={hof}"]
     out = CliRunner().invoke(app, args)

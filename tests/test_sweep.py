@@ -26,21 +26,37 @@ def test_rotate_by_labels_design() -> None:
     assert {v.option_order for v in vs} == {"identity", "rotate:1", "rotate:2", "rotate:3"}
     assert {v.labels for v in vs} == {"letters", "numbers"}
     assert swept_factors(vs) == ["option_order", "labels"]
-    assert factor_values(vs[1], ["option_order", "labels"]) == {"option_order": "identity", "labels": "numbers"}
+    assert factor_values(vs[1], ["option_order", "labels"]) == {
+        "option_order": "identity",
+        "labels": "numbers",
+    }
 
 
 def test_levels_of_every_factor() -> None:
     assert ids(expand(["option_order=identity,reversed,perm3"])) == [
-        "default", "option_order=reversed", "option_order=perm:0", "option_order=perm:1", "option_order=perm:2",
+        "default",
+        "option_order=reversed",
+        "option_order=perm:0",
+        "option_order=perm:1",
+        "option_order=perm:2",
     ]
     assert len(expand(["option_order=rotate"], n_options=5)) == 5
     assert ids(expand(["scale_direction=ascending,descending"])) == ["default", "scale_direction=desc"]
-    assert [v.mode for v in expand(["mode=letter,cloze,generate"])] == [Mode.LETTER, Mode.CLOZE, Mode.GENERATE]
+    assert [v.mode for v in expand(["mode=letter,cloze,generate"])] == [
+        Mode.LETTER,
+        Mode.CLOZE,
+        Mode.GENERATE,
+    ]
     assert [v.language for v in expand(["language=local,en"])] == [None, "en"]
     assert [v.persona for v in expand(["persona=none,typical:@item"])] == [None, "typical:@item"]
     assert [v.system for v in expand(["system=none,concise"])] == [None, "concise"]
     assert [v.few_shot for v in expand(["few_shot=0,3"])] == [0, 3]
-    assert [v.labels for v in expand(["labels=letters,numbers,lower,none"])] == ["letters", "numbers", "lower", "none"]
+    assert [v.labels for v in expand(["labels=letters,numbers,lower,none"])] == [
+        "letters",
+        "numbers",
+        "lower",
+        "none",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -90,25 +106,49 @@ def test_seeded_sample_keeps_base() -> None:
 def test_template_all_renders_three_wordings_for_every_kind() -> None:
     vs = expand(["template=all"])
     assert len(vs) >= 3 and vs[0].template == "default"
-    mc = Item(id="m", task="t", kind=ItemKind.MULTIPLE_CHOICE, question="Q?", options=["a", "b", "c"], correct=[0])
-    lab = Item(id="l", task="t", kind=ItemKind.LABEL, question="Is it fine?", options=["yes", "no", "neither"], correct=[1])
+    mc = Item(
+        id="m", task="t", kind=ItemKind.MULTIPLE_CHOICE, question="Q?", options=["a", "b", "c"], correct=[0]
+    )
+    lab = Item(
+        id="l",
+        task="t",
+        kind=ItemKind.LABEL,
+        question="Is it fine?",
+        options=["yes", "no", "neither"],
+        correct=[1],
+    )
     sa = Item(id="s", task="t", kind=ItemKind.SHORT_ANSWER, question="Name one.")
     for item in (mc, lab, sa):
         texts = {str(render.render(item, v, Mode.LETTER).model_dump()) for v in vs}
         assert len(texts) == len(vs), f"{item.kind}: wordings are not distinct"
     # a single kind: plain template names
-    assert [v.template for v in expand(["template=all"], kinds=[ItemKind.MULTIPLE_CHOICE])] == ["default", "exam", "plain"]
+    assert [v.template for v in expand(["template=all"], kinds=[ItemKind.MULTIPLE_CHOICE])] == [
+        "default",
+        "exam",
+        "plain",
+    ]
 
 
 def test_identical_prompts_share_the_cache(tmp_path: Path) -> None:
     """Label items show their option words, not labels: letters vs numbers renders them identically."""
     variants = expand(["labels=letters,numbers"])
-    cfg = RunConfig(model="fake:first", tasks=["starter"], variants=variants, data_dir=str(FIXTURES / "sweep_mixed"),
-                    out=str(tmp_path / "r1"), cache=str(tmp_path / "c.sqlite"), n_boot=50)
+    cfg = RunConfig(
+        model="fake:first",
+        tasks=["starter"],
+        variants=variants,
+        data_dir=str(FIXTURES / "sweep_mixed"),
+        out=str(tmp_path / "r1"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
     t1 = Runner(cfg, backend=FakeBackend("first")).run().timing
     assert t1["samples"] == 12  # 6 items x 2 variants
     assert t1["unique_requests"] == 10  # the 2 label items cost nothing the second time
     assert t1["computed"] == 10
     # the same design again: everything comes from the cache
-    t2 = Runner(cfg.model_copy(update={"out": str(tmp_path / "r2")}), backend=FakeBackend("first")).run().timing
+    t2 = (
+        Runner(cfg.model_copy(update={"out": str(tmp_path / "r2")}), backend=FakeBackend("first"))
+        .run()
+        .timing
+    )
     assert t2["computed"] == 0 and t2["cache_hits"] == 10

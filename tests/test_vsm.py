@@ -59,7 +59,9 @@ def test_user_xlsx_via_option_and_data_dir():
 
 
 def test_user_json_with_translations(tmp_path):
-    rows = [{"number": n, "question": f"Item {n}?", "options": ["a", "b", "c", "d", "e"]} for n in range(1, 25)]
+    rows = [
+        {"number": n, "question": f"Item {n}?", "options": ["a", "b", "c", "d", "e"]} for n in range(1, 25)
+    ]
     rows[0]["translations"] = {"ja": {"question": "項目1?", "options": ["あ", "い", "う", "え", "お"]}}
     path = tmp_path / "vsm_items.json"
     path.write_text(json.dumps({"items": rows}, ensure_ascii=False), encoding="utf-8")
@@ -70,13 +72,18 @@ def test_user_json_with_translations(tmp_path):
     assert "項目1?" in p.messages[-1].content and "あ" in p.messages[-1].content
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda rows: rows.pop(), "24 VSM 2013 content items"),
-    (lambda rows: rows[3].update(options=["a", "b", "c", "d"]), r"row 4, field 'options'"),
-    (lambda rows: rows[5].update(number="six"), r"row 6, field 'number'"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda rows: rows.pop(), "24 VSM 2013 content items"),
+        (lambda rows: rows[3].update(options=["a", "b", "c", "d"]), r"row 4, field 'options'"),
+        (lambda rows: rows[5].update(number="six"), r"row 6, field 'number'"),
+    ],
+)
 def test_bad_user_files_are_rejected(tmp_path, mutate, message):
-    rows = [{"number": n, "question": f"Item {n}?", "options": ["a", "b", "c", "d", "e"]} for n in range(1, 25)]
+    rows = [
+        {"number": n, "question": f"Item {n}?", "options": ["a", "b", "c", "d", "e"]} for n in range(1, 25)
+    ]
     mutate(rows)
     path = tmp_path / "vsm.json"
     path.write_text(json.dumps(rows), encoding="utf-8")
@@ -103,9 +110,16 @@ def test_panel_from_countries_and_option():
 
 def _vsm_run(tmp_path: Path, vary: list[str], persona: str | None) -> Path:
     base = Variant(persona=persona)
-    cfg = RunConfig(model="fake:hash", tasks=["vsm"], countries=["Japan", "United States", "Brazil", "Germany"],
-                    variants=expand(vary, base=base), out=str(tmp_path / "run"), cache=str(tmp_path / "c.sqlite"),
-                    n_boot=200, task_options={"vsm": {"hofstede_file": str(HOFSTEDE)}})
+    cfg = RunConfig(
+        model="fake:hash",
+        tasks=["vsm"],
+        countries=["Japan", "United States", "Brazil", "Germany"],
+        variants=expand(vary, base=base),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=200,
+        task_options={"vsm": {"hofstede_file": str(HOFSTEDE)}},
+    )
     return Runner(cfg, backend=FakeBackend("hash")).run().run_dir
 
 
@@ -114,7 +128,12 @@ def test_vsm_indices_from_a_run_match_hand_computation(tmp_path):
     run_dir = _vsm_run(tmp_path, ["option_order=identity,reversed"], "typical:@item")
     res = al.analyze_alignment(run_dir)["tasks"]["vsm"]
     vsm = res["vsm"]
-    assert set(vsm["conditions"]) == {"typical:Japan", "typical:United States", "typical:Brazil", "typical:Germany"}
+    assert set(vsm["conditions"]) == {
+        "typical:Japan",
+        "typical:United States",
+        "typical:Brazil",
+        "typical:Germany",
+    }
     # recompute Japan's PDI from samples.jsonl: mean code per item averaged over the two orders
     recs = [json.loads(x) for x in (run_dir / "samples.jsonl").read_text().splitlines()]
     means = {}
@@ -135,7 +154,9 @@ def test_vsm_indices_from_a_run_match_hand_computation(tmp_path):
 
 def test_unsteered_vsm_pools_the_country_copies(tmp_path):
     run_dir = _vsm_run(tmp_path, [], None)
-    vsm = al.analyze_alignment(run_dir, hofstede_file=HOFSTEDE if HOFSTEDE.exists() else None)["tasks"]["vsm"]["vsm"]
+    vsm = al.analyze_alignment(run_dir, hofstede_file=HOFSTEDE if HOFSTEDE.exists() else None)["tasks"][
+        "vsm"
+    ]["vsm"]
     assert list(vsm["conditions"]) == ["unsteered"]
     assert vsm["styles"] == {}
 
@@ -144,9 +165,16 @@ def test_unsteered_vsm_pools_the_country_copies(tmp_path):
 @pytest.mark.skipif(not HOFSTEDE.exists(), reason="shared Hofstede data not available")
 @pytest.mark.slow
 def test_embedded_model_answers_the_vsm_as_three_countries(tmp_path):
-    cfg = RunConfig(model="default", tasks=["vsm"], countries=["Japan", "United States", "Brazil"],
-                    variants=[Variant(persona="typical:@item")], out=str(tmp_path / "run"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=200, task_options={"vsm": {"hofstede_file": str(HOFSTEDE)}})
+    cfg = RunConfig(
+        model="default",
+        tasks=["vsm"],
+        countries=["Japan", "United States", "Brazil"],
+        variants=[Variant(persona="typical:@item")],
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=200,
+        task_options={"vsm": {"hofstede_file": str(HOFSTEDE)}},
+    )
     run_dir = Runner(cfg).run().run_dir
     vsm = al.analyze_alignment(run_dir)["tasks"]["vsm"]["vsm"]
     assert len(vsm["conditions"]) == 3

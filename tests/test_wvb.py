@@ -25,7 +25,9 @@ def test_fixture_probe_items():
     assert len(items) == 9 and dict(t.skipped) == {"respondent not in the raw file": 1, "no valid answer": 1}
     it = items["wvb-Q119-276070001"]
     # raw code 0 ("hard to say") is recoded to 3 by answer_adjustment.json: index 2 of the 1..5 scale
-    assert it.metadata["answer"] == 2 and it.options[2] == "3 (Hard to say)" and it.options[3] == "4 (Disagree)"
+    assert (
+        it.metadata["answer"] == 2 and it.options[2] == "3 (Hard to say)" and it.options[3] == "4 (Disagree)"
+    )
     assert items["wvb-Q119-276070002"].metadata["answer"] == 4  # raw 4 -> 5
     assert it.country.name == "Germany" and it.group == "Q119" and it.ordered
     assert it.subset == {"continent": "Europe", "urban_rural": "Urban", "education": "Tertiary"}
@@ -57,13 +59,23 @@ def test_raw_file_without_the_wvs_layout(tmp_path):
         get_task("wvb", data_dir=FIX, wvs_file=str(unmatched)).items()
 
 
-@pytest.mark.skipif(not (SHARED / "WorldValuesBench").exists(), reason="shared WorldValuesBench data not available")
+@pytest.mark.skipif(
+    not (SHARED / "WorldValuesBench").exists(), reason="shared WorldValuesBench data not available"
+)
 def test_real_probe_design_with_a_user_raw_file():
     t = get_task("wvb", data_dir=SHARED, wvs_file=str(FIX / "wvs7_raw_for_shared_probe.csv"))
     items = t.items()
-    assert {it.id for it in items} == {"wvb-Q1-156070594", "wvb-Q1-586070648", "wvb-Q1-410070706", "wvb-Q1-400070152"}
+    assert {it.id for it in items} == {
+        "wvb-Q1-156070594",
+        "wvb-Q1-586070648",
+        "wvb-Q1-410070706",
+        "wvb-Q1-400070152",
+    }
     by = {it.id: it for it in items}
-    assert by["wvb-Q1-410070706"].country.name == "South Korea" and by["wvb-Q1-410070706"].metadata["answer"] == 1
+    assert (
+        by["wvb-Q1-410070706"].country.name == "South Korea"
+        and by["wvb-Q1-410070706"].metadata["answer"] == 1
+    )
     assert by["wvb-Q1-156070594"].options[0] == "1 (Very important)"
     assert "how important is family in your life" in by["wvb-Q1-156070594"].question
     # China has two respondents in the raw file (codes 1 and 2)
@@ -71,10 +83,20 @@ def test_real_probe_design_with_a_user_raw_file():
 
 
 def test_scores_and_paper_metric_by_hand(tmp_path):
-    cfg = RunConfig(model="fake:first", tasks=["wvb"], data_dir=str(FIX), out=str(tmp_path / "run"),
-                    cache=str(tmp_path / "c.sqlite"), n_boot=100, task_options={"wvb": {"wvs_file": str(RAW)}})
+    cfg = RunConfig(
+        model="fake:first",
+        tasks=["wvb"],
+        data_dir=str(FIX),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=100,
+        task_options={"wvb": {"wvs_file": str(RAW)}},
+    )
     res = Runner(cfg, backend=FakeBackend("first")).run()
-    recs = {json.loads(x)["item_id"]: json.loads(x) for x in (res.run_dir / "samples.jsonl").read_text().splitlines()}
+    recs = {
+        json.loads(x)["item_id"]: json.loads(x)
+        for x in (res.run_dir / "samples.jsonl").read_text().splitlines()
+    }
     r = recs["wvb-Q119-276070001"]
     p = np.asarray(r["probs"])  # "first" puts most mass on option 1; the answer is option 3 (index 2)
     assert r["metrics"]["acc"] == 0.0
@@ -83,18 +105,32 @@ def test_scores_and_paper_metric_by_hand(tmp_path):
     # paper metric for Q57: predicted mean distribution vs true answers (all three answered 2)
     q57 = [np.asarray(recs[i]["probs"]) for i in recs if "-Q57-" in i]
     w_q57 = al.wasserstein1(np.mean(q57, axis=0), [0, 1])
-    w_q1 = al.wasserstein1(np.mean([recs[i]["probs"] for i in recs if "-Q1-" in i], axis=0), [2 / 3, 1 / 3, 0, 0])
-    w_q119 = al.wasserstein1(np.mean([recs[i]["probs"] for i in recs if "-Q119-" in i], axis=0), [0, 0, 1 / 3, 1 / 3, 1 / 3])
+    w_q1 = al.wasserstein1(
+        np.mean([recs[i]["probs"] for i in recs if "-Q1-" in i], axis=0), [2 / 3, 1 / 3, 0, 0]
+    )
+    w_q119 = al.wasserstein1(
+        np.mean([recs[i]["probs"] for i in recs if "-Q119-" in i], axis=0), [0, 0, 1 / 3, 1 / 3, 1 / 3]
+    )
     assert extra["w1"] == pytest.approx((w_q57 + w_q1 + w_q119) / 3)
     assert extra["groups"] == 3
-    assert extra["w1_uniform"] == pytest.approx((al.wasserstein1([0.5, 0.5], [0, 1]) + al.wasserstein1([0.25] * 4, [2 / 3, 1 / 3, 0, 0])
-                                                + al.wasserstein1([0.2] * 5, [0, 0, 1 / 3, 1 / 3, 1 / 3])) / 3)
+    assert extra["w1_uniform"] == pytest.approx(
+        (
+            al.wasserstein1([0.5, 0.5], [0, 1])
+            + al.wasserstein1([0.25] * 4, [2 / 3, 1 / 3, 0, 0])
+            + al.wasserstein1([0.2] * 5, [0, 0, 1 / 3, 1 / 3, 1 / 3])
+        )
+        / 3
+    )
     # the alignment analysis compares each question's pooled answers with every country's distribution
     t = al.analyze_alignment(res.run_dir)["tasks"]["wvb"]
     assert t["metric"] == "w1"
     table = {r["country"]: r for r in t["by_condition"]["unsteered"]["countries"]["w1"]}
     assert set(table) == {"Germany", "Japan"} and table["Japan"]["n"] == 3
-    g_q1 = 1 - al.wasserstein1(np.mean([recs[i]["probs"] for i in recs if "-Q1-" in i], axis=0), [2 / 3, 1 / 3, 0, 0])
+    g_q1 = 1 - al.wasserstein1(
+        np.mean([recs[i]["probs"] for i in recs if "-Q1-" in i], axis=0), [2 / 3, 1 / 3, 0, 0]
+    )
     g_q57 = 1 - al.wasserstein1(np.mean(q57, axis=0), [0.25, 0.75])
-    g_q119 = 1 - al.wasserstein1(np.mean([recs[i]["probs"] for i in recs if "-Q119-" in i], axis=0), [0.25, 0.25, 0.25, 0, 0.25])
+    g_q119 = 1 - al.wasserstein1(
+        np.mean([recs[i]["probs"] for i in recs if "-Q119-" in i], axis=0), [0.25, 0.25, 0.25, 0, 0.25]
+    )
     assert table["Germany"]["sim"] == pytest.approx((g_q1 + g_q57 + g_q119) / 3)

@@ -53,10 +53,12 @@ METRIC_NAMES = {
 
 # --- distributions and distances ---------------------------------------------------------------------
 
+
 def _sps():  # scipy.stats is slow to import: only when a survey task needs it
     from scipy import stats
 
     return stats
+
 
 def as_distribution(p: Sequence[float] | np.ndarray) -> np.ndarray:
     """Non-negative vector scaled to sum 1 (survey shares often sum to 0.99 or 1.01)."""
@@ -118,8 +120,12 @@ def onehot(k: int, i: int) -> np.ndarray:
     return v
 
 
-def similarity(metric: str, model: Sequence[float], ref_dist: Sequence[float] | None = None,
-               ref_mean: float | None = None) -> float:
+def similarity(
+    metric: str,
+    model: Sequence[float],
+    ref_dist: Sequence[float] | None = None,
+    ref_mean: float | None = None,
+) -> float:
     """Similarity in [0, 1] of a model distribution to one country's reference."""
     if metric == "jsd":
         if ref_dist is None:
@@ -189,7 +195,9 @@ def load_hofstede(path: str | Path) -> dict[str, dict[str, float]]:
     text = p.read_text(encoding="utf-8-sig")
     rows = list(csv.DictReader(text.splitlines(), delimiter=";"))
     if not rows or "ctr" not in rows[0]:
-        raise DatasetError(p, "expected a semicolon-separated file with columns ctr;country;pdi;idv;...", field="ctr")
+        raise DatasetError(
+            p, "expected a semicolon-separated file with columns ctr;country;pdi;idv;...", field="ctr"
+        )
     out: dict[str, dict[str, float]] = {}
     for i, row in enumerate(rows, start=2):
         try:
@@ -262,8 +270,12 @@ def _boot_corr(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int) -> list[flo
     return [float(lo), float(hi)]
 
 
-def compare_with_hofstede(model: Mapping[str, Mapping[str, float]], hofstede: Mapping[str, Mapping[str, float]],
-                          n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def compare_with_hofstede(
+    model: Mapping[str, Mapping[str, float]],
+    hofstede: Mapping[str, Mapping[str, float]],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Agreement across countries between model VSM indices and published scores.
 
     VSM constants are arbitrary, so nothing absolute is compared: per dimension, Pearson /
@@ -303,7 +315,9 @@ def compare_with_hofstede(model: Mapping[str, Mapping[str, float]], hofstede: Ma
     return {"dimensions": dims, "overall": overall, "countries": per_country}
 
 
-def extrapolability(model: Mapping[str, Mapping[str, float]], hofstede: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+def extrapolability(
+    model: Mapping[str, Mapping[str, float]], hofstede: Mapping[str, Mapping[str, float]]
+) -> dict[str, Any]:
     """Does agreement on some dimensions predict agreement on a held-out one?
 
     Unit: a pair of countries. On each dimension the pair "agrees" when the model orders the two
@@ -312,7 +326,9 @@ def extrapolability(model: Mapping[str, Mapping[str, float]], hofstede: Mapping[
     across pairs, and held-out agreement among pairs the other dimensions get mostly right vs
     mostly wrong. (The paper clusters countries and compares clusterings; see the report.)
     """
-    countries = [c for c in model if c in hofstede and all(d in model[c] and d in hofstede[c] for d in VSM_FORMULAS)]
+    countries = [
+        c for c in model if c in hofstede and all(d in model[c] and d in hofstede[c] for d in VSM_FORMULAS)
+    ]
     pairs = list(itertools.combinations(countries, 2))
     agree: dict[tuple[str, str], dict[str, float]] = {}
     for a, b in pairs:
@@ -331,7 +347,10 @@ def extrapolability(model: Mapping[str, Mapping[str, float]], hofstede: Mapping[
             if dim in row and others:
                 pred.append(float(np.mean(others)))
                 target.append(row[dim])
-        entry: dict[str, Any] = {"pairs": len(target), "agreement": float(np.mean(target)) if target else None}
+        entry: dict[str, Any] = {
+            "pairs": len(target),
+            "agreement": float(np.mean(target)) if target else None,
+        }
         entry["r"] = _corr(pred, target)["pearson"] if len(target) >= 3 else None
         hi = [t for p, t in zip(pred, target, strict=True) if p > 0.5]
         lo = [t for p, t in zip(pred, target, strict=True) if p <= 0.5]
@@ -379,8 +398,13 @@ def matrix_mean_ci(mat: np.ndarray, n_boot: int = 1000, seed: int = 0) -> tuple[
     return est, float(lo), float(hi)
 
 
-def country_table(sims: np.ndarray, countries: Sequence[str], baselines: Mapping[str, np.ndarray] | None = None,
-                  n_boot: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
+def country_table(
+    sims: np.ndarray,
+    countries: Sequence[str],
+    baselines: Mapping[str, np.ndarray] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     """Per country: mean similarity over its questions with a bootstrap CI, baselines, normalised score,
     rank with a bootstrap interval and the share of resamples in which it is the nearest country.
 
@@ -563,7 +587,9 @@ class _Sample:
     order: list[int]
 
 
-def _load_samples(run_dir: Path, task: str, items: Mapping[str, Any], variants: Mapping[str, Any]) -> tuple[list[_Sample], int]:
+def _load_samples(
+    run_dir: Path, task: str, items: Mapping[str, Any], variants: Mapping[str, Any]
+) -> tuple[list[_Sample], int]:
     out: list[_Sample] = []
     invalid = 0
     with (run_dir / "samples.jsonl").open(encoding="utf-8") as fh:
@@ -579,12 +605,23 @@ def _load_samples(run_dir: Path, task: str, items: Mapping[str, Any], variants: 
             if not probs or not rec.get("valid", True) or len(probs) != len(item.options) or sum(probs) <= 0:
                 invalid += 1
                 continue
-            out.append(_Sample(rec["item_id"], item.group or item.id, condition_of(variant, item), presentation_id(variant),
-                               variant, as_distribution(probs), list(rec.get("order") or range(len(probs)))))
+            out.append(
+                _Sample(
+                    rec["item_id"],
+                    item.group or item.id,
+                    condition_of(variant, item),
+                    presentation_id(variant),
+                    variant,
+                    as_distribution(probs),
+                    list(rec.get("order") or range(len(probs))),
+                )
+            )
     return out, invalid
 
 
-def _debias(samples: Sequence[_Sample]) -> tuple[dict[Condition, dict[str, np.ndarray]], dict[Condition, dict[str, dict[str, np.ndarray]]]]:
+def _debias(
+    samples: Sequence[_Sample],
+) -> tuple[dict[Condition, dict[str, np.ndarray]], dict[Condition, dict[str, dict[str, np.ndarray]]]]:
     """Per condition: per question group, the distribution averaged over presentation variants
     (and over the group's items), and the same per presentation variant."""
     by: dict[Condition, dict[str, dict[str, dict[str, list[np.ndarray]]]]] = defaultdict(
@@ -606,8 +643,11 @@ def _debias(samples: Sequence[_Sample]) -> tuple[dict[Condition, dict[str, np.nd
     return debiased, per_pres
 
 
-def bias_report(samples: Sequence[_Sample], debiased: Mapping[str, np.ndarray],
-                per_pres: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
+def bias_report(
+    samples: Sequence[_Sample],
+    debiased: Mapping[str, np.ndarray],
+    per_pres: Mapping[str, Mapping[str, np.ndarray]],
+) -> dict[str, Any]:
     """What averaging over presentations removed, for one condition.
 
     * per presentation variant: mean total-variation distance of its distribution from the average
@@ -646,8 +686,13 @@ def bias_report(samples: Sequence[_Sample], debiased: Mapping[str, np.ndarray],
     }
 
 
-def _sim_matrix(dists: Mapping[str, np.ndarray], refs: Mapping[str, Reference], groups: Sequence[str],
-                countries: Sequence[str], metric: str) -> np.ndarray:
+def _sim_matrix(
+    dists: Mapping[str, np.ndarray],
+    refs: Mapping[str, Reference],
+    groups: Sequence[str],
+    countries: Sequence[str],
+    metric: str,
+) -> np.ndarray:
     mat = np.full((len(groups), len(countries)), np.nan)
     for i, g in enumerate(groups):
         d = dists.get(g)
@@ -659,8 +704,9 @@ def _sim_matrix(dists: Mapping[str, np.ndarray], refs: Mapping[str, Reference], 
     return mat
 
 
-def _baseline_matrices(refs: Mapping[str, Reference], groups: Sequence[str], countries: Sequence[str],
-                       metric: str) -> dict[str, np.ndarray]:
+def _baseline_matrices(
+    refs: Mapping[str, Reference], groups: Sequence[str], countries: Sequence[str], metric: str
+) -> dict[str, np.ndarray]:
     out = {k: np.full((len(groups), len(countries)), np.nan) for k in ("uniform", "majority", "pooled")}
     for i, g in enumerate(groups):
         ref = refs.get(g)
@@ -684,9 +730,15 @@ def primary_metric(task: Any, refs: Mapping[str, Reference]) -> str | None:
     return None
 
 
-def steering_report(debiased: Mapping[Condition, Mapping[str, np.ndarray]], refs: Mapping[str, Reference],
-                    metric: str, splits: Mapping[str, Sequence[str]], heldout_countries: Sequence[str],
-                    n_boot: int, seed: int) -> dict[str, Any]:
+def steering_report(
+    debiased: Mapping[Condition, Mapping[str, np.ndarray]],
+    refs: Mapping[str, Reference],
+    metric: str,
+    splits: Mapping[str, Sequence[str]],
+    heldout_countries: Sequence[str],
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
     """Gain and specificity of steering toward each target country X, per style and question split.
 
     * gain(X) = alignment with X when steered toward X - alignment with X unsteered;
@@ -708,14 +760,20 @@ def steering_report(debiased: Mapping[Condition, Mapping[str, np.ndarray]], refs
             if not groups:
                 continue
             # alignment matrix A[steer Y][reference c], per question: (G, Y, C)
-            sims = np.stack([_sim_matrix(by_target[y], refs, groups, targets, metric) for y in targets], axis=1)
+            sims = np.stack(
+                [_sim_matrix(by_target[y], refs, groups, targets, metric) for y in targets], axis=1
+            )
             diag = np.stack([sims[:, i, i] for i in range(len(targets))], axis=1)  # (G, X)
             base = _sim_matrix(unsteered, refs, groups, targets, metric) if unsteered else None
             gain = diag - base if base is not None else None
             if len(targets) > 1:
                 with _quiet():
                     off = np.stack(
-                        [np.nanmean(np.delete(sims[:, :, i], i, axis=1), axis=1) for i in range(len(targets))], axis=1
+                        [
+                            np.nanmean(np.delete(sims[:, :, i], i, axis=1), axis=1)
+                            for i in range(len(targets))
+                        ],
+                        axis=1,
                     )
                 spec = diag - off
             else:
@@ -734,11 +792,16 @@ def steering_report(debiased: Mapping[Condition, Mapping[str, np.ndarray]], refs
                 row["heldout_country"] = x in heldout_countries
                 per_target[x] = row
             with _quiet():
-                matrix = {y: {c: _nanmean(sims[:, iy, ic]) for ic, c in enumerate(targets)} for iy, y in enumerate(targets)}
+                matrix = {
+                    y: {c: _nanmean(sims[:, iy, ic]) for ic, c in enumerate(targets)}
+                    for iy, y in enumerate(targets)
+                }
             summary: dict[str, Any] = {}
-            for label, cols in (("all", list(range(len(targets)))),
-                                ("main_countries", [i for i, x in enumerate(targets) if x not in heldout_countries]),
-                                ("heldout_countries", [i for i, x in enumerate(targets) if x in heldout_countries])):
+            for label, cols in (
+                ("all", list(range(len(targets)))),
+                ("main_countries", [i for i, x in enumerate(targets) if x not in heldout_countries]),
+                ("heldout_countries", [i for i, x in enumerate(targets) if x in heldout_countries]),
+            ):
                 if not cols or (label != "all" and not heldout_countries):
                     continue
                 entry = {"targets": len(cols)}
@@ -750,8 +813,13 @@ def steering_report(debiased: Mapping[Condition, Mapping[str, np.ndarray]], refs
                     entry["top1"] = float(np.mean(hits))
                 summary[label] = entry
             spread = _spread_ratio(by_target, refs, groups, targets) if metric == "mae" else None
-            s_entry["splits"][split] = {"questions": len(groups), "targets": per_target, "summary": summary,
-                                        "matrix": matrix, "spread_ratio": spread}
+            s_entry["splits"][split] = {
+                "questions": len(groups),
+                "targets": per_target,
+                "summary": summary,
+                "matrix": matrix,
+                "spread_ratio": spread,
+            }
         out["styles"][style] = s_entry
     return out
 
@@ -771,17 +839,29 @@ def _ci(v: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
 
 def _ci_matrix(mat: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
     m, lo, hi = matrix_mean_ci(mat, n_boot, seed)
-    return {"mean": m if math.isfinite(m) else None, "ci": [lo, hi], "n": int(np.isfinite(mat).any(axis=1).sum())}
+    return {
+        "mean": m if math.isfinite(m) else None,
+        "ci": [lo, hi],
+        "n": int(np.isfinite(mat).any(axis=1).sum()),
+    }
 
 
-def _spread_ratio(by_target: Mapping[str, Mapping[str, np.ndarray]], refs: Mapping[str, Reference],
-                  groups: Sequence[str], targets: Sequence[str]) -> float | None:
+def _spread_ratio(
+    by_target: Mapping[str, Mapping[str, np.ndarray]],
+    refs: Mapping[str, Reference],
+    groups: Sequence[str],
+    targets: Sequence[str],
+) -> float | None:
     """The paper's statistic: mean pairwise distance between the steered answer vectors (one per
     target country, mean answers on 0-1) over the same mean distance between the countries' human
     answers. Near 0: steering barely moves answers; near 1: as different as the countries are."""
     if len(targets) < 2:
         return None
-    keep = [g for g in groups if g in refs and all(refs[g].mean_of(t) is not None and g in by_target[t] for t in targets)]
+    keep = [
+        g
+        for g in groups
+        if g in refs and all(refs[g].mean_of(t) is not None and g in by_target[t] for t in targets)
+    ]
     if len(keep) < 2:
         return None
     model = np.array([[expected_position(by_target[t][g]) for g in keep] for t in targets])
@@ -795,9 +875,14 @@ def _spread_ratio(by_target: Mapping[str, Mapping[str, np.ndarray]], refs: Mappi
     return mpd(model) / h if h > 0 else None
 
 
-def vsm_report(debiased: Mapping[Condition, Mapping[str, np.ndarray]], per_pres: Mapping[Condition, Mapping[str, Mapping[str, np.ndarray]]],
-               numbers: Mapping[str, int], hofstede: Mapping[str, Mapping[str, float]] | None,
-               n_boot: int, seed: int) -> dict[str, Any]:
+def vsm_report(
+    debiased: Mapping[Condition, Mapping[str, np.ndarray]],
+    per_pres: Mapping[Condition, Mapping[str, Mapping[str, np.ndarray]]],
+    numbers: Mapping[str, int],
+    hofstede: Mapping[str, Mapping[str, float]] | None,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
     """VSM 2013 indices per condition (constants 0), their spread over presentation variants, and
     agreement with Hofstede's published scores across the countries of each persona style."""
 
@@ -815,22 +900,40 @@ def vsm_report(debiased: Mapping[Condition, Mapping[str, np.ndarray]], per_pres:
         if idx is None:
             continue
         pres = [i for i in (indices(d) for d in per_pres.get(cond, {}).values()) if i is not None]
-        sd = {dim: float(np.std([p[dim] for p in pres], ddof=1)) for dim in VSM_FORMULAS} if len(pres) > 1 else None
-        item_means = {f"{numbers[g]:02d}": float(d @ np.arange(1, d.size + 1)) for g, d in dists.items() if g in numbers}
-        conditions[cond.id] = {"style": cond.style, "target": cond.target, "indices": idx,
-                               "presentation_sd": sd, "item_means": dict(sorted(item_means.items()))}
+        sd = (
+            {dim: float(np.std([p[dim] for p in pres], ddof=1)) for dim in VSM_FORMULAS}
+            if len(pres) > 1
+            else None
+        )
+        item_means = {
+            f"{numbers[g]:02d}": float(d @ np.arange(1, d.size + 1)) for g, d in dists.items() if g in numbers
+        }
+        conditions[cond.id] = {
+            "style": cond.style,
+            "target": cond.target,
+            "indices": idx,
+            "presentation_sd": sd,
+            "item_means": dict(sorted(item_means.items())),
+        }
         if cond.style is not None and cond.target is not None:
             by_style[cond.style][cond.target] = idx
-    out: dict[str, Any] = {"constants": "0 for every index (VSM constants are arbitrary; compare across countries only)",
-                           "conditions": conditions, "styles": {}}
+    out: dict[str, Any] = {
+        "constants": "0 for every index (VSM constants are arbitrary; compare across countries only)",
+        "conditions": conditions,
+        "styles": {},
+    }
     for style, model in sorted(by_style.items()):
         entry: dict[str, Any] = {"countries": sorted(model)}
         # how far apart the countries' indices are, against how much one country's index moves with
         # the presentation (option order, labels): below 1, the persona moves less than the wording
         sds = [conditions[f"{style}:{c}"]["presentation_sd"] for c in model]
         entry["country_sd_over_presentation_sd"] = {
-            dim: (float(np.std([model[c][dim] for c in model], ddof=1)) / float(np.mean([sd[dim] for sd in sds]))
-                  if len(model) > 1 and all(sds) and np.mean([sd[dim] for sd in sds]) > 0 else None)
+            dim: (
+                float(np.std([model[c][dim] for c in model], ddof=1))
+                / float(np.mean([sd[dim] for sd in sds]))
+                if len(model) > 1 and all(sds) and np.mean([sd[dim] for sd in sds]) > 0
+                else None
+            )
             for dim in VSM_FORMULAS
         }
         if hofstede is not None:
@@ -854,22 +957,35 @@ def _task_items(name: str, cfg: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]
     return task, {it.id: it for it in items}
 
 
-def analyze_task(run_dir: Path, task: Any, items: Mapping[str, Any], variants: Mapping[str, Any], n_boot: int = 1000,
-                 seed: int = 0, hofstede: Mapping[str, Mapping[str, float]] | None = None,
-                 ivs: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Any]:
+def analyze_task(
+    run_dir: Path,
+    task: Any,
+    items: Mapping[str, Any],
+    variants: Mapping[str, Any],
+    n_boot: int = 1000,
+    seed: int = 0,
+    hofstede: Mapping[str, Mapping[str, float]] | None = None,
+    ivs: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, Any]:
     """Alignment analysis of one survey task's samples in a run (see :func:`analyze_alignment`)."""
     samples, invalid = _load_samples(run_dir, task.name, items, variants)
     debiased, per_pres = _debias(samples)
-    entry: dict[str, Any] = {"kind": task.alignment_kind, "samples": len(samples), "invalid": invalid,
-                             "presentations": sorted({s.presentation for s in samples}),
-                             "conditions": sorted(c.id for c in debiased)}
+    entry: dict[str, Any] = {
+        "kind": task.alignment_kind,
+        "samples": len(samples),
+        "invalid": invalid,
+        "presentations": sorted({s.presentation for s in samples}),
+        "conditions": sorted(c.id for c in debiased),
+    }
     entry["bias_removed"] = {
         cond.id: bias_report([s for s in samples if s.condition == cond], debiased[cond], per_pres[cond])
         for cond in debiased
         if len(per_pres[cond]) > 1
     }
     if task.alignment_kind == "vsm":
-        numbers = {it.group or it.id: int(it.metadata["number"]) for it in items.values() if "number" in it.metadata}
+        numbers = {
+            it.group or it.id: int(it.metadata["number"]) for it in items.values() if "number" in it.metadata
+        }
         entry["vsm"] = vsm_report(debiased, per_pres, numbers, hofstede, n_boot, seed)
         return entry
 
@@ -924,7 +1040,9 @@ def analyze_task(run_dir: Path, task: Any, items: Mapping[str, Any], variants: M
     return entry
 
 
-def _iw_map(table: Sequence[Mapping[str, Any]], ivs: Mapping[str, tuple[float, float]], k: int = 3) -> dict[str, Any]:
+def _iw_map(
+    table: Sequence[Mapping[str, Any]], ivs: Mapping[str, tuple[float, float]], k: int = 3
+) -> dict[str, Any]:
     """Inglehart-Welzel coordinates of the nearest countries and their mean (an estimate of where the
     model's answers sit on the map, derived from its nearest countries, not measured)."""
     located = [(r["country"], ivs[r["country"]]) for r in table if r["country"] in ivs]
@@ -933,8 +1051,14 @@ def _iw_map(table: Sequence[Mapping[str, Any]], ivs: Mapping[str, tuple[float, f
     near = located[:k]
     trad = float(np.mean([p[0] for _, p in near]))
     surv = float(np.mean([p[1] for _, p in near]))
-    return {"countries": {c: {"traditional_secular": p[0], "survival_selfexpression": p[1]} for c, p in located},
-            "estimate_from_nearest": {"traditional_secular": trad, "survival_selfexpression": surv, "k": len(near)}}
+    return {
+        "countries": {c: {"traditional_secular": p[0], "survival_selfexpression": p[1]} for c, p in located},
+        "estimate_from_nearest": {
+            "traditional_secular": trad,
+            "survival_selfexpression": surv,
+            "k": len(near),
+        },
+    }
 
 
 def load_ivs(folder: str | Path) -> dict[str, tuple[float, float]]:
@@ -973,8 +1097,12 @@ def load_ivs(folder: str | Path) -> dict[str, tuple[float, float]]:
     return out
 
 
-def analyze_alignment(run_dir: str | Path, hofstede_file: str | Path | None = None, ivs_dir: str | Path | None = None,
-                      write: bool = True) -> dict[str, Any]:
+def analyze_alignment(
+    run_dir: str | Path,
+    hofstede_file: str | Path | None = None,
+    ivs_dir: str | Path | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
     """Alignment of every survey task in a run; writes ``alignment.json`` when there is any.
 
     Tasks opt in with a class attribute ``alignment_kind`` ("survey" or "vsm"). Their items are

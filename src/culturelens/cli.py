@@ -13,7 +13,9 @@ from rich.console import Console
 from culturelens import console as out
 from culturelens.schema import Mode
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure cultural competence of language models.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Measure cultural competence of language models."
+)
 err = Console(stderr=True)
 
 
@@ -45,24 +47,59 @@ def _literal(value: str) -> object:
 
 @app.command()
 def run(
-    model: Annotated[str, typer.Option("--model", "-m", help="llamacpp:PATH | hf:ID_OR_PATH[#file.gguf] | openai:MODEL@BASE_URL | default")] = "default",
-    task: Annotated[list[str], typer.Option("--task", "-t", help="task name (repeatable); see `culturelens tasks`")] = ["starter"],  # noqa: B006
-    mode: Annotated[Mode | None, typer.Option(help="letter | cloze | generate (default: each task's own)")] = None,
-    limit: Annotated[int | None, typer.Option(help="at most N items per task (spread across countries)")] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="llamacpp:PATH | hf:ID_OR_PATH[#file.gguf] | openai:MODEL@BASE_URL | default",
+        ),
+    ] = "default",
+    task: Annotated[
+        list[str], typer.Option("--task", "-t", help="task name (repeatable); see `culturelens tasks`")
+    ] = ["starter"],  # noqa: B006
+    mode: Annotated[
+        Mode | None, typer.Option(help="letter | cloze | generate (default: each task's own)")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="at most N items per task (spread across countries)")
+    ] = None,
     countries: Annotated[str | None, typer.Option(help="comma-separated countries to keep")] = None,
-    out_dir: Annotated[str | None, typer.Option("--out", help="run directory (default runs/<run-id>)")] = None,
-    data_dir: Annotated[str | None, typer.Option("--data-dir", help="local copy of the dataset release")] = None,
-    vary: Annotated[list[str], typer.Option("--vary", help="sweep factors, e.g. option_order=rotate labels=letters,numbers")] = [],  # noqa: B006
-    sample: Annotated[int | None, typer.Option(help="seeded sample of N variants from the sweep design")] = None,
-    persona: Annotated[str | None, typer.Option(help="persona for every prompt, e.g. typical:Japan or typical:@item")] = None,
+    out_dir: Annotated[
+        str | None, typer.Option("--out", help="run directory (default runs/<run-id>)")
+    ] = None,
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="local copy of the dataset release")
+    ] = None,
+    vary: Annotated[
+        list[str],
+        typer.Option("--vary", help="sweep factors, e.g. option_order=rotate labels=letters,numbers"),
+    ] = [],  # noqa: B006
+    sample: Annotated[
+        int | None, typer.Option(help="seeded sample of N variants from the sweep design")
+    ] = None,
+    persona: Annotated[
+        str | None, typer.Option(help="persona for every prompt, e.g. typical:Japan or typical:@item")
+    ] = None,
     cache: Annotated[str | None, typer.Option(help="response cache file (SQLite)")] = None,
     batch_size: Annotated[int, typer.Option(help="requests per backend batch")] = 16,
     seed: Annotated[int, typer.Option(help="seed for permutations, sampling and bootstrap")] = 0,
-    opt: Annotated[list[str], typer.Option("--opt", help="task option KEY=VALUE for every task, or TASK:KEY=VALUE (e.g. normad:levels=none,country)")] = [],  # noqa: B006
-    model_opt: Annotated[list[str], typer.Option("--model-opt", help="backend option KEY=VALUE (e.g. n_ctx=4096, batch_size=32)")] = [],  # noqa: B006
+    opt: Annotated[
+        list[str],
+        typer.Option(
+            "--opt",
+            help="task option KEY=VALUE for every task, or TASK:KEY=VALUE (e.g. normad:levels=none,country)",
+        ),
+    ] = [],  # noqa: B006
+    model_opt: Annotated[
+        list[str],
+        typer.Option("--model-opt", help="backend option KEY=VALUE (e.g. n_ctx=4096, batch_size=32)"),
+    ] = [],  # noqa: B006
     report: Annotated[bool, typer.Option(help="write report.html into the run directory")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-    more_vary: Annotated[list[str] | None, typer.Argument(hidden=True, help="further FACTOR=LEVELS after --vary")] = None,
+    more_vary: Annotated[
+        list[str] | None, typer.Argument(hidden=True, help="further FACTOR=LEVELS after --vary")
+    ] = None,
 ) -> None:
     """Evaluate a model on tasks; writes config.json, samples.jsonl, results.json (and a report)."""
     if more_vary:  # `--vary option_order=rotate labels=letters,numbers`: the shell splits the design in words
@@ -107,7 +144,15 @@ def run(
         )
         with out.progress(quiet) as progress:
             result = Runner(cfg, progress=progress).run()
-    except (KeyError, ValueError, DatasetError, BackendError, UnknownCountryError, SweepError, RenderError) as exc:
+    except (
+        KeyError,
+        ValueError,
+        DatasetError,
+        BackendError,
+        UnknownCountryError,
+        SweepError,
+        RenderError,
+    ) as exc:
         fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
         return
     if not quiet:
@@ -129,7 +174,11 @@ def run(
         out.print_alignment(aln)
     if report:
         path = result.run_dir / "report.html"
-        if not (reused and path.exists() and path.stat().st_mtime >= (result.run_dir / "results.json").stat().st_mtime):
+        if not (
+            reused
+            and path.exists()
+            and path.stat().st_mtime >= (result.run_dir / "results.json").stat().st_mtime
+        ):
             from culturelens.report import build_report
 
             path = build_report([result.run_dir], path)
@@ -146,15 +195,21 @@ def _task_rows(data_dir: str | None) -> list[dict]:
         try:
             items = t.items()
             countries = sorted({i.country.name for i in items if i.country})
-            rows.append({"task": name, "items": len(items), "countries": countries, "description": t.description})
+            rows.append(
+                {"task": name, "items": len(items), "countries": countries, "description": t.description}
+            )
         except Exception as exc:  # noqa: BLE001 - data not available: still list the task
-            rows.append({"task": name, "items": None, "countries": [], "description": t.description, "note": str(exc)})
+            rows.append(
+                {"task": name, "items": None, "countries": [], "description": t.description, "note": str(exc)}
+            )
     return rows
 
 
 @app.command()
 def tasks(
-    data_dir: Annotated[str | None, typer.Option("--data-dir", help="dataset folder for tasks that need one")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="dataset folder for tasks that need one")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List tasks with item counts and countries (counts need the data to be available)."""
@@ -215,15 +270,28 @@ def report(
 def steer(
     countries: Annotated[str, typer.Option(help="comma-separated target countries, e.g. Japan,Brazil,Kenya")],
     task: Annotated[str, typer.Option("--task", "-t", help="survey task: opinions | vsm | wvb")] = "opinions",
-    styles: Annotated[str, typer.Option(help="steering styles: typical, anthropological, language")] = "typical,anthropological",
+    styles: Annotated[
+        str, typer.Option(help="steering styles: typical, anthropological, language")
+    ] = "typical,anthropological",
     model: Annotated[str, typer.Option("--model", "-m", help="as for `culturelens run`")] = "default",
-    data_dir: Annotated[str | None, typer.Option("--data-dir", help="local copy of the dataset release")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="local copy of the dataset release")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="at most N items")] = None,
-    vary: Annotated[list[str], typer.Option("--vary", help="presentation variants averaged out (debiasing)")] = ["option_order=identity,reversed"],  # noqa: B006
-    opt: Annotated[list[str], typer.Option("--opt", help="task option KEY=VALUE (e.g. wvs_file=..., source=stability)")] = [],  # noqa: B006
-    out_dir: Annotated[str | None, typer.Option("--out", help="run directory (default runs/<run-id>)")] = None,
+    vary: Annotated[
+        list[str], typer.Option("--vary", help="presentation variants averaged out (debiasing)")
+    ] = ["option_order=identity,reversed"],  # noqa: B006
+    opt: Annotated[
+        list[str], typer.Option("--opt", help="task option KEY=VALUE (e.g. wvs_file=..., source=stability)")
+    ] = [],  # noqa: B006
+    out_dir: Annotated[
+        str | None, typer.Option("--out", help="run directory (default runs/<run-id>)")
+    ] = None,
     cache: Annotated[str | None, typer.Option(help="response cache file (SQLite)")] = None,
-    ivs_dir: Annotated[str | None, typer.Option("--ivs-dir", help="IVS country-level folder: Inglehart-Welzel map of nearest countries")] = None,
+    ivs_dir: Annotated[
+        str | None,
+        typer.Option("--ivs-dir", help="IVS country-level folder: Inglehart-Welzel map of nearest countries"),
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed for permutations and bootstrap")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
@@ -242,11 +310,29 @@ def steer(
     try:
         with out.progress(quiet) as progress:
             result, aln, design = run_steering(
-                task, [c.strip() for c in countries.split(",") if c.strip()],
-                [s.strip() for s in styles.split(",") if s.strip()], vary=vary, model=model, data_dir=data_dir,
-                limit=limit, out=out_dir, cache=cache, task_options=options, seed=seed, progress=progress, ivs_dir=ivs_dir,
+                task,
+                [c.strip() for c in countries.split(",") if c.strip()],
+                [s.strip() for s in styles.split(",") if s.strip()],
+                vary=vary,
+                model=model,
+                data_dir=data_dir,
+                limit=limit,
+                out=out_dir,
+                cache=cache,
+                task_options=options,
+                seed=seed,
+                progress=progress,
+                ivs_dir=ivs_dir,
             )
-    except (KeyError, ValueError, DatasetError, BackendError, UnknownCountryError, SweepError, RenderError) as exc:
+    except (
+        KeyError,
+        ValueError,
+        DatasetError,
+        BackendError,
+        UnknownCountryError,
+        SweepError,
+        RenderError,
+    ) as exc:
         fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
         return
     if not quiet:

@@ -43,8 +43,11 @@ def _pairs(
     shared_v = [v for v in va if v in vb]
     idx_b = {(r.item_id, r.variant): r for r in rows_b}
     if shared_v:
-        pairs = [(r, idx_b[(r.item_id, r.variant)]) for r in rows_a
-                 if r.variant in shared_v and (r.item_id, r.variant) in idx_b]
+        pairs = [
+            (r, idx_b[(r.item_id, r.variant)])
+            for r in rows_a
+            if r.variant in shared_v and (r.item_id, r.variant) in idx_b
+        ]
         if pairs:
             return pairs, "item x shared variant" if len(shared_v) > 1 else "item", shared_v
     # no shared presentation: pair items under each run's primary variant
@@ -54,7 +57,9 @@ def _pairs(
     return pairs, f"item (A: {va[0]}, B: {vb[0]})", [va[0], vb[0]]
 
 
-def compare_group(a: list[float], b: list[float], clusters: list[str], n_items: int, seed: int = 0) -> dict[str, Any]:
+def compare_group(
+    a: list[float], b: list[float], clusters: list[str], n_items: int, seed: int = 0
+) -> dict[str, Any]:
     """Scores, difference, CI, p-value and power note for one group of paired rows."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     diff, lo, hi = paired_bootstrap(x, y, clusters, n_boot=2000, seed=seed)
@@ -90,7 +95,9 @@ def compare_group(a: list[float], b: list[float], clusters: list[str], n_items: 
     }
 
 
-def compare_runs(run_a: Path | str, run_b: Path | str, metric: str | None = None, seed: int = 0) -> dict[str, Any]:
+def compare_runs(
+    run_a: Path | str, run_b: Path | str, metric: str | None = None, seed: int = 0
+) -> dict[str, Any]:
     """Paired comparison of two runs per shared task, overall and per country."""
     run_a, run_b = Path(run_a), Path(run_b)
     res_a, res_b = read_json(run_a / "results.json"), read_json(run_b / "results.json")
@@ -107,7 +114,9 @@ def compare_runs(run_a: Path | str, run_b: Path | str, metric: str | None = None
         m = metric or headline_metric(ea)
         if m is None or m not in eb.get("metrics", {}):
             continue
-        pairs, pairing, variants = _pairs(run_a, run_b, ea, eb, task_rows(run_a, name, rec_a), task_rows(run_b, name, rec_b))
+        pairs, pairing, variants = _pairs(
+            run_a, run_b, ea, eb, task_rows(run_a, name, rec_a), task_rows(run_b, name, rec_b)
+        )
         pairs = [(ra, rb) for ra, rb in pairs if m in ra.metrics and m in rb.metrics]
         if not pairs:
             continue
@@ -120,8 +129,11 @@ def compare_runs(run_a: Path | str, run_b: Path | str, metric: str | None = None
         for g in ["all", *sorted(k for k in groups if k != "all")]:
             ps = groups[g]
             row = compare_group(
-                [ra.metrics[m] for ra, _ in ps], [rb.metrics[m] for _, rb in ps], [ra.cluster for ra, _ in ps],
-                n_items=len({ra.item_id for ra, _ in ps}), seed=seed,
+                [ra.metrics[m] for ra, _ in ps],
+                [rb.metrics[m] for _, rb in ps],
+                [ra.cluster for ra, _ in ps],
+                n_items=len({ra.item_id for ra, _ in ps}),
+                seed=seed,
             )
             rows.append({"group": g, **row})
         adj = holm([r["p"] for r in rows[1:]])

@@ -59,7 +59,9 @@ def print_results(results: dict[str, Any], timing: dict[str, float] | None = Non
     for name, task in results["tasks"].items():
         metric = headline_metric(task)
         head = task["metrics"].get(metric) if metric else None
-        console.rule(f"[bold]{name}[/] · {metric or 'no metric'} {_fmt(head)} · n={task['n']} · modes {','.join(task['modes'])}")
+        console.rule(
+            f"[bold]{name}[/] · {metric or 'no metric'} {_fmt(head)} · n={task['n']} · modes {','.join(task['modes'])}"
+        )
         countries = task.get("by", {}).get("country", {})
         if countries and metric:
             table = Table(title=f"{name}: per country ({metric}, 95% CI)", show_lines=False)
@@ -71,7 +73,11 @@ def print_results(results: dict[str, Any], timing: dict[str, float] | None = Non
         for dim in ("region", "topic"):
             groups = task.get("by", {}).get(dim, {})
             if groups and metric and len(groups) > 1:
-                parts = [f"{k} {g['metrics'][metric]['mean']:.2f} (n={g['n']})" for k, g in groups.items() if metric in g["metrics"]]
+                parts = [
+                    f"{k} {g['metrics'][metric]['mean']:.2f} (n={g['n']})"
+                    for k, g in groups.items()
+                    if metric in g["metrics"]
+                ]
                 console.print(f"[dim]{dim}:[/] " + " · ".join(parts))
         if task.get("invalid"):
             console.print(f"[yellow]{task['invalid']} unparseable answers counted as wrong[/]")
@@ -93,9 +99,13 @@ def print_tasks(rows: list[dict[str, Any]]) -> None:
     for col in ("task", "items", "countries", "description"):
         table.add_column(col)
     for r in rows:
-        items = str(r["items"]) if r["items"] is not None else f"[dim]needs data ({r.get('note', '')[:60]})[/]"
+        items = (
+            str(r["items"]) if r["items"] is not None else f"[dim]needs data ({r.get('note', '')[:60]})[/]"
+        )
         cs = r["countries"]
-        table.add_row(r["task"], items, f"{len(cs)}: {', '.join(cs[:6])}{'…' if len(cs) > 6 else ''}", r["description"])
+        table.add_row(
+            r["task"], items, f"{len(cs)}: {', '.join(cs[:6])}{'…' if len(cs) > 6 else ''}", r["description"]
+        )
     console.print(table)
 
 
@@ -114,14 +124,22 @@ def print_robustness(rob: dict[str, Any]) -> None:
                 shown = shown[:8] + shown[-8:]
             for v in shown:
                 lo, hi = v["ci"]
-                table.add_row(*(v["levels"].get(f, "") for f in factors), f"{v['score']:.3f} [{lo:.2f}, {hi:.2f}]", str(v["n"]))
+                table.add_row(
+                    *(v["levels"].get(f, "") for f in factors),
+                    f"{v['score']:.3f} [{lo:.2f}, {hi:.2f}]",
+                    str(v["n"]),
+                )
             console.print(table)
             sp, items, rank = task["spread"], task.get("items") or {}, task.get("country_ranking") or {}
-            parts = [f"spread {sp['min']:.3f}–{sp['max']:.3f} (SD {sp['sd']:.3f}, {sp['n_variants']} variants)"]
+            parts = [
+                f"spread {sp['min']:.3f}–{sp['max']:.3f} (SD {sp['sd']:.3f}, {sp['n_variants']} variants)"
+            ]
             if items.get("n_items"):
                 c, r = items["consistency"], items["robust"]
                 parts.append(f"consistency {c['mean']:.2f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]")
-                parts.append(f"robust {r['mean']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] (n={items['n_items']})")
+                parts.append(
+                    f"robust {r['mean']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] (n={items['n_items']})"
+                )
             if rank.get("tau_mean") is not None:
                 parts.append(f"country tau mean {rank['tau_mean']:.2f} / min {rank['tau_min']:.2f}")
             if rank.get("flip_rate") is not None:
@@ -129,9 +147,16 @@ def print_robustness(rob: dict[str, Any]) -> None:
             console.print("[dim]" + " · ".join(parts) + "[/]")
             shares = (task.get("variance") or {}).get("factors") or {}
             if shares:
-                txt = ", ".join(f"{f} {d['share']:.0%}" for f, d in sorted(shares.items(), key=lambda kv: -(kv[1]["share"] or 0)))
+                txt = ", ".join(
+                    f"{f} {d['share']:.0%}"
+                    for f, d in sorted(shares.items(), key=lambda kv: -(kv[1]["share"] or 0))
+                )
                 inter = task["variance"].get("interaction_share")
-                console.print(f"[dim]variance explained: {txt}" + (f", interaction {inter:.0%}" if inter is not None else "") + "[/]")
+                console.print(
+                    f"[dim]variance explained: {txt}"
+                    + (f", interaction {inter:.0%}" if inter is not None else "")
+                    + "[/]"
+                )
         for line in task.get("verdicts", []):
             console.print(f"• {line}", highlight=False)
 
@@ -144,9 +169,15 @@ def print_comparison(res: dict[str, Any]) -> None:
             table.add_column(col, justify="right" if col in ("n", "A", "B", "p", "p (Holm)") else "left")
         for row in task.get("rows", []):
             table.add_row(
-                row["group"], str(row["n"]), f"{row['a']:.3f}", f"{row['b']:.3f}",
-                f"{row['diff']:+.3f} [{row['ci'][0]:+.3f}, {row['ci'][1]:+.3f}]", f"{row['p']:.3g}",
-                f"{row['p_holm']:.3g}" if row.get("p_holm") is not None else "", row.get("test", ""), row.get("note", ""),
+                row["group"],
+                str(row["n"]),
+                f"{row['a']:.3f}",
+                f"{row['b']:.3f}",
+                f"{row['diff']:+.3f} [{row['ci'][0]:+.3f}, {row['ci'][1]:+.3f}]",
+                f"{row['p']:.3g}",
+                f"{row['p_holm']:.3g}" if row.get("p_holm") is not None else "",
+                row.get("test", ""),
+                row.get("note", ""),
             )
         console.print(table)
 
@@ -184,26 +215,42 @@ def print_alignment(aln: dict[str, Any], top: int = 8) -> None:
         if cond_id is not None:
             entry = by[cond_id]
             rows = (entry["countries"].get(task["metric"]) or [])[:top]
-            table = Table(title=f"{name}: nearest countries ({cond_id}, {entry['questions']} questions; baselines: "
-                          "uniform, majority, leave-one-out pooled; norm. = (sim - unif.) / (1 - unif.))")
+            table = Table(
+                title=f"{name}: nearest countries ({cond_id}, {entry['questions']} questions; baselines: "
+                "uniform, majority, leave-one-out pooled; norm. = (sim - unif.) / (1 - unif.))"
+            )
             for col in ("#", "country", "sim [95% CI]", "P(1st)", "unif/maj/pool", "norm.", "n"):
-                table.add_column(col, justify="left" if col == "country" else "right", no_wrap=col != "country",
-                                 min_width=12 if col == "country" else None)
+                table.add_column(
+                    col,
+                    justify="left" if col == "country" else "right",
+                    no_wrap=col != "country",
+                    min_width=12 if col == "country" else None,
+                )
             for r in rows:
-                base = "/".join(f"{r[k]:.2f}" if r.get(k) is not None else "-" for k in ("uniform", "majority", "pooled"))
+                base = "/".join(
+                    f"{r[k]:.2f}" if r.get(k) is not None else "-" for k in ("uniform", "majority", "pooled")
+                )
                 table.add_row(
-                    str(r["rank"]), r["country"], f"{r['sim']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]",
-                    f"{r['p_nearest']:.2f}", base, f"{r['normalised']:+.2f}" if r.get("normalised") is not None else "-",
+                    str(r["rank"]),
+                    r["country"],
+                    f"{r['sim']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]",
+                    f"{r['p_nearest']:.2f}",
+                    base,
+                    f"{r['normalised']:+.2f}" if r.get("normalised") is not None else "-",
                     str(r["n"]),
                 )
             console.print(table)
             est = (entry.get("map") or {}).get("estimate_from_nearest")
             if est:
-                console.print(f"[dim]Inglehart-Welzel map, mean of the {est['k']} nearest: traditional/secular "
-                              f"{est['traditional_secular']:+.2f}, survival/self-expression {est['survival_selfexpression']:+.2f}[/]")
+                console.print(
+                    f"[dim]Inglehart-Welzel map, mean of the {est['k']} nearest: traditional/secular "
+                    f"{est['traditional_secular']:+.2f}, survival/self-expression {est['survival_selfexpression']:+.2f}[/]"
+                )
         for style, s in (task.get("steering") or {}).get("styles", {}).items():
-            table = Table(title=f"{name}: steering with '{style}' ({task['metric']}; gain = vs unsteered, "
-                          "spec. = vs steering toward the other targets; * held-out countries)")
+            table = Table(
+                title=f"{name}: steering with '{style}' ({task['metric']}; gain = vs unsteered, "
+                "spec. = vs steering toward the other targets; * held-out countries)"
+            )
             for col in ("questions", "targets", "gain [95% CI]", "spec. [95% CI]", "top-1"):
                 table.add_column(col, justify="left" if col in ("questions", "targets") else "right")
             short = {"all": "all", "main_countries": "main", "heldout_countries": "held*"}
@@ -213,23 +260,38 @@ def print_alignment(aln: dict[str, Any], top: int = 8) -> None:
                     spreads.append(f"{split} {sp['spread_ratio']:.2f}")
                 for label, summ in sp["summary"].items():
                     table.add_row(
-                        f"{split} {sp['questions']}q", f"{short.get(label, label)} {summ['targets']}",
-                        _ci_txt(summ.get("gain"), True, 2, ","), _ci_txt(summ.get("specificity"), True, 2, ","),
+                        f"{split} {sp['questions']}q",
+                        f"{short.get(label, label)} {summ['targets']}",
+                        _ci_txt(summ.get("gain"), True, 2, ","),
+                        _ci_txt(summ.get("specificity"), True, 2, ","),
                         f"{summ['top1']:.2f}" if summ.get("top1") is not None else "-",
                     )
             console.print(table)
             if spreads:
-                console.print("[dim]spread ratio (steered answers' spread across targets / the countries' own): "
-                              + ", ".join(spreads) + "[/]", highlight=False)
+                console.print(
+                    "[dim]spread ratio (steered answers' spread across targets / the countries' own): "
+                    + ", ".join(spreads)
+                    + "[/]",
+                    highlight=False,
+                )
             per = s["splits"].get("all", {}).get("targets", {})
             if per:
-                console.print("[dim]per target (all questions): " + " · ".join(
-                    f"{x}{'*' if r.get('heldout_country') else ''} gain {_ci_txt(r.get('gain'), True)}, "
-                    f"spec {_ci_txt(r.get('specificity'), True)}" for x, r in per.items()) + "[/]", highlight=False)
+                console.print(
+                    "[dim]per target (all questions): "
+                    + " · ".join(
+                        f"{x}{'*' if r.get('heldout_country') else ''} gain {_ci_txt(r.get('gain'), True)}, "
+                        f"spec {_ci_txt(r.get('specificity'), True)}"
+                        for x, r in per.items()
+                    )
+                    + "[/]",
+                    highlight=False,
+                )
         vsm = task.get("vsm")
         if vsm:
             dims = ("PDI", "IDV", "MAS", "UAI", "LTO", "IVR")
-            table = Table(title=f"{name}: VSM 2013 indices (constants 0; only differences between countries mean anything)")
+            table = Table(
+                title=f"{name}: VSM 2013 indices (constants 0; only differences between countries mean anything)"
+            )
             for col in ("condition", *dims):
                 table.add_column(col, justify="left" if col == "condition" else "right")
             for cid, c in vsm["conditions"].items():
@@ -238,7 +300,9 @@ def print_alignment(aln: dict[str, Any], top: int = 8) -> None:
             for style, st in vsm.get("styles", {}).items():
                 hof = st.get("hofstede")
                 if not hof:
-                    console.print(f"[dim]{style}: no Hofstede file (task option hofstede_file, CULTURELENS_HOFSTEDE, or hofstede/ under CULTURELENS_DATA)[/]")
+                    console.print(
+                        f"[dim]{style}: no Hofstede file (task option hofstede_file, CULTURELENS_HOFSTEDE, or hofstede/ under CULTURELENS_DATA)[/]"
+                    )
                     continue
                 parts = []
                 for d in dims:
@@ -248,14 +312,25 @@ def print_alignment(aln: dict[str, Any], top: int = 8) -> None:
                     parts.append(f"{d} rho {rho} (n={e['n']}{pa})")
                 ov = hof["overall"]
                 ov_txt = f"{ov['pearson']:+.2f}" if ov.get("pearson") is not None else "n/a"
-                console.print(f"[bold]{style}[/] vs Hofstede across {len(st['countries'])} countries: " + " · ".join(parts)
-                              + f" · overall r {ov_txt} (n={ov['n']})", highlight=False)
+                console.print(
+                    f"[bold]{style}[/] vs Hofstede across {len(st['countries'])} countries: "
+                    + " · ".join(parts)
+                    + f" · overall r {ov_txt} (n={ov['n']})",
+                    highlight=False,
+                )
                 snr = st.get("country_sd_over_presentation_sd") or {}
                 if any(v is not None for v in snr.values()):
-                    console.print("[dim]spread across countries / spread across presentations: " + ", ".join(
-                        f"{d} {v:.2f}" for d, v in snr.items() if v is not None) + "[/]", highlight=False)
+                    console.print(
+                        "[dim]spread across countries / spread across presentations: "
+                        + ", ".join(f"{d} {v:.2f}" for d, v in snr.items() if v is not None)
+                        + "[/]",
+                        highlight=False,
+                    )
                 ex = st.get("extrapolability") or {}
                 if ex.get("pairs"):
                     mr = f"{ex['mean_r']:+.2f}" if ex.get("mean_r") is not None else "n/a"
-                    console.print(f"[dim]extrapolability: {ex['pairs']} country pairs; mean r(agreement on 5 dims, "
-                                  f"on the held-out one) {mr}[/]", highlight=False)
+                    console.print(
+                        f"[dim]extrapolability: {ex['pairs']} country pairs; mean r(agreement on 5 dims, "
+                        f"on the held-out one) {mr}[/]",
+                        highlight=False,
+                    )

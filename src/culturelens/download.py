@@ -23,7 +23,9 @@ def cache_root() -> Path:
 
 
 def _offline() -> bool:
-    return os.environ.get("CULTURELENS_OFFLINE", "") not in ("", "0") or os.environ.get("HF_HUB_OFFLINE", "") not in (
+    return os.environ.get("CULTURELENS_OFFLINE", "") not in ("", "0") or os.environ.get(
+        "HF_HUB_OFFLINE", ""
+    ) not in (
         "",
         "0",
     )

@@ -134,7 +134,9 @@ def _mc_default(v: View) -> Rendered:
             f"{_ctx(v)}{v.question}\n\n{v.option_lines()}\n\n"
             f"Reply with only the {'label' if v.labels else 'text'} of the correct option ({v.label_list()})."
         )
-    return Rendered(f"{_ctx(v)}{v.question}\n\n{v.option_lines()}\n\nAnswer with {v.label_list()}.", "Answer:")
+    return Rendered(
+        f"{_ctx(v)}{v.question}\n\n{v.option_lines()}\n\nAnswer with {v.label_list()}.", "Answer:"
+    )
 
 
 def _mc_plain(v: View) -> Rendered:
@@ -238,7 +240,9 @@ def system_text(variant: Variant, item: Item, rendered: Rendered) -> str | None:
     parts = []
     if variant.system:
         if variant.system not in SYSTEM_PROMPTS:
-            raise RenderError(f"unknown system prompt {variant.system!r} (known: {', '.join(SYSTEM_PROMPTS)})")
+            raise RenderError(
+                f"unknown system prompt {variant.system!r} (known: {', '.join(SYSTEM_PROMPTS)})"
+            )
         parts.append(SYSTEM_PROMPTS[variant.system])
     if rendered.system:
         parts.append(rendered.system)

@@ -105,7 +105,9 @@ def _unit_rows(run_dir: Path, task_name: str, records: list[dict[str, Any]]) -> 
         from culturelens.tasks.base import Task, get_task
 
         cfg = read_json(Path(run_dir) / "config.json").get("config", {})
-        task = get_task(task_name, data_dir=cfg.get("data_dir"), **cfg.get("task_options", {}).get(task_name, {}))
+        task = get_task(
+            task_name, data_dir=cfg.get("data_dir"), **cfg.get("task_options", {}).get(task_name, {})
+        )
         if type(task).unit_scores is Task.unit_scores:
             return None
         wanted = {r["item_id"] for r in records}
@@ -115,14 +117,31 @@ def _unit_rows(run_dir: Path, task_name: str, records: list[dict[str, Any]]) -> 
         by_variant: dict[str, list[Any]] = defaultdict(list)
         for r in records:
             by_variant[r["variant"]].append(
-                Score(item_id=r["item_id"], task=task_name, variant=r["variant"], mode=r["mode"],
-                      metrics=r["metrics"], prediction=r["prediction"], probs=r.get("probs"), valid=r["valid"])
+                Score(
+                    item_id=r["item_id"],
+                    task=task_name,
+                    variant=r["variant"],
+                    mode=r["mode"],
+                    metrics=r["metrics"],
+                    prediction=r["prediction"],
+                    probs=r.get("probs"),
+                    valid=r["valid"],
+                )
             )
         rows = []
         for vid, scores in by_variant.items():
             for item, score in task.unit_scores(items, scores):
-                rows.append(Row(item.id, item.group or item.id, item.country.name if item.country else None,
-                                vid, score.metrics, _pred_key(score.prediction), score.valid))
+                rows.append(
+                    Row(
+                        item.id,
+                        item.group or item.id,
+                        item.country.name if item.country else None,
+                        vid,
+                        score.metrics,
+                        _pred_key(score.prediction),
+                        score.valid,
+                    )
+                )
         return rows
     except Exception:  # noqa: BLE001 - data gone or task changed: fall back to per-sample rows
         return None
@@ -135,8 +154,15 @@ def task_rows(run_dir: Path, task_name: str, records: list[dict[str, Any]]) -> l
     if units is not None:
         return units
     return [
-        Row(r["item_id"], r.get("group") or r["item_id"], r.get("country"), r["variant"], r.get("metrics") or {},
-            _pred_key(r.get("prediction")), bool(r.get("valid", True)))
+        Row(
+            r["item_id"],
+            r.get("group") or r["item_id"],
+            r.get("country"),
+            r["variant"],
+            r.get("metrics") or {},
+            _pred_key(r.get("prediction")),
+            bool(r.get("valid", True)),
+        )
         for r in recs
     ]
 
@@ -188,7 +214,9 @@ def _levels(spec: dict[str, Any], factors: Sequence[str]) -> dict[str, str]:
     return {f: ("none" if spec.get(f) is None else str(spec.get(f))) for f in factors}
 
 
-def main_effects(scores: dict[str, float], levels: dict[str, dict[str, str]], factors: Sequence[str]) -> dict[str, Any]:
+def main_effects(
+    scores: dict[str, float], levels: dict[str, dict[str, str]], factors: Sequence[str]
+) -> dict[str, Any]:
     """Share of the variance of per-variant scores explained by each factor's main effect."""
     vids = list(scores)
     y = np.array([scores[v] for v in vids], dtype=float)
@@ -206,7 +234,9 @@ def main_effects(scores: dict[str, float], levels: dict[str, dict[str, str]], fa
         out["factors"][f] = {
             "share": _r(share),
             "level_means": {lvl: _r(float(np.mean(g))) for lvl, g in sorted(groups.items())},
-            "level_range": _r(max(np.mean(g) for g in groups.values()) - min(np.mean(g) for g in groups.values())),
+            "level_range": _r(
+                max(np.mean(g) for g in groups.values()) - min(np.mean(g) for g in groups.values())
+            ),
         }
     out["interaction_share"] = _r(max(0.0, 1.0 - explained)) if ss_total > 1e-15 else 0.0
     return out
@@ -241,17 +271,19 @@ def ranking_stability(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
     finite = [t for t in taus if not math.isnan(t)]
     conclusions = len(pair_dirs)
     flips = sum(1 for dirs in pair_dirs.values() if len(dirs) == 2)
-    out.update({
-        "tau_mean": _r(float(np.mean(finite))) if finite else None,
-        "tau_min": _r(float(np.min(finite))) if finite else None,
-        "tau_pairs": len(finite),
-        "tau_undefined_pairs": len(taus) - len(finite),
-        "pairs": len(ents) * (len(ents) - 1) // 2,
-        "conclusions": conclusions,
-        "flipped": flips,
-        "flip_rate": _r(flips / conclusions) if conclusions else None,
-        "pairwise_flip_rate": _r(flipped_total / decided_total) if decided_total else None,
-    })
+    out.update(
+        {
+            "tau_mean": _r(float(np.mean(finite))) if finite else None,
+            "tau_min": _r(float(np.min(finite))) if finite else None,
+            "tau_pairs": len(finite),
+            "tau_undefined_pairs": len(taus) - len(finite),
+            "pairs": len(ents) * (len(ents) - 1) // 2,
+            "conclusions": conclusions,
+            "flipped": flips,
+            "flip_rate": _r(flips / conclusions) if conclusions else None,
+            "pairwise_flip_rate": _r(flipped_total / decided_total) if decided_total else None,
+        }
+    )
     return out
 
 
@@ -275,12 +307,19 @@ def item_stability(rows: Sequence[Row], metric: str, vids: Sequence[str], seed: 
     binary = bool(np.all(np.isin(mat, (0.0, 1.0))))
     clusters = [full[i][vids[0]].cluster for i in ids]
     consistent = [
-        float(len({_hashable(full[i][v].prediction) for v in vids}) == 1 and full[i][vids[0]].prediction is not None)
+        float(
+            len({_hashable(full[i][v].prediction) for v in vids}) == 1
+            and full[i][vids[0]].prediction is not None
+        )
         for i in ids
     ]
     robust = mat.min(axis=1)
     out: dict[str, Any] = {"n_items": len(ids), "clusters": len(set(clusters)), "binary": binary}
-    for name, vals in (("consistency", consistent), ("robust", robust.tolist()), ("mean", mat.mean(axis=1).tolist())):
+    for name, vals in (
+        ("consistency", consistent),
+        ("robust", robust.tolist()),
+        ("mean", mat.mean(axis=1).tolist()),
+    ):
         m, lo, hi = cluster_bootstrap_ci(vals, clusters, seed=seed)
         out[name] = {"mean": _r(m), "ci": [_r(lo), _r(hi)]}
     if binary:
@@ -296,12 +335,18 @@ def _hashable(x: Any) -> Any:
 
 
 # --- one task -------------------------------------------------------------------------------------
-def analyze_task(run_dir: Path, name: str, entry: dict[str, Any], rows: Sequence[Row], seed: int = 0) -> dict[str, Any]:
+def analyze_task(
+    run_dir: Path, name: str, entry: dict[str, Any], rows: Sequence[Row], seed: int = 0
+) -> dict[str, Any]:
     metric = headline_metric(entry)
     variants = task_variants(run_dir, entry)
     vids = list(variants)
     if metric is None:
-        return {"metric": None, "n_variants": len(vids), "verdicts": [f"{name}: no per-item metric to analyse"]}
+        return {
+            "metric": None,
+            "n_variants": len(vids),
+            "verdicts": [f"{name}: no per-item metric to analyse"],
+        }
     if len(vids) < 2:
         return {
             "metric": metric,
@@ -318,8 +363,15 @@ def analyze_task(run_dir: Path, name: str, entry: dict[str, Any], rows: Sequence
         if m is None:
             continue
         scores[v] = m["mean"]
-        per_variant.append({"id": v, "levels": levels[v], "score": _r(m["mean"]), "ci": [_r(x) for x in m["ci"]],
-                            "n": m["n"]})
+        per_variant.append(
+            {
+                "id": v,
+                "levels": levels[v],
+                "score": _r(m["mean"]),
+                "ci": [_r(x) for x in m["ci"]],
+                "n": m["n"],
+            }
+        )
     primary = vids[0]
     head = entry["metrics"][metric]
     out: dict[str, Any] = {
@@ -371,7 +423,9 @@ def _verdicts(name: str, res: dict[str, Any], scores: dict[str, float]) -> list[
     differ = test.get("p") is not None and test["p"] < ALPHA
     consistency = (items.get("consistency") or {}).get("mean")
     fragile = consistency is not None and consistency < MIN_CONSISTENCY
-    stable = (sp["range"] is not None and sp["range"] <= STABLE_ABS_TOL) or (inside and not differ and not fragile)
+    stable = (sp["range"] is not None and sp["range"] <= STABLE_ABS_TOL) or (
+        inside and not differ and not fragile
+    )
     res["stable"] = stable
     head = f"{name} {metric} {res['score']:.2f} [{lo:.2f}, {hi:.2f}] (n={res['n']})"
     parts = [
@@ -379,7 +433,9 @@ def _verdicts(name: str, res: dict[str, Any], scores: dict[str, float]) -> list[
         f"{sp['n_variants']} variants (SD {sp['sd']:.2f}), {'inside' if inside else 'outside'} its 95% CI"
     ]
     if test.get("p") is not None:
-        parts.append(f"variants {'differ' if differ else 'do not differ'} beyond chance ({test['test']} p={test['p']:.2g})")
+        parts.append(
+            f"variants {'differ' if differ else 'do not differ'} beyond chance ({test['test']} p={test['p']:.2g})"
+        )
     factors = res["variance"]["factors"]
     if factors and res["variance"]["ss_total"]:
         top = max(factors, key=lambda f: factors[f]["share"] or 0)
@@ -400,13 +456,17 @@ def _verdicts(name: str, res: dict[str, Any], scores: dict[str, float]) -> list[
             f"{_pct(rank['flip_rate'])} of {rank['conclusions']} country-pair conclusions flip across variants."
         )
     elif rank.get("entities", 0) >= 2:
-        lines.append(f"{name} country ranking: too few distinct scores to rank ({rank['entities']} countries).")
+        lines.append(
+            f"{name} country ranking: too few distinct scores to rank ({rank['entities']} countries)."
+        )
     movers = sorted(res["countries"].items(), key=lambda kv: -(kv[1]["spread"]["range"] or 0))[:3]
     movers = [(c, d) for c, d in movers if (d["spread"]["range"] or 0) > STABLE_ABS_TOL]
     if movers:
         lines.append(
             f"{name} countries most sensitive to presentation: "
-            + ", ".join(f"{c} {d['spread']['min']:.2f}–{d['spread']['max']:.2f} (n={d['n_items']})" for c, d in movers)
+            + ", ".join(
+                f"{c} {d['spread']['min']:.2f}–{d['spread']['max']:.2f} (n={d['n_items']})" for c, d in movers
+            )
             + "."
         )
     return lines
@@ -418,7 +478,12 @@ def analyze_run(run_dir: Path, seed: int = 0) -> dict[str, Any]:
     run_dir = Path(run_dir)
     results = read_json(run_dir / "results.json")
     records = read_samples(run_dir)
-    out: dict[str, Any] = {"run": str(run_dir), "model": run_label(run_dir, results), "criteria": CRITERIA, "tasks": {}}
+    out: dict[str, Any] = {
+        "run": str(run_dir),
+        "model": run_label(run_dir, results),
+        "criteria": CRITERIA,
+        "tasks": {},
+    }
     for name, entry in results.get("tasks", {}).items():
         out["tasks"][name] = analyze_task(run_dir, name, entry, task_rows(run_dir, name, records), seed=seed)
     tmp = run_dir / "robustness.json.tmp"
@@ -437,11 +502,19 @@ def analyze_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
     for i, (d, _, lab) in enumerate(runs):  # duplicate labels: disambiguate with the run folder
         if labels.count(lab) > 1:
             labels[i] = f"{lab} ({d.name})"
-    out: dict[str, Any] = {"runs": [str(d) for d, _, _ in runs], "labels": labels, "criteria": CRITERIA, "tasks": {}}
+    out: dict[str, Any] = {
+        "runs": [str(d) for d, _, _ in runs],
+        "labels": labels,
+        "criteria": CRITERIA,
+        "tasks": {},
+    }
     names = sorted({t for _, res, _ in runs for t in res.get("tasks", {})})
     for name in names:
-        have = [(lab, d, res["tasks"][name]) for (d, res, _), lab in zip(runs, labels, strict=True)
-                if name in res.get("tasks", {})]
+        have = [
+            (lab, d, res["tasks"][name])
+            for (d, res, _), lab in zip(runs, labels, strict=True)
+            if name in res.get("tasks", {})
+        ]
         if len(have) < 2:
             continue
         metric = headline_metric(have[0][2])
@@ -449,13 +522,21 @@ def analyze_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
         shared = [v for v in per_run[have[0][0]] if all(v in pv for pv in per_run.values())]
         scores: dict[str, dict[str, float]] = {}
         for v in shared:
-            row = {lab: pv[v]["metrics"][metric]["mean"] for lab, pv in per_run.items() if metric in pv[v].get("metrics", {})}
+            row = {
+                lab: pv[v]["metrics"][metric]["mean"]
+                for lab, pv in per_run.items()
+                if metric in pv[v].get("metrics", {})
+            }
             if len(row) == len(per_run):
                 scores[v] = row
         rank = ranking_stability(scores)
-        entry: dict[str, Any] = {"metric": metric, "models": list(per_run), "shared_variants": list(scores),
-                                 "scores": {v: {k: _r(s) for k, s in d.items()} for v, d in scores.items()},
-                                 "model_ranking": rank}
+        entry: dict[str, Any] = {
+            "metric": metric,
+            "models": list(per_run),
+            "shared_variants": list(scores),
+            "scores": {v: {k: _r(s) for k, s in d.items()} for v, d in scores.items()},
+            "model_ranking": rank,
+        }
         rs = _ranking_stable(rank)
         if rs is not None:
             verdict = (

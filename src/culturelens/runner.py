@@ -28,7 +28,9 @@ from culturelens.cache import ResponseCache, model_label
 from culturelens.schema import Item, Mode, Prompt, Request, Response, Score, Variant
 from culturelens.tasks.base import Task, get_task
 
-DEFAULT_CACHE = Path(os.environ.get("CULTURELENS_CACHE", Path.home() / ".cache" / "culturelens" / "responses.sqlite"))
+DEFAULT_CACHE = Path(
+    os.environ.get("CULTURELENS_CACHE", Path.home() / ".cache" / "culturelens" / "responses.sqlite")
+)
 
 
 class RunConfig(BaseModel):
@@ -171,9 +173,17 @@ class Runner:
         if finished is not None:  # the same requests were all scored and aggregated before: nothing to do
             cache.close()
             t_end = time.perf_counter()
-            timing = {**finished[1], "reused": True, "wall_s": t_end - t0, "first_wall_s": finished[1].get("wall_s"),
-                      "computed": 0, "cache_hits": 0, "model_load_s": t_load - t_data, "scoring_s": 0.0,
-                      "model_loaded": float(getattr(backend, "loaded", True))}
+            timing = {
+                **finished[1],
+                "reused": True,
+                "wall_s": t_end - t0,
+                "first_wall_s": finished[1].get("wall_s"),
+                "computed": 0,
+                "cache_hits": 0,
+                "model_load_s": t_load - t_data,
+                "scoring_s": 0.0,
+                "model_loaded": float(getattr(backend, "loaded", True)),
+            }
             if self.backend is None:
                 backend.close()
             return RunResult(run_dir, finished[0], timing)
@@ -184,8 +194,13 @@ class Runner:
             assert w.response is not None
             w.score = w.task.score(w.item, w.prompt, w.response)
         results = self._aggregate(tasks, works, identity, backend)
-        _atomic_write(run_dir / "samples.jsonl", lambda fh: [fh.write(json.dumps(_sample_record(w), ensure_ascii=False) + "\n") for w in works])
-        _atomic_write(run_dir / "results.json", lambda fh: json.dump(results, fh, indent=1, ensure_ascii=False))
+        _atomic_write(
+            run_dir / "samples.jsonl",
+            lambda fh: [fh.write(json.dumps(_sample_record(w), ensure_ascii=False) + "\n") for w in works],
+        )
+        _atomic_write(
+            run_dir / "results.json", lambda fh: json.dump(results, fh, indent=1, ensure_ascii=False)
+        )
         t_end = time.perf_counter()
         stats = cache.stats()
         cache.close()

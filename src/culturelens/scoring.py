@@ -134,9 +134,7 @@ def score_text(item: Item, prompt: Prompt, resp: Response) -> Score:
     base = {"item_id": item.id, "task": item.task, "variant": prompt.variant.id, "mode": prompt.mode}
     if item.kind is ItemKind.OPEN or not item.answers:
         return Score(**base, metrics={}, prediction=resp.text)
-    hit = any(
-        _norm(g) and _norm(g) in text for ans in item.answers for g in [*ans.texts, *ans.en_texts]
-    )
+    hit = any(_norm(g) and _norm(g) in text for ans in item.answers for g in [*ans.texts, *ans.en_texts])
     return Score(**base, metrics={"acc": float(hit)}, prediction=resp.text, valid=bool(text))
 
 

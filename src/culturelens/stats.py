@@ -23,6 +23,7 @@ def _sps():  # scipy.stats takes ~1.5 s to import: only when a test statistic is
 
     return stats
 
+
 DEFAULT_BOOT = 1000
 DEFAULT_PERM = 10000
 #: below this many discordant pairs McNemar uses the exact binomial test

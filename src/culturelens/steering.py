@@ -30,21 +30,77 @@ from culturelens.schema import Item, Variant
 STYLES = ("typical", "anthropological", "language")
 
 #: default informant profile: identical across countries so the country is the only thing that changes
-DEFAULT_PROFILE = {"age": "40", "education": "secondary school", "area": "a mid-sized city", "class": "middle",
-                   "marital": "married"}
+DEFAULT_PROFILE = {
+    "age": "40",
+    "education": "secondary school",
+    "area": "a mid-sized city",
+    "class": "middle",
+    "marital": "married",
+}
 
 #: main language of a country, for the ``language`` style (BCP-47 primary subtags)
 COUNTRY_LANGUAGE = {
-    "Argentina": "es", "Australia": "en", "Austria": "de", "Bangladesh": "bn", "Belgium": "nl", "Brazil": "pt",
-    "Canada": "en", "Chile": "es", "China": "zh", "Colombia": "es", "Czechia": "cs", "Denmark": "da", "Egypt": "ar",
-    "Ethiopia": "am", "Finland": "fi", "France": "fr", "Germany": "de", "Ghana": "en", "Greece": "el",
-    "Hong Kong": "zh", "Hungary": "hu", "India": "hi", "Indonesia": "id", "Iran": "fa", "Iraq": "ar", "Israel": "he",
-    "Italy": "it", "Japan": "ja", "Jordan": "ar", "Kenya": "sw", "Lebanon": "ar", "Malaysia": "ms", "Mexico": "es",
-    "Morocco": "ar", "Netherlands": "nl", "New Zealand": "en", "Nigeria": "en", "Norway": "no", "Pakistan": "ur",
-    "Peru": "es", "Philippines": "fil", "Poland": "pl", "Portugal": "pt", "Romania": "ro", "Russia": "ru",
-    "Saudi Arabia": "ar", "Singapore": "en", "South Africa": "en", "South Korea": "ko", "Spain": "es",
-    "Sweden": "sv", "Switzerland": "de", "Taiwan": "zh", "Thailand": "th", "Tunisia": "ar", "Turkey": "tr",
-    "Ukraine": "uk", "United Kingdom": "en", "United States": "en", "Venezuela": "es", "Vietnam": "vi",
+    "Argentina": "es",
+    "Australia": "en",
+    "Austria": "de",
+    "Bangladesh": "bn",
+    "Belgium": "nl",
+    "Brazil": "pt",
+    "Canada": "en",
+    "Chile": "es",
+    "China": "zh",
+    "Colombia": "es",
+    "Czechia": "cs",
+    "Denmark": "da",
+    "Egypt": "ar",
+    "Ethiopia": "am",
+    "Finland": "fi",
+    "France": "fr",
+    "Germany": "de",
+    "Ghana": "en",
+    "Greece": "el",
+    "Hong Kong": "zh",
+    "Hungary": "hu",
+    "India": "hi",
+    "Indonesia": "id",
+    "Iran": "fa",
+    "Iraq": "ar",
+    "Israel": "he",
+    "Italy": "it",
+    "Japan": "ja",
+    "Jordan": "ar",
+    "Kenya": "sw",
+    "Lebanon": "ar",
+    "Malaysia": "ms",
+    "Mexico": "es",
+    "Morocco": "ar",
+    "Netherlands": "nl",
+    "New Zealand": "en",
+    "Nigeria": "en",
+    "Norway": "no",
+    "Pakistan": "ur",
+    "Peru": "es",
+    "Philippines": "fil",
+    "Poland": "pl",
+    "Portugal": "pt",
+    "Romania": "ro",
+    "Russia": "ru",
+    "Saudi Arabia": "ar",
+    "Singapore": "en",
+    "South Africa": "en",
+    "South Korea": "ko",
+    "Spain": "es",
+    "Sweden": "sv",
+    "Switzerland": "de",
+    "Taiwan": "zh",
+    "Thailand": "th",
+    "Tunisia": "ar",
+    "Turkey": "tr",
+    "Ukraine": "uk",
+    "United Kingdom": "en",
+    "United States": "en",
+    "Venezuela": "es",
+    "Vietnam": "vi",
 }
 
 
@@ -118,9 +174,13 @@ class SteeringDesign:
     skipped: dict[str, str] = field(default_factory=dict)  # "style:country" -> why
 
 
-def steering_variants(countries: Sequence[str], styles: Sequence[str] = ("typical",),
-                      presentation: Sequence[Variant] | None = None, per_country_items: bool = False,
-                      items: Sequence[Item] | None = None) -> SteeringDesign:
+def steering_variants(
+    countries: Sequence[str],
+    styles: Sequence[str] = ("typical",),
+    presentation: Sequence[Variant] | None = None,
+    per_country_items: bool = False,
+    items: Sequence[Item] | None = None,
+) -> SteeringDesign:
     """Presentation variants x (unsteered + each style toward each country).
 
     ``per_country_items``: the task replicates items per country (``vsm``), so one ``style:@item``
@@ -163,12 +223,23 @@ def steering_variants(countries: Sequence[str], styles: Sequence[str] = ("typica
     return SteeringDesign(variants, names, list(styles), per_country_items, skipped)
 
 
-def run_steering(task: str, countries: Sequence[str], styles: Sequence[str] = ("typical",),
-                 vary: Sequence[str] = ("option_order=identity,reversed",), model: str = "default",
-                 data_dir: str | None = None, limit: int | None = None, out: str | None = None,
-                 cache: str | None = None, task_options: dict[str, Any] | None = None, backend: Any = None,
-                 seed: int = 0, n_boot: int = 1000, progress: Any = None, ivs_dir: str | None = None
-                 ) -> tuple[Any, dict[str, Any], SteeringDesign]:
+def run_steering(
+    task: str,
+    countries: Sequence[str],
+    styles: Sequence[str] = ("typical",),
+    vary: Sequence[str] = ("option_order=identity,reversed",),
+    model: str = "default",
+    data_dir: str | None = None,
+    limit: int | None = None,
+    out: str | None = None,
+    cache: str | None = None,
+    task_options: dict[str, Any] | None = None,
+    backend: Any = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    progress: Any = None,
+    ivs_dir: str | None = None,
+) -> tuple[Any, dict[str, Any], SteeringDesign]:
     """Run the steering sweep on one task and analyse it: (RunResult, alignment dict, design)."""
     from culturelens.alignment import analyze_alignment
     from culturelens.runner import RunConfig, Runner
@@ -180,8 +251,16 @@ def run_steering(task: str, countries: Sequence[str], styles: Sequence[str] = ("
     items = t.items(limit=limit, countries=countries if per_country else None)
     design = steering_variants(countries, styles, expand(list(vary)), per_country, items)
     cfg = RunConfig(
-        model=model, tasks=[task], limit=limit, countries=design.countries if per_country else None,
-        variants=design.variants, data_dir=data_dir, out=out, cache=cache, seed=seed, n_boot=n_boot,
+        model=model,
+        tasks=[task],
+        limit=limit,
+        countries=design.countries if per_country else None,
+        variants=design.variants,
+        data_dir=data_dir,
+        out=out,
+        cache=cache,
+        seed=seed,
+        n_boot=n_boot,
         task_options={task: task_options or {}},
     )
     result = Runner(cfg, backend=backend, progress=progress).run()

@@ -42,7 +42,13 @@ FACTORS = (
 )
 
 #: item kinds that have prompt templates; ``template=all`` must work for any of them
-_TEMPLATED_KINDS = (ItemKind.MULTIPLE_CHOICE, ItemKind.SURVEY, ItemKind.LABEL, ItemKind.SHORT_ANSWER, ItemKind.OPEN)
+_TEMPLATED_KINDS = (
+    ItemKind.MULTIPLE_CHOICE,
+    ItemKind.SURVEY,
+    ItemKind.LABEL,
+    ItemKind.SHORT_ANSWER,
+    ItemKind.OPEN,
+)
 
 
 class SweepError(ValueError):
@@ -64,7 +70,9 @@ def _option_order_levels(values: list[str], n_options: int) -> list[str]:
         elif v.startswith("perm:") and v[5:]:
             out.append(v)
         else:
-            raise SweepError(f"option_order level {v!r}: use identity, reversed, rotate, rotate:K, permN, perm:SEED")
+            raise SweepError(
+                f"option_order level {v!r}: use identity, reversed, rotate, rotate:K, permN, perm:SEED"
+            )
     return out
 
 
@@ -114,7 +122,9 @@ def _levels(factor: str, spec: str, n_options: int, kinds: Sequence[ItemKind] | 
     if factor == "persona":
         for v in values:
             if v not in ("none", "default") and v.partition(":")[0] not in render._PERSONAS:
-                raise SweepError(f"persona level {v!r}: use none or style:arg, styles {', '.join(render._PERSONAS)}")
+                raise SweepError(
+                    f"persona level {v!r}: use none or style:arg, styles {', '.join(render._PERSONAS)}"
+                )
         return [None if v in ("none", "default") else v for v in values]
     if factor == "system":
         for v in values:
@@ -172,7 +182,9 @@ def expand(
         try:
             v = Variant.model_validate(data)
         except ValidationError as exc:
-            raise SweepError(f"invalid variant {dict(zip(factors, combo, strict=True))}: {exc.errors()[0]['msg']}") from exc
+            raise SweepError(
+                f"invalid variant {dict(zip(factors, combo, strict=True))}: {exc.errors()[0]['msg']}"
+            ) from exc
         seen.setdefault(v.id, v)
     variants = list(seen.values())
     if sample is not None:

@@ -148,7 +148,9 @@ def file_sha256(path: str | Path) -> str:
 
     p = Path(path).resolve()
     st = p.stat()
-    memo_path = Path(os.environ.get("CULTURELENS_HOME", Path.home() / ".cache" / "culturelens")) / "file_hashes.json"
+    memo_path = (
+        Path(os.environ.get("CULTURELENS_HOME", Path.home() / ".cache" / "culturelens")) / "file_hashes.json"
+    )
     memo_key = f"{p}|{st.st_size}|{st.st_mtime_ns}"
     try:
         memo = _json.loads(memo_path.read_text())
@@ -292,7 +294,10 @@ class LazyBackend(Backend):
         template = self.card.get("template")
         if not template:
             return plain_format(messages, assistant_prefix)
-        return render_chat_template(template, messages, self.card.get("bos", ""), self.card.get("eos", "")) + assistant_prefix
+        return (
+            render_chat_template(template, messages, self.card.get("bos", ""), self.card.get("eos", ""))
+            + assistant_prefix
+        )
 
     def label_logprobs(self, batch: Sequence[Request]) -> list[Response]:
         return self.real().label_logprobs(batch)

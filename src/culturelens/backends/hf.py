@@ -420,8 +420,12 @@ class HFBackend(Backend):
             extra = {"logits_to_keep": 1} if self._keep_last else {}
             with torch.inference_mode():
                 logits = self.model(
-                    input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=past,
-                    use_cache=True, **extra,
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=pos,
+                    past_key_values=past,
+                    use_cache=True,
+                    **extra,
                 ).logits
             return torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
         ids, mask, offsets = self._pad(seqs, self.padding_side)

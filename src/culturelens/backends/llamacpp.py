@@ -42,11 +42,20 @@ _SCORER = 2
 
 @register
 class LlamaCppBackend(Backend):
-    def __init__(self, spec: str = "embedded", n_ctx: int = 4096, n_threads: int | None = None, n_batch: int = 512, **_: Any):
+    def __init__(
+        self,
+        spec: str = "embedded",
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        **_: Any,
+    ):
         try:
             import llama_cpp
         except ImportError as exc:
-            raise BackendError("llama-cpp-python is not installed: pip install 'culturelens[llamacpp]'") from exc
+            raise BackendError(
+                "llama-cpp-python is not installed: pip install 'culturelens[llamacpp]'"
+            ) from exc
         self._lib = llama_cpp
         path = self._resolve(spec)
         if not path.exists():
@@ -74,8 +83,13 @@ class LlamaCppBackend(Backend):
         self._first_token_cache: dict[str, list[int]] = {}
         key = self.card_key(spec, n_ctx=n_ctx)
         if key:
-            card = {"identity": self.identity(), "chat_template_source": self.chat_template_source,
-                    "template": self._template, "bos": self._bos, "eos": self._eos}
+            card = {
+                "identity": self.identity(),
+                "chat_template_source": self.chat_template_source,
+                "template": self._template,
+                "bos": self._bos,
+                "eos": self._eos,
+            }
             save_card(key, card)
 
     @classmethod
@@ -185,7 +199,9 @@ class LlamaCppBackend(Backend):
             logp = _log_softmax(self._last_logits(self.tokenize(req.text)))
             lps = [logsumexp([float(logp[t]) for t in self._first_tokens(tgt)]) for tgt in req.targets]
             top = int(np.argmax(logp))
-            out.append(Response(logprobs=lps, meta={"top_token": self._piece(top), "top_logprob": float(logp[top])}))
+            out.append(
+                Response(logprobs=lps, meta={"top_token": self._piece(top), "top_logprob": float(logp[top])})
+            )
         return out
 
     def continuation_logprobs(self, batch: Sequence[Request]) -> list[Response]:
@@ -225,7 +241,11 @@ class LlamaCppBackend(Backend):
             gen: list[int] = []
             for _ in range(req.max_tokens):
                 nxt = int(np.argmax(logits))
-                if nxt == eos or self.llm._model.token_is_eog(nxt) if hasattr(self.llm._model, "token_is_eog") else nxt == eos:
+                if (
+                    nxt == eos or self.llm._model.token_is_eog(nxt)
+                    if hasattr(self.llm._model, "token_is_eog")
+                    else nxt == eos
+                ):
                     break
                 gen.append(nxt)
                 pos = self.llm.n_tokens

@@ -22,7 +22,9 @@ from culturelens.schema import Item, Mode, Prompt, Response, Score, Variant
 class DatasetError(ValueError):
     """A dataset file is missing or malformed. Names the file, row and field."""
 
-    def __init__(self, file: str | Path, message: str, row: int | str | None = None, field: str | None = None):
+    def __init__(
+        self, file: str | Path, message: str, row: int | str | None = None, field: str | None = None
+    ):
         self.file, self.row, self.field = str(file), row, field
         where = str(file)
         if row is not None:
@@ -48,7 +50,9 @@ class Task(ABC):
         self.data_dir = Path(data_dir) if data_dir else (Path(env) if env else None)
         root = os.environ.get("CULTURELENS_DATA")
         if self.data_dir is None and root and self.data_folder and (Path(root) / self.data_folder).exists():
-            self.data_dir = Path(root) / self.data_folder  # one folder holding every release, as ../shared/datasets
+            self.data_dir = (
+                Path(root) / self.data_folder
+            )  # one folder holding every release, as ../shared/datasets
         self.options = options
 
     @abstractmethod

@@ -100,14 +100,20 @@ def _data_root(base: Path) -> Path:
         return base / "data"
     if (base / "annotations").is_dir():
         return base
-    raise DatasetError(base / "data" / "annotations", "BLEnD folder not found (expected data/annotations/*_data.json)")
+    raise DatasetError(
+        base / "data" / "annotations", "BLEnD folder not found (expected data/annotations/*_data.json)"
+    )
 
 
 def download_release() -> Path:
     """Fetch the short-answer release (48 files) from GitHub at the pinned commit; returns ``data/``."""
     last: Path | None = None
     for stem in REGIONS:
-        for sub, suffix in (("annotations", "_data.json"), ("questions", "_questions.csv"), ("prompts", "_prompts.csv")):
+        for sub, suffix in (
+            ("annotations", "_data.json"),
+            ("questions", "_questions.csv"),
+            ("prompts", "_prompts.csv"),
+        ):
             rel = f"data/{sub}/{stem}{suffix}"
             last = fetch_url(f"{GITHUB_RAW}/{rel}", f"blend/{GITHUB_COMMIT[:12]}/{rel}")
     assert last is not None
@@ -184,7 +190,12 @@ def parse_annotation(qid: str, entry: Any, path: Path) -> dict[str, Any]:
             raise DatasetError(path, "must be a positive integer", row=qid, field=f"{where}.count")
         clusters.append(GoldAnswer(texts=local, en_texts=english, count=count))
     clusters.sort(key=lambda c: -c.count)  # stable: release order within ties, as the official loop
-    return {"question": entry["question"], "en_question": entry["en_question"], "idks": idks, "answers": clusters}
+    return {
+        "question": entry["question"],
+        "en_question": entry["en_question"],
+        "idks": idks,
+        "answers": clusters,
+    }
 
 
 def skip_reasons(idks: dict[str, int], answers: list[GoldAnswer]) -> list[str]:
@@ -463,7 +474,8 @@ class BlendMC(Task):
             files = sorted(base.rglob("mc_questions_file*.csv")) if base.is_dir() else [base]
             if not files:
                 raise DatasetError(
-                    base, "no mc_questions_file*.csv found (the MC file is on HF: nayeon212/BLEnD evaluation/mc_data/)"
+                    base,
+                    "no mc_questions_file*.csv found (the MC file is on HF: nayeon212/BLEnD evaluation/mc_data/)",
                 )
             try:
                 root: Path | None = _data_root(base)
@@ -487,7 +499,9 @@ class BlendMC(Task):
         items: list[Item] = []
         seen: set[str] = set()
         for path in files:
-            for rowno, row in read_csv_rows(path, ("MCQID", "ID", "country", "prompt", "choices", "answer_idx")):
+            for rowno, row in read_csv_rows(
+                path, ("MCQID", "ID", "country", "prompt", "choices", "answer_idx")
+            ):
                 item = self._row_item(path, rowno, row, topics)
                 if item.id in seen:
                     raise DatasetError(path, f"duplicate MCQID {item.id}", row=rowno, field="MCQID")
@@ -509,13 +523,19 @@ class BlendMC(Task):
             or not all(isinstance(k, str) and len(k) == 1 and k in string.ascii_uppercase for k in choices)
             or not all(isinstance(v, str) for v in choices.values())
         ):
-            raise DatasetError(path, "must map letters to option texts (at least two)", row=rowno, field="choices")
+            raise DatasetError(
+                path, "must map letters to option texts (at least two)", row=rowno, field="choices"
+            )
         letters = sorted(choices)
         if letters != list(string.ascii_uppercase[: len(letters)]):
-            raise DatasetError(path, f"letters must be A, B, C... in sequence, got {letters}", row=rowno, field="choices")
+            raise DatasetError(
+                path, f"letters must be A, B, C... in sequence, got {letters}", row=rowno, field="choices"
+            )
         answer = row["answer_idx"].strip()
         if answer not in choices:
-            raise DatasetError(path, f"{answer!r} is not one of the choice letters", row=rowno, field="answer_idx")
+            raise DatasetError(
+                path, f"{answer!r} is not one of the choice letters", row=rowno, field="answer_idx"
+            )
         prompt = row["prompt"]
         first = prompt.find(f"A. {choices['A']}\n")
         last_line = f"{letters[-1]}. {choices[letters[-1]]}\n"

@@ -131,7 +131,9 @@ class CDEval(Task):
                 if not isinstance(row.get(field), str) or not row[field].strip():
                     raise DatasetError(path, "missing or empty", row=idx, field=field)
             if row["Dimension"] not in DIMENSIONS:
-                raise DatasetError(path, f"unknown dimension {row['Dimension']!r}", row=idx, field="Dimension")
+                raise DatasetError(
+                    path, f"unknown dimension {row['Dimension']!r}", row=idx, field="Dimension"
+                )
             qid = f"cdeval-{idx:04d}"
             high, low = row["Option 1"].strip(), row["Option 2"].strip()
             for tname in self.templates:
@@ -148,8 +150,12 @@ class CDEval(Task):
                             topic=row["Domain"].strip(),
                             group=qid,
                             subset={"dimension": row["Dimension"], "template": tname, "order": order},
-                            metadata={"template": tname, "order": order, "high": 0 if order == "high_first" else 1,
-                                      "row": idx},
+                            metadata={
+                                "template": tname,
+                                "order": order,
+                                "high": 0 if order == "high_first" else 1,
+                                "row": idx,
+                            },
                         )  # fmt: skip
                     )
         yield from items
@@ -197,6 +203,8 @@ class CDEval(Task):
             "by_dimension": {d: mean(xs) for d, xs in sorted(dims.items())},
             "by_domain": {d: mean(xs) for d, xs in sorted(domains.items())},
             "by_template_order": {k: mean(xs) for k, xs in sorted(per_template.items())},
-            "order_consistency": mean([float(p["high_first"] == p["high_second"]) for p in pairs]) if pairs else None,
+            "order_consistency": mean([float(p["high_first"] == p["high_second"]) for p in pairs])
+            if pairs
+            else None,
             "n_order_pairs": len(pairs),
         }

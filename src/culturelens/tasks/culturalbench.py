@@ -38,8 +38,16 @@ EASY_FILE = "CulturalBench-Easy.csv"
 HARD_FILE = "CulturalBench-Hard.csv"
 LETTERS = "ABCD"
 HARD_ROWS = 4  # candidate answers per question in the Hard file
-_EASY_REQUIRED = ("question_idx", "prompt_question", "prompt_option_a", "prompt_option_b", "prompt_option_c",
-                  "prompt_option_d", "answer", "country")
+_EASY_REQUIRED = (
+    "question_idx",
+    "prompt_question",
+    "prompt_option_a",
+    "prompt_option_b",
+    "prompt_option_c",
+    "prompt_option_d",
+    "answer",
+    "country",
+)
 _HARD_REQUIRED = ("question_idx", "prompt_question", "prompt_option", "answer", "country")
 _TRUTH = {"true": 0, "false": 1, "1": 0, "0": 1, "1.0": 0, "0.0": 1}
 
@@ -107,10 +115,16 @@ class _CulturalBench(Task):
         for cand in (base / self.filename, base / "culturalbench" / self.filename):
             if cand.is_file():
                 return cand
-        raise DatasetError(base / self.filename, f"file not found (the {self.name} release file, from HF {REPO_ID})")
+        raise DatasetError(
+            base / self.filename, f"file not found (the {self.name} release file, from HF {REPO_ID})"
+        )
 
     def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
-        shown = variant.model_copy(update={"template": "culturalbench"}) if variant.template == "default" else variant
+        shown = (
+            variant.model_copy(update={"template": "culturalbench"})
+            if variant.template == "default"
+            else variant
+        )
         return render_mod.render(item, shown, mode, shots).model_copy(update={"variant": variant})
 
 
@@ -133,7 +147,9 @@ class CulturalBenchEasy(_CulturalBench):
             _nonempty(path, row, i, ("prompt_question",))
             answer = (row.get("answer") or "").strip().upper()
             if len(answer) != 1 or answer not in LETTERS:
-                raise DatasetError(path, f"answer {row.get('answer')!r} is not one of A, B, C, D", row=i, field="answer")
+                raise DatasetError(
+                    path, f"answer {row.get('answer')!r} is not one of A, B, C, D", row=i, field="answer"
+                )
             country = _country(path, row, i)
             items.append(
                 Item(
@@ -146,7 +162,11 @@ class CulturalBenchEasy(_CulturalBench):
                     country=country,
                     group=f"cb:{qid}",
                     subset={"subregion": country.subregion},
-                    metadata={"question_idx": qid, "data_idx": row.get("data_idx", ""), "country_raw": row["country"]},
+                    metadata={
+                        "question_idx": qid,
+                        "data_idx": row.get("data_idx", ""),
+                        "country_raw": row["country"],
+                    },
                 )
             )
         yield from items
@@ -172,13 +192,19 @@ class CulturalBenchHard(_CulturalBench):
             _nonempty(path, row, i, ("prompt_question", "prompt_option"))
             truth = (row.get("answer") or "").strip().lower()
             if truth not in _TRUTH:
-                raise DatasetError(path, f"answer {row.get('answer')!r} is not True / False", row=i, field="answer")
+                raise DatasetError(
+                    path, f"answer {row.get('answer')!r} is not True / False", row=i, field="answer"
+                )
             country = _country(path, row, i)
             if qid in first_row:
                 ref = by_q[qid][0]
                 if ref.country != country:
-                    raise DatasetError(path, f"question {qid} has rows for {ref.country.name} and {country.name}",
-                                       row=i, field="country")
+                    raise DatasetError(
+                        path,
+                        f"question {qid} has rows for {ref.country.name} and {country.name}",
+                        row=i,
+                        field="country",
+                    )
             else:
                 first_row[qid] = i
             k = len(by_q[qid])
@@ -194,15 +220,24 @@ class CulturalBenchHard(_CulturalBench):
                 country=country,
                 group=f"cb:{qid}",
                 subset={"subregion": country.subregion},
-                metadata={"question_idx": qid, "question": question, "candidate": candidate,
-                          "data_idx": row.get("data_idx", ""), "country_raw": row["country"]},
+                metadata={
+                    "question_idx": qid,
+                    "question": question,
+                    "candidate": candidate,
+                    "data_idx": row.get("data_idx", ""),
+                    "country_raw": row["country"],
+                },
             )
             by_q[qid].append(item)
             items.append(item)
         for qid, rows in by_q.items():
             if len(rows) != HARD_ROWS:
-                raise DatasetError(path, f"question {qid} has {len(rows)} rows, expected {HARD_ROWS} (one per option)",
-                                   row=first_row[qid], field="question_idx")
+                raise DatasetError(
+                    path,
+                    f"question {qid} has {len(rows)} rows, expected {HARD_ROWS} (one per option)",
+                    row=first_row[qid],
+                    field="question_idx",
+                )
         yield from items
 
     def items(self, limit: int | None = None, countries: Sequence[str] | None = None) -> list[Item]:
@@ -221,13 +256,18 @@ class CulturalBenchHard(_CulturalBench):
         for group, ss in groups.items():
             first = items[ss[0].item_id]
             if len(ss) != HARD_ROWS:
-                raise ValueError(f"{self.name}: question {group} has {len(ss)} scored rows, expected {HARD_ROWS}")
+                raise ValueError(
+                    f"{self.name}: question {group} has {len(ss)} scored rows, expected {HARD_ROWS}"
+                )
             row_acc = [s.metrics.get("acc", 0.0) for s in ss]
             metrics = {"acc": min(row_acc), "row_acc": sum(row_acc) / len(row_acc)}
             if any("invalid" in s.metrics for s in ss):
                 metrics["invalid"] = max(s.metrics.get("invalid", 0.0) for s in ss)
             unit_item = first.model_copy(
-                update={"id": f"cb-hard:{first.metadata['question_idx']}", "question": first.metadata["question"]}
+                update={
+                    "id": f"cb-hard:{first.metadata['question_idx']}",
+                    "question": first.metadata["question"],
+                }
             )
             units.append(
                 (

@@ -34,17 +34,79 @@ from culturelens.tasks.base import DatasetError, Task, register
 
 LETTERS = "ABCD"
 CS_KEY = "cultural_sensitivity"
-_REQUIRED = ("sample_id", "subject", "subject_category", "question", "option_a", "option_b", "option_c",
-             "option_d", "answer")
+_REQUIRED = (
+    "sample_id",
+    "subject",
+    "subject_category",
+    "question",
+    "option_a",
+    "option_b",
+    "option_c",
+    "option_d",
+    "answer",
+)
 _EMPTY = {"", "-", "none", "nan", "null", "[]"}
 
 FULL_LANGS: tuple[str, ...] = (
-    "am", "ar", "bn", "cs", "de", "el", "en", "es", "fa", "fil", "fr", "ha", "he", "hi", "id",
-    "ig", "it", "ja", "ko", "ky", "lt", "mg", "ms", "ne", "nl", "ny", "pl", "pt", "ro", "ru", "si",
-    "sn", "so", "sr", "sv", "sw", "te", "tr", "uk", "vi", "yo", "zh",
+    "am",
+    "ar",
+    "bn",
+    "cs",
+    "de",
+    "el",
+    "en",
+    "es",
+    "fa",
+    "fil",
+    "fr",
+    "ha",
+    "he",
+    "hi",
+    "id",
+    "ig",
+    "it",
+    "ja",
+    "ko",
+    "ky",
+    "lt",
+    "mg",
+    "ms",
+    "ne",
+    "nl",
+    "ny",
+    "pl",
+    "pt",
+    "ro",
+    "ru",
+    "si",
+    "sn",
+    "so",
+    "sr",
+    "sv",
+    "sw",
+    "te",
+    "tr",
+    "uk",
+    "vi",
+    "yo",
+    "zh",
 )
 LITE_LANGS: tuple[str, ...] = (
-    "ar", "bn", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ko", "pt", "sw", "yo", "zh",
+    "ar",
+    "bn",
+    "de",
+    "en",
+    "es",
+    "fr",
+    "hi",
+    "id",
+    "it",
+    "ja",
+    "ko",
+    "pt",
+    "sw",
+    "yo",
+    "zh",
 )
 
 
@@ -64,8 +126,11 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
         try:
             import pyarrow.parquet as pq
         except ImportError as exc:
-            raise DatasetError(path, "reading parquet needs pyarrow (pip install pyarrow), or give CSV exports "
-                               "<lang>/test.csv in --data-dir") from exc
+            raise DatasetError(
+                path,
+                "reading parquet needs pyarrow (pip install pyarrow), or give CSV exports "
+                "<lang>/test.csv in --data-dir",
+            ) from exc
         try:
             return pq.read_table(path).to_pylist()
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
@@ -87,7 +152,13 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
 
 def _split_files(lang_dir: Path, split: str) -> list[Path]:
     """The split's files in a language folder: HF layout first, then CSV exports."""
-    for pattern in (f"{split}-*.parquet", f"{split}/*.parquet", f"{split}.parquet", f"{split}.csv", f"{split}-*.csv"):
+    for pattern in (
+        f"{split}-*.parquet",
+        f"{split}/*.parquet",
+        f"{split}.parquet",
+        f"{split}.csv",
+        f"{split}-*.csv",
+    ):
         found = sorted(lang_dir.glob(pattern))
         if found:
             return found
@@ -133,10 +204,14 @@ def _sensitivity(path: Path, row: dict[str, Any], i: int) -> str:
         return "unlabelled"
     if raw.upper() in ("CS", "CA"):
         return raw.upper()
-    raise DatasetError(path, f"label {raw!r} is not CS / CA / empty", row=i, field="cultural_sensitivity_label")
+    raise DatasetError(
+        path, f"label {raw!r} is not CS / CA / empty", row=i, field="cultural_sensitivity_label"
+    )
 
 
-def rows_to_items(path: Path, rows: list[dict[str, Any]], task: str, lang: str, split: str = "test") -> list[Item]:
+def rows_to_items(
+    path: Path, rows: list[dict[str, Any]], task: str, lang: str, split: str = "test"
+) -> list[Item]:
     """Validate every row of one file and turn it into items; rows are numbered from 1."""
     if rows:
         missing = [c for c in _REQUIRED if c not in rows[0]]
@@ -157,7 +232,9 @@ def rows_to_items(path: Path, rows: list[dict[str, Any]], task: str, lang: str, 
         seen.add(sid)
         answer = _text(row["answer"]).strip().upper()
         if len(answer) != 1 or answer not in LETTERS:
-            raise DatasetError(path, f"answer {row['answer']!r} is not one of A, B, C, D", row=i, field="answer")
+            raise DatasetError(
+                path, f"answer {row['answer']!r} is not one of A, B, C, D", row=i, field="answer"
+            )
         label = _sensitivity(path, row, i)
         country_raw = _text(row.get("country"))
         items.append(
@@ -190,7 +267,9 @@ def _bootstrap_gap(cs: list[float], ca: list[float], n_boot: int = 1000, seed: i
         return None
     rng = np.random.default_rng(seed)
     a, b = np.asarray(cs), np.asarray(ca)
-    boot = a[rng.integers(0, a.size, (n_boot, a.size))].mean(1) - b[rng.integers(0, b.size, (n_boot, b.size))].mean(1)
+    boot = a[rng.integers(0, a.size, (n_boot, a.size))].mean(1) - b[
+        rng.integers(0, b.size, (n_boot, b.size))
+    ].mean(1)
     lo, hi = np.quantile(boot, [0.025, 0.975])
     return [float(lo), float(hi)]
 
@@ -200,7 +279,14 @@ def cs_ca_gap(cs: list[float], ca: list[float]) -> dict[str, Any]:
     m_cs = sum(cs) / len(cs) if cs else None
     m_ca = sum(ca) / len(ca) if ca else None
     gap = m_cs - m_ca if m_cs is not None and m_ca is not None else None
-    return {"cs": m_cs, "ca": m_ca, "gap": gap, "ci": _bootstrap_gap(cs, ca), "n_cs": len(cs), "n_ca": len(ca)}
+    return {
+        "cs": m_cs,
+        "ca": m_ca,
+        "gap": gap,
+        "ci": _bootstrap_gap(cs, ca),
+        "n_cs": len(cs),
+        "n_ca": len(ca),
+    }
 
 
 class _GlobalMMLU(Task):
@@ -215,7 +301,9 @@ class _GlobalMMLU(Task):
         lang = options.get("lang")
         self.langs: list[str] | None = None
         if lang:
-            self.langs = [x.strip() for x in lang.split(",") if x.strip()] if isinstance(lang, str) else list(lang)
+            self.langs = (
+                [x.strip() for x in lang.split(",") if x.strip()] if isinstance(lang, str) else list(lang)
+            )
 
     # where the files are
     def _local_root(self) -> Path | None:
@@ -247,12 +335,16 @@ class _GlobalMMLU(Task):
             if root is not None:
                 files = _split_files(root / lang, split)
                 if not files:
-                    raise DatasetError(root / lang / f"{split}.csv", f"no {split} file for language {lang!r} "
-                                       f"({split}-*.parquet or {split}.csv)")
+                    raise DatasetError(
+                        root / lang / f"{split}.csv",
+                        f"no {split} file for language {lang!r} ({split}-*.parquet or {split}.csv)",
+                    )
             else:
                 if self.langs and lang not in self.languages:
-                    raise DatasetError(f"hf://datasets/{self.repo_id}", f"unknown language {lang!r}; "
-                                       f"{self.name} has {', '.join(self.languages)}")
+                    raise DatasetError(
+                        f"hf://datasets/{self.repo_id}",
+                        f"unknown language {lang!r}; {self.name} has {', '.join(self.languages)}",
+                    )
                 files = [fetch_hf_file(self.repo_id, f"{lang}/{split}-00000-of-00001.parquet")]
             out.append((lang, files))
         return out
@@ -301,8 +393,10 @@ class _GlobalMMLU(Task):
             same = [s for s in shots or [] if s.language == item.language]
             same.sort(key=lambda s: s.metadata.get("subject") != item.metadata.get("subject"))
             if len(same) < variant.few_shot:
-                raise RenderError(f"{self.name}: {variant.few_shot}-shot needs the dev split of {item.language!r} "
-                                  f"(found {len(same)} examples)")
+                raise RenderError(
+                    f"{self.name}: {variant.few_shot}-shot needs the dev split of {item.language!r} "
+                    f"(found {len(same)} examples)"
+                )
             shots = same
         return render_mod.render(item, shown, mode, shots).model_copy(update={"variant": variant})
 
@@ -328,7 +422,9 @@ class _GlobalMMLU(Task):
 class GlobalMMLU(_GlobalMMLU):
     name = "global_mmlu"
     data_folder = "global_mmlu"
-    description = "Global-MMLU: MMLU in 42 languages; accuracy overall and on culturally sensitive vs agnostic items"
+    description = (
+        "Global-MMLU: MMLU in 42 languages; accuracy overall and on culturally sensitive vs agnostic items"
+    )
     data_env = "CULTURELENS_GLOBAL_MMLU_DIR"
     repo_id = "CohereLabs/Global-MMLU"
     languages = FULL_LANGS
@@ -382,7 +478,9 @@ def _agreement(cs: dict[str, float], ca: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def subset_rank_agreement(results_list: Sequence[dict[str, Any] | str | Path], task: str | None = None) -> dict[str, Any]:
+def subset_rank_agreement(
+    results_list: Sequence[dict[str, Any] | str | Path], task: str | None = None
+) -> dict[str, Any]:
     """Rank the runs (models) by CS and by CA accuracy and say whether the rankings differ.
 
     ``results_list``: results.json dicts (or run folders / results.json paths) of several runs.
@@ -393,7 +491,9 @@ def subset_rank_agreement(results_list: Sequence[dict[str, Any] | str | Path], t
     if len(runs) < 2:
         raise ValueError("subset_rank_agreement needs the results of at least two runs")
     if task is None:
-        common = [t for t in ("global_mmlu", "global_mmlu_lite") if all(t in r.get("tasks", {}) for r in runs)]
+        common = [
+            t for t in ("global_mmlu", "global_mmlu_lite") if all(t in r.get("tasks", {}) for r in runs)
+        ]
         if not common:
             raise ValueError("no run set has global_mmlu or global_mmlu_lite in every run")
         task = common[0]
@@ -404,7 +504,11 @@ def subset_rank_agreement(results_list: Sequence[dict[str, Any] | str | Path], t
         if entry is None or "cs_ca" not in entry.get("extra", {}):
             raise ValueError(f"run {k} has no {task} CS/CA results")
         model = r.get("model", {})
-        label = str(model.get("model") or model.get("name") or f"run{k}") if isinstance(model, dict) else str(model)
+        label = (
+            str(model.get("model") or model.get("name") or f"run{k}")
+            if isinstance(model, dict)
+            else str(model)
+        )
         labels.append(label if label not in labels else f"{label}#{k}")
         per_run.append(entry["extra"]["cs_ca"])
 
@@ -421,4 +525,9 @@ def subset_rank_agreement(results_list: Sequence[dict[str, Any] | str | Path], t
         agreement = pick([x["by_language"][lang] for x in per_run])
         if agreement is not None:
             by_language[lang] = agreement
-    return {"task": task, "models": labels, "overall": pick([x["overall"] for x in per_run]), "by_language": by_language}
+    return {
+        "task": task,
+        "models": labels,
+        "overall": pick([x["overall"] for x in per_run]),
+        "by_language": by_language,
+    }

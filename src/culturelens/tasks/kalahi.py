@@ -129,7 +129,9 @@ class Kalahi(Task):
             if not irrelevant:
                 raise DatasetError(path, "needs at least one answer", row=rowno, field="irrelevant_answers")
             if best in irrelevant:
-                raise DatasetError(path, "best answer is also listed as irrelevant", row=rowno, field="best_answer")
+                raise DatasetError(
+                    path, "best answer is also listed as irrelevant", row=rowno, field="best_answer"
+                )
             others = [a for a in dict.fromkeys(relevant) if a != best]
             overlap = set(others) & set(irrelevant)
             if overlap:

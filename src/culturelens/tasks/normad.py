@@ -39,7 +39,13 @@ LEVELS: tuple[str, ...] = ("none", "country", "country_value", "rot")
 ALL_LEVELS: tuple[str, ...] = (*LEVELS, "value")
 _REQUIRED = ("Country", "Subaxis", "Value", "Rule-of-Thumb", "Story", "Gold Label")
 #: fields a level needs to be non-empty
-_LEVEL_FIELDS = {"none": (), "country": (), "country_value": ("Value",), "rot": ("Rule-of-Thumb",), "value": ("Value",)}
+_LEVEL_FIELDS = {
+    "none": (),
+    "country": (),
+    "country_value": ("Value",),
+    "rot": ("Rule-of-Thumb",),
+    "value": ("Value",),
+}
 #: the official generation budget (temperature 0)
 MAX_TOKENS = 10
 
@@ -149,11 +155,15 @@ def read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
             header = reader.fieldnames or []
             for col in required:
                 if col not in header:
-                    raise DatasetError(path, f"missing column (header has: {', '.join(header)[:200]})", field=col)
+                    raise DatasetError(
+                        path, f"missing column (header has: {', '.join(header)[:200]})", field=col
+                    )
             rows = []
             for i, row in enumerate(reader, start=1):
                 if None in row:
-                    raise DatasetError(path, f"{len(header) + len(row[None])} cells for {len(header)} columns", row=i)
+                    raise DatasetError(
+                        path, f"{len(header) + len(row[None])} cells for {len(header)} columns", row=i
+                    )
                 rows.append(row)
             return rows
     except UnicodeDecodeError as exc:
@@ -221,7 +231,9 @@ class NormAd(Task):
         for cand in (base / FILENAME, base / "normad" / FILENAME, base / "data" / FILENAME):
             if cand.is_file():
                 return cand
-        raise DatasetError(base / FILENAME, f"file not found (the {self.name} release file, from HF {REPO_ID})")
+        raise DatasetError(
+            base / FILENAME, f"file not found (the {self.name} release file, from HF {REPO_ID})"
+        )
 
     def load(self) -> Iterator[Item]:
         path = self._path()
@@ -235,11 +247,17 @@ class NormAd(Task):
             for level in self.levels:
                 for field in _LEVEL_FIELDS[level]:
                     if not (row.get(field) or "").strip():
-                        raise DatasetError(path, f"empty value (needed by level {level!r})", row=i, field=field)
+                        raise DatasetError(
+                            path, f"empty value (needed by level {level!r})", row=i, field=field
+                        )
             gold = row["Gold Label"].strip().lower()
             if gold not in _GOLD:
-                raise DatasetError(path, f"gold label {row['Gold Label']!r} is not yes / no / neutral", row=i,
-                                   field="Gold Label")
+                raise DatasetError(
+                    path,
+                    f"gold label {row['Gold Label']!r} is not yes / no / neutral",
+                    row=i,
+                    field="Gold Label",
+                )
             try:
                 country = normalize_country(row["Country"].strip())
             except UnknownCountryError as exc:
@@ -286,7 +304,9 @@ class NormAd(Task):
 
     def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
         """The official prompt unless the variant names another template."""
-        shown = variant.model_copy(update={"template": "normad"}) if variant.template == "default" else variant
+        shown = (
+            variant.model_copy(update={"template": "normad"}) if variant.template == "default" else variant
+        )
         prompt = render_mod.render(item, shown, mode, shots)
         return prompt.model_copy(update={"variant": variant})  # scores stay keyed by the run's variant
 
@@ -320,8 +340,10 @@ class NormAd(Task):
             gold = [it.correct[0] for it, _ in pairs]
             pred = [s.prediction if isinstance(s.prediction, int) else None for _, s in pairs]
             by_gold = {
-                LABELS[c]: {"n": sum(1 for g in gold if g == c),
-                            "acc": _mean([float(p == g) for g, p in zip(gold, pred, strict=True) if g == c])}
+                LABELS[c]: {
+                    "n": sum(1 for g in gold if g == c),
+                    "acc": _mean([float(p == g) for g, p in zip(gold, pred, strict=True) if g == c]),
+                }
                 for c in range(len(LABELS))
             }
             counts = Counter(p for p in pred if p is not None)

@@ -92,11 +92,18 @@ def parse_selections(text: str, n_options: int, path: Path, row: int) -> dict[st
     out: dict[str, list[float]] = {}
     for country, shares in raw.items():
         if not isinstance(shares, list | tuple) or len(shares) != n_options:
-            raise DatasetError(path, f"{country}: {len(shares) if isinstance(shares, list | tuple) else 'no'} shares "
-                               f"for {n_options} options", row=row, field="selections")
+            raise DatasetError(
+                path,
+                f"{country}: {len(shares) if isinstance(shares, list | tuple) else 'no'} shares "
+                f"for {n_options} options",
+                row=row,
+                field="selections",
+            )
         vals = [float(s) for s in shares]
         if any(v < 0 for v in vals) or sum(vals) <= 0:
-            raise DatasetError(path, f"{country}: shares must be non-negative and not all zero", row=row, field="selections")
+            raise DatasetError(
+                path, f"{country}: shares must be non-negative and not all zero", row=row, field="selections"
+            )
         total = sum(vals)
         out[_country_key(str(country))[0]] = [v / total for v in vals]
     return out
@@ -150,10 +157,14 @@ def split_header(header: str, path: Path, col: int) -> tuple[str, list[str]]:
         if m.group(1) == "A":
             break
     expected = [chr(ord("A") + i) for i in range(len(opts))]
-    labels = [ln.strip()[0] for ln in header.strip().splitlines()[len(lines):] if ln.strip()]
+    labels = [ln.strip()[0] for ln in header.strip().splitlines()[len(lines) :] if ln.strip()]
     if len(opts) < 2 or labels != expected:
-        raise DatasetError(path, "header must be the question followed by lettered options 'A. ...'",
-                           row=1, field=f"column {col}")
+        raise DatasetError(
+            path,
+            "header must be the question followed by lettered options 'A. ...'",
+            row=1,
+            field=f"column {col}",
+        )
     return " ".join(ln.strip() for ln in lines), opts
 
 
@@ -212,7 +223,9 @@ def _ordinal_map(path: Path | None) -> dict[tuple[str, ...], str]:
     out = {}
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or "original_options" not in e:
-            raise DatasetError(path, "expected {original_options, mapped_options}", row=i, field="original_options")
+            raise DatasetError(
+                path, "expected {original_options, mapped_options}", row=i, field="original_options"
+            )
         key = tuple(_fmt_option(o) for o in e["original_options"])
         out[key] = "nominal" if e.get("mapped_options") == "reject" else "ordinal"
     return out
@@ -226,8 +239,9 @@ def _fmt_option(o: Any) -> str:
     return text[:-2] if re.fullmatch(r"-?\d+\.0", text) else text
 
 
-def read_steerability(main: Path, heldout: Path | None = None, options_map: Path | None = None,
-                      task: str = "opinions") -> Iterator[Item]:
+def read_steerability(
+    main: Path, heldout: Path | None = None, options_map: Path | None = None, task: str = "opinions"
+) -> Iterator[Item]:
     """The wide per-country mean tables (main + optional held-out countries)."""
     header, data = _read_wide(main)
     held: dict[str, list[float | None]] = {}
@@ -281,14 +295,20 @@ def read_stability(path: Path, task: str = "opinions") -> Iterator[Item]:
                 chosen = (rownum, row, var)
                 break
         if chosen is None:
-            raise DatasetError(path, f"question {qid} has no ascending variation", row=group[0][0], field="variation")
+            raise DatasetError(
+                path, f"question {qid} has no ascending variation", row=group[0][0], field="variation"
+            )
         rownum, row, var = chosen
         options = [str(o) for o in _literal(row["options"], path, rownum, "options")]
         scale = _literal(row["label_to_scale"], path, rownum, "label_to_scale")
         if not isinstance(scale, dict) or sorted(scale.values()) != list(range(1, len(options) + 1)):
-            raise DatasetError(path, "label_to_scale must map labels to 1..n", row=rownum, field="label_to_scale")
+            raise DatasetError(
+                path, "label_to_scale must map labels to 1..n", row=rownum, field="label_to_scale"
+            )
         if list(scale.values()) != sorted(scale.values()):
-            raise DatasetError(path, "ascending variation is not in scale order", row=rownum, field="label_to_scale")
+            raise DatasetError(
+                path, "ascending variation is not in scale order", row=rownum, field="label_to_scale"
+            )
         weights = _literal(row["mean_weights"], path, rownum, "mean_weights")
         if not isinstance(weights, dict):
             raise DatasetError(path, "expected a dict country -> mean", row=rownum, field="mean_weights")
@@ -317,7 +337,9 @@ def read_stability(path: Path, task: str = "opinions") -> Iterator[Item]:
 class Opinions(Task):
     name = "opinions"
     data_folder = "randomness_not_representation"
-    description = "Survey opinions (GlobalOpinionQA, Randomness-not-Representation): nearest countries, steerability"
+    description = (
+        "Survey opinions (GlobalOpinionQA, Randomness-not-Representation): nearest countries, steerability"
+    )
     data_env = "CULTURELENS_OPINIONS"
     alignment_kind: ClassVar[str] = "survey"
 
@@ -329,16 +351,27 @@ class Opinions(Task):
     def resolve(self) -> tuple[str, Path]:
         """(source, path) from the ``source`` option and the data folder / file."""
         if self.data_dir is None:
-            raise DatasetError("<no data>", "opinions needs --data-dir: the GlobalOpinionQA CSV "
-                               "(Anthropic/llm_global_opinions) or the 'randomness_not_representation' folder")
+            raise DatasetError(
+                "<no data>",
+                "opinions needs --data-dir: the GlobalOpinionQA CSV "
+                "(Anthropic/llm_global_opinions) or the 'randomness_not_representation' folder",
+            )
         want = self.options.get("source")
         if want is not None and want not in SOURCES:
-            raise DatasetError(self.data_dir, f"unknown source {want!r} (known: {', '.join(SOURCES)})", field="source")
+            raise DatasetError(
+                self.data_dir, f"unknown source {want!r} (known: {', '.join(SOURCES)})", field="source"
+            )
         d = self.data_dir
         if d.is_file():
             with d.open(encoding="utf-8-sig", newline="") as fh:
                 first = next(csv.reader(fh), [])
-            kind = "goqa" if "selections" in first else "stability" if "mean_weights" in first else "steerability"
+            kind = (
+                "goqa"
+                if "selections" in first
+                else "stability"
+                if "mean_weights" in first
+                else "steerability"
+            )
             return want or kind, d
         if not d.exists():
             raise DatasetError(d, "data folder not found")
@@ -354,7 +387,9 @@ class Opinions(Task):
         for src in ("goqa", "steerability", "stability"):
             if found[src] is not None:
                 return src, found[src]  # type: ignore[return-value]
-        raise DatasetError(d, f"no opinions data: expected one of {', '.join(GOQA_NAMES)}, {STEER_MAIN}, {STABILITY}")
+        raise DatasetError(
+            d, f"no opinions data: expected one of {', '.join(GOQA_NAMES)}, {STEER_MAIN}, {STABILITY}"
+        )
 
     def load(self) -> Iterator[Item]:
         source, path = self.resolve()
@@ -393,5 +428,7 @@ class Opinions(Task):
         if variant.template == "default":
             variant = variant.model_copy(update={"template": "goqa"})
             prompt = render_mod.render(item, variant, mode, shots)
-            return prompt.model_copy(update={"variant": prompt.variant.model_copy(update={"template": "default"})})
+            return prompt.model_copy(
+                update={"variant": prompt.variant.model_copy(update={"template": "default"})}
+            )
         return render_mod.render(item, variant, mode, shots)

@@ -46,7 +46,9 @@ def read_jsonl_items(path: Path, task: str) -> Iterator[Item]:
             if not isinstance(options, list) or len(options) < 2:
                 raise DatasetError(path, "needs a list of at least two options", row=lineno, field="options")
             if not all(isinstance(a, int) and 0 <= a < len(options) for a in answers):
-                raise DatasetError(path, f"answer {answer!r} is not an option index", row=lineno, field="answer")
+                raise DatasetError(
+                    path, f"answer {answer!r} is not an option index", row=lineno, field="answer"
+                )
             yield Item(
                 id=row["id"],
                 task=task,

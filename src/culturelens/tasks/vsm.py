@@ -36,7 +36,18 @@ from culturelens.tasks.base import DatasetError, Task, register
 
 N_ITEMS = 24
 N_OPTIONS = 5
-DEFAULT_PANEL = ("United States", "Germany", "Sweden", "Russia", "Turkey", "India", "China", "Japan", "Brazil", "Mexico")
+DEFAULT_PANEL = (
+    "United States",
+    "Germany",
+    "Sweden",
+    "Russia",
+    "Turkey",
+    "India",
+    "China",
+    "Japan",
+    "Brazil",
+    "Mexico",
+)
 DIMENSION_OF = {n: dim for dim, ns in VSM_DIMENSIONS.items() for n in ns}
 
 
@@ -52,8 +63,17 @@ def _options(raw: Any, path: Path, row: int) -> list[str]:
                 value = [p.strip() for p in text.replace(";", "\n").splitlines() if p.strip()]
     else:
         value = raw
-    if not isinstance(value, list | tuple) or len(value) != N_OPTIONS or not all(str(v).strip() for v in value):
-        raise DatasetError(path, f"expected a list of {N_OPTIONS} answer options (codes 1-5 in order)", row=row, field="options")
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != N_OPTIONS
+        or not all(str(v).strip() for v in value)
+    ):
+        raise DatasetError(
+            path,
+            f"expected a list of {N_OPTIONS} answer options (codes 1-5 in order)",
+            row=row,
+            field="options",
+        )
     return [str(v).strip() for v in value]
 
 
@@ -93,7 +113,7 @@ def read_vsm_json(path: Path) -> list[dict[str, Any]]:
         raise DatasetError(path, f"invalid JSON ({exc.msg})", row=exc.lineno) from exc
     rows = data.get("items") if isinstance(data, dict) else data
     if not isinstance(rows, list):
-        raise DatasetError(path, "expected a list of items or {\"items\": [...]}", field="items")
+        raise DatasetError(path, 'expected a list of items or {"items": [...]}', field="items")
     out = []
     for i, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or "question" not in row or "options" not in row:
@@ -103,14 +123,24 @@ def read_vsm_json(path: Path) -> list[dict[str, Any]]:
             raise DatasetError(path, f"item number {number!r} is not an integer", row=i, field="number")
         tr = row.get("translations") or {}
         if not isinstance(tr, dict):
-            raise DatasetError(path, "translations must map language -> {question, options}", row=i, field="translations")
+            raise DatasetError(
+                path, "translations must map language -> {question, options}", row=i, field="translations"
+            )
         for lang, t in tr.items():
             if not isinstance(t, dict) or "question" not in t:
-                raise DatasetError(path, f"translation {lang!r} needs a question", row=i, field="translations")
+                raise DatasetError(
+                    path, f"translation {lang!r} needs a question", row=i, field="translations"
+                )
             if "options" in t:
                 t["options"] = _options(t["options"], path, i)
-        out.append({"number": number, "question": str(row["question"]).strip(),
-                    "options": _options(row["options"], path, i), "translations": tr})
+        out.append(
+            {
+                "number": number,
+                "question": str(row["question"]).strip(),
+                "options": _options(row["options"], path, i),
+                "translations": tr,
+            }
+        )
     return out
 
 
@@ -121,8 +151,11 @@ def read_vsm(path: Path) -> list[dict[str, Any]]:
     rows = read_vsm_xlsx(path) if path.suffix.lower() in (".xlsx", ".xlsm") else read_vsm_json(path)
     numbers = sorted(r["number"] for r in rows)
     if numbers != list(range(1, N_ITEMS + 1)):
-        raise DatasetError(path, f"expected the {N_ITEMS} VSM 2013 content items numbered 1..{N_ITEMS}, got {len(rows)} "
-                           f"(numbers {numbers[:3]}...{numbers[-3:]})")
+        raise DatasetError(
+            path,
+            f"expected the {N_ITEMS} VSM 2013 content items numbered 1..{N_ITEMS}, got {len(rows)} "
+            f"(numbers {numbers[:3]}...{numbers[-3:]})",
+        )
     return sorted(rows, key=lambda r: r["number"])
 
 

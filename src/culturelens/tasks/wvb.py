@@ -42,8 +42,29 @@ ADJUSTMENT = Path("dataset_construction/answer_adjustment.json")
 
 #: demographic variables shown to the model (those present in the raw file); ids and dates are left out
 DEMOGRAPHICS = (
-    "B_COUNTRY", "H_URBRURAL", "G_TOWNSIZE", "Q260", "Q262", "Q263", "Q266", "Q269", "Q270", "Q271", "Q272",
-    "Q273", "Q274", "Q275", "Q279", "Q281", "Q284", "Q285", "Q286", "Q287", "Q288", "Q289", "Q290",
+    "B_COUNTRY",
+    "H_URBRURAL",
+    "G_TOWNSIZE",
+    "Q260",
+    "Q262",
+    "Q263",
+    "Q266",
+    "Q269",
+    "Q270",
+    "Q271",
+    "Q272",
+    "Q273",
+    "Q274",
+    "Q275",
+    "Q279",
+    "Q281",
+    "Q284",
+    "Q285",
+    "Q286",
+    "Q287",
+    "Q288",
+    "Q289",
+    "Q290",
 )
 
 
@@ -66,7 +87,9 @@ def _int(text: Any) -> int | None:
 class Scale:
     """One value question's answer scale after the release's recodings."""
 
-    def __init__(self, qid: str, meta: dict[str, Any], codebook: dict[str, Any], adjust: dict[str, str], path: Path):
+    def __init__(
+        self, qid: str, meta: dict[str, Any], codebook: dict[str, Any], adjust: dict[str, str], path: Path
+    ):
         lo, hi = _int(meta.get("answer_scale_min")), _int(meta.get("answer_scale_max"))
         if lo is None or hi is None or hi <= lo:
             raise DatasetError(path, f"{qid}: no usable answer scale", field="answer_scale_min")
@@ -119,7 +142,9 @@ def _country_of(code: Any, codebook: dict[str, Any]) -> Country | None:
 class WorldValuesBench(Task):
     name = "wvb"
     data_folder = "worldvaluesbench"
-    description = "WorldValuesBench probe: a WVS respondent's value answers from their demographics (needs raw WVS-7)"
+    description = (
+        "WorldValuesBench probe: a WVS respondent's value answers from their demographics (needs raw WVS-7)"
+    )
     data_env = "CULTURELENS_WVB"
     alignment_kind: ClassVar[str] = "survey"
     alignment_metric: ClassVar[str] = "w1"
@@ -148,7 +173,9 @@ class WorldValuesBench(Task):
                 raise DatasetError(p, "raw WVS Wave 7 file not found (task option wvs_file)")
             return p
         if self.data_dir is not None:
-            hits = sorted(self.data_dir.rglob("*WVS*Wave*7*.csv")) + sorted(self.data_dir.rglob("*WVS*7*.csv"))
+            hits = sorted(self.data_dir.rglob("*WVS*Wave*7*.csv")) + sorted(
+                self.data_dir.rglob("*WVS*7*.csv")
+            )
             if hits:
                 return hits[0]
         raise DatasetError(
@@ -167,7 +194,14 @@ class WorldValuesBench(Task):
         probe_path = self._path(PROBE)
         with probe_path.open(encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh, delimiter="\t")
-            for col in ("Question", "Question Category", "Continent", "Urban / Rural", "Education", "D_INTERVIEW"):
+            for col in (
+                "Question",
+                "Question Category",
+                "Continent",
+                "Urban / Rural",
+                "Education",
+                "D_INTERVIEW",
+            ):
                 if col not in (reader.fieldnames or []):
                     raise DatasetError(probe_path, "missing column", row=1, field=col)
             probe = list(enumerate(reader, start=2))
@@ -176,13 +210,18 @@ class WorldValuesBench(Task):
             q = row["Question"]
             if q not in scales:
                 if q not in meta or q not in codebook or q not in prompts:
-                    raise DatasetError(probe_path, f"question {q!r} is not in the metadata, codebook and prompts",
-                                       row=rownum, field="Question")
+                    raise DatasetError(
+                        probe_path,
+                        f"question {q!r} is not in the metadata, codebook and prompts",
+                        row=rownum,
+                        field="Question",
+                    )
                 scales[q] = Scale(q, meta[q], codebook[q], adjust_all.get(q, {}), self._path(METADATA))
         wanted_ids = {row["D_INTERVIEW"].strip() for _, row in probe}
         respondents, counts = self._read_raw(self.wvs_file(), scales, wanted_ids, codebook)
         self._refs = {
-            q: {c: (np.asarray(v) / sum(v)).tolist() for c, v in by_c.items() if sum(v) > 0} for q, by_c in counts.items()
+            q: {c: (np.asarray(v) / sum(v)).tolist() for c, v in by_c.items() if sum(v) > 0}
+            for q, by_c in counts.items()
         }
         fields = self._demographic_fields()
         n = 0
@@ -213,12 +252,20 @@ class WorldValuesBench(Task):
                 country=country,
                 topic=row["Question Category"],
                 group=q,
-                subset={"continent": row["Continent"], "urban_rural": row["Urban / Rural"], "education": row["Education"]},
+                subset={
+                    "continent": row["Continent"],
+                    "urban_rural": row["Urban / Rural"],
+                    "education": row["Education"],
+                },
                 metadata={"answer": answer, "qid": q, "respondent": rid, "row": rownum},
             )
         if n == 0:
-            raise DatasetError(self.wvs_file(), "no probe respondent (D_INTERVIEW) with a valid answer was found in the raw "
-                               f"WVS file ({dict(self.skipped)})", field="D_INTERVIEW")
+            raise DatasetError(
+                self.wvs_file(),
+                "no probe respondent (D_INTERVIEW) with a valid answer was found in the raw "
+                f"WVS file ({dict(self.skipped)})",
+                field="D_INTERVIEW",
+            )
 
     def _demographic_fields(self) -> list[str]:
         opt = self.options.get("demographics")
@@ -226,8 +273,9 @@ class WorldValuesBench(Task):
             return [f.strip() for f in (opt.split(",") if isinstance(opt, str) else opt) if f.strip()]
         return list(DEMOGRAPHICS)
 
-    def _read_raw(self, path: Path, scales: dict[str, Scale], wanted: set[str], codebook: dict[str, Any]
-                  ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[float]]]]:
+    def _read_raw(
+        self, path: Path, scales: dict[str, Scale], wanted: set[str], codebook: dict[str, Any]
+    ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[float]]]]:
         """Stream the raw file once: every respondent's value answers (per-country distributions) and
         the probe respondents' full rows."""
         delim = _sniff(path)
@@ -242,8 +290,12 @@ class WorldValuesBench(Task):
                     raise DatasetError(path, "missing column of the WVS Wave 7 layout", row=1, field=col)
             present = [q for q in scales if q in cols]
             if not present:
-                raise DatasetError(path, f"none of the probe questions ({', '.join(list(scales)[:4])}...) is a column",
-                                   row=1, field="Q1")
+                raise DatasetError(
+                    path,
+                    f"none of the probe questions ({', '.join(list(scales)[:4])}...) is a column",
+                    row=1,
+                    field="Q1",
+                )
             for row in reader:
                 rid = (row.get("D_INTERVIEW") or "").strip()
                 if rid.endswith(".0"):
@@ -265,7 +317,9 @@ class WorldValuesBench(Task):
         return respondents, counts
 
     @staticmethod
-    def _describe(resp: dict[str, str], meta: dict[str, Any], codebook: dict[str, Any], fields: Sequence[str]) -> str:
+    def _describe(
+        resp: dict[str, str], meta: dict[str, Any], codebook: dict[str, Any], fields: Sequence[str]
+    ) -> str:
         lines = []
         for f in fields:
             raw = (resp.get(f) or "").strip()
@@ -321,7 +375,12 @@ class WorldValuesBench(Task):
                 w.append(wasserstein1(np.mean(pred[g], axis=0), t))
                 wg.append(wasserstein1(np.mean(greedy[g], axis=0), t))
                 wu.append(wasserstein1(uniform(t.size), t))
-            return {"w1": float(np.mean(w)), "w1_greedy": float(np.mean(wg)), "w1_uniform": float(np.mean(wu)), "groups": len(w)}
+            return {
+                "w1": float(np.mean(w)),
+                "w1_greedy": float(np.mean(wg)),
+                "w1_uniform": float(np.mean(wu)),
+                "groups": len(w),
+            }
 
         out: dict[str, Any] = {}
         by_q = per_groups(lambda it: it.group)

@@ -91,3 +91,32 @@ def test_modes_are_named_in_every_result(tmp_path: Path):
         t = res.results["tasks"]["starter"]
         assert t["modes"] == [mode.value]
         assert "acc" in t["metrics"]
+
+
+def test_streaming_blocks_give_the_same_outputs(tmp_path: Path):
+    """Requests are streamed a block of items at a time; any block size gives the same results and
+    samples, computes each request once, and the progress bar ends at the number computed."""
+    variants = [Variant(), Variant(option_order="reversed", labels="numbers")]
+    whole = _run(tmp_path / "whole", FakeBackend("hash"), variants=variants)
+    seen: list[tuple[int, int]] = []
+    fb = FakeBackend("hash")
+    data = mini_starter(tmp_path / "small" / "data").parent
+    cfg = RunConfig(
+        data_dir=str(data),
+        out=str(tmp_path / "small" / "run"),
+        cache=str(tmp_path / "small" / "c.sqlite"),
+        n_boot=200,
+        variants=variants,
+        block_size=3,  # 2 variants: one item per block
+    )
+    small = Runner(cfg, backend=fb, progress=lambda stage, done, total: seen.append((done, total))).run()
+    assert small.results == whole.results
+    assert small.timing["computed"] == 10 and sum(fb.calls) == 10
+
+    def rows(run: Path) -> list[tuple[str, str, object]]:
+        recs = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
+        return sorted((r["item_id"], r["variant"], r["prediction"]) for r in recs)
+
+    assert rows(small.run_dir) == rows(whole.run_dir) and len(rows(small.run_dir)) == 10
+    assert seen[0] == (0, 10) and seen[-1] == (10, 10) and len(seen) > 2
+    assert not (small.run_dir / "samples.jsonl.tmp").exists()

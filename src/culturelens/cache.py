@@ -56,6 +56,17 @@ class ResponseCache:
         self.misses += len(set(keys)) - len(found)
         return found
 
+    def missing(self, keys: Sequence[str]) -> set[str]:
+        """The keys that have no stored response (reads keys only; counts no hits or misses)."""
+        present: set[str] = set()
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                chunk = list(keys[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT key FROM responses WHERE key IN ({marks})", chunk)
+                present.update(k for (k,) in rows)
+        return set(keys) - present
+
     def put_many(self, entries: Iterable[tuple[str, str, str, Response]]) -> None:
         """Insert (key, model label, kind, response) rows in one transaction."""
         rows = [

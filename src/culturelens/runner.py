@@ -3,6 +3,10 @@
 Resume is a property of the cache: every computed batch is committed before the next one starts,
 and outputs are rewritten from scratch (atomically) from the cache on every run, so a re-run after
 a crash produces exactly the files an uninterrupted run produces.
+
+Memory: items are loaded whole (a run validates everything before touching the model), but prompts,
+requests and responses are streamed a block of items at a time; each block's samples go to disk as
+soon as they are scored and only the compact scores stay for aggregation.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -45,13 +49,16 @@ class RunConfig(BaseModel):
     runs_root: str = "runs"
     cache: str | None = None
     batch_size: int = 16
+    block_size: int = 4096  # requests held in memory at once (prompts, responses)
     seed: int = 0
     n_boot: int = 1000
     backend_options: dict[str, Any] = Field(default_factory=dict)
     task_options: dict[str, Any] = Field(default_factory=dict)
 
     def run_id(self, identity: dict[str, Any]) -> str:
-        payload = self.model_dump(mode="json", exclude={"out", "runs_root", "cache", "batch_size"})
+        payload = self.model_dump(
+            mode="json", exclude={"out", "runs_root", "cache", "batch_size", "block_size"}
+        )
         payload["identity"] = identity
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
         model = str(identity.get("model", "model")).split("/")[-1].replace(".gguf", "")
@@ -68,6 +75,7 @@ class Work:
     key: str
     response: Response | None = None
     score: Score | None = None
+    task_index: int = 0  # position of the task in the run (a task may not be hashable)
 
 
 @dataclass
@@ -158,17 +166,9 @@ class Runner:
         cache = ResponseCache(cfg.cache or DEFAULT_CACHE)
         self._write_config(run_dir, backend, tasks)
 
-        works: list[Work] = []
-        for task, items in tasks:
-            pool = task.fewshot_pool()
-            for variant in cfg.variants:
-                for item in items:
-                    shots = [s for s in pool if s.id != item.id] if variant.few_shot else None
-                    prompt = task.render(item, variant, cfg.mode or task.default_mode, shots)
-                    req = build_request(prompt, backend)
-                    works.append(Work(task, item, prompt, req, req.key(identity)))
-
-        digest = hashlib.sha256("\n".join(w.key for w in works).encode()).hexdigest()
+        # pass 1: every request's key only (prompts are rendered again, a block at a time, in pass 2)
+        keys = [w.key for block in self._blocks(tasks, backend, identity) for w in block]
+        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()
         finished = self._finished(run_dir, digest)
         if finished is not None:  # the same requests were all scored and aggregated before: nothing to do
             cache.close()
@@ -187,35 +187,50 @@ class Runner:
             if self.backend is None:
                 backend.close()
             return RunResult(run_dir, finished[0], timing)
+        n_unique = len(set(keys))
+        todo_total = len(cache.missing(list(dict.fromkeys(keys))))
+        del keys
 
-        self._compute(works, backend, cache, identity)
+        # pass 2: compute, score and write one block at a time; keep only the scores
+        scores: dict[tuple[int, str], list[Score]] = {}
+        n_samples = done = 0
+        t_score = 0.0
+        samples_tmp = run_dir / "samples.jsonl.tmp"
+        if self.progress:
+            self.progress("compute", 0, todo_total)
+        with samples_tmp.open("w", encoding="utf-8") as fh:
+            for block in self._blocks(tasks, backend, identity):
+                t_b = time.perf_counter()
+                done = self._compute(block, backend, cache, identity, done, todo_total)
+                t_score += time.perf_counter() - t_b
+                for w in block:
+                    assert w.response is not None
+                    w.score = w.task.score(w.item, w.prompt, w.response)
+                    scores.setdefault((w.task_index, w.prompt.variant.id), []).append(w.score)
+                    fh.write(json.dumps(_sample_record(w), ensure_ascii=False) + "\n")
+                n_samples += len(block)
         t_compute = time.perf_counter()
-        for w in works:
-            assert w.response is not None
-            w.score = w.task.score(w.item, w.prompt, w.response)
-        results = self._aggregate(tasks, works, identity, backend)
-        _atomic_write(
-            run_dir / "samples.jsonl",
-            lambda fh: [fh.write(json.dumps(_sample_record(w), ensure_ascii=False) + "\n") for w in works],
-        )
+        results = self._aggregate(tasks, scores, identity, backend)
+        os.replace(samples_tmp, run_dir / "samples.jsonl")
         _atomic_write(
             run_dir / "results.json", lambda fh: json.dump(results, fh, indent=1, ensure_ascii=False)
         )
         t_end = time.perf_counter()
         stats = cache.stats()
         cache.close()
-        n_unique = len({w.key for w in works})
+        # a lazy backend loads its weights inside the first batch: count that as load, not scoring
+        lazy_load = getattr(backend, "load_s", 0.0)
         timing = {
             "wall_s": t_end - t0,
             "data_s": t_data - t0,
-            # a lazy backend loads its weights inside the first batch: count that as load, not scoring
-            "model_load_s": t_load - t_data + getattr(backend, "load_s", 0.0),
-            "scoring_s": t_compute - t_load - getattr(backend, "load_s", 0.0),
-            "samples": len(works),
+            "model_load_s": t_load - t_data + lazy_load,
+            "scoring_s": t_score - lazy_load,
+            "post_s": t_end - t_compute,
+            "samples": n_samples,
             "unique_requests": n_unique,
             "computed": stats["misses"],
             "cache_hits": stats["hits"],
-            "samples_per_s": len(works) / max(t_compute - t_load - getattr(backend, "load_s", 0.0), 1e-9),
+            "samples_per_s": n_samples / max(t_score - lazy_load, 1e-9),
             "model_loaded": float(getattr(backend, "loaded", True)),
             "requests_digest": digest,
         }
@@ -223,6 +238,25 @@ class Runner:
         if self.backend is None:
             backend.close()
         return RunResult(run_dir, results, timing)
+
+    def _blocks(self, tasks, backend: Backend, identity: dict) -> Iterator[list[Work]]:
+        """Every (task, variant, item) as a rendered request, in blocks of whole items: a block holds
+        all variants of its items (so a sweep's variants of one question share a batch and its prefix)
+        and at most about ``block_size`` requests. Within a block the order is variant-major."""
+        cfg = self.config
+        per_block = max(1, cfg.block_size // max(1, len(cfg.variants)))
+        for ti, (task, items) in enumerate(tasks):
+            pool = task.fewshot_pool()
+            mode = cfg.mode or task.default_mode
+            for start in range(0, len(items), per_block):
+                block: list[Work] = []
+                for variant in cfg.variants:
+                    for item in items[start : start + per_block]:
+                        shots = [s for s in pool if s.id != item.id] if variant.few_shot else None
+                        prompt = task.render(item, variant, mode, shots)
+                        req = build_request(prompt, backend)
+                        block.append(Work(task, item, prompt, req, req.key(identity), task_index=ti))
+                yield block
 
     @staticmethod
     def _finished(run_dir: Path, digest: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -238,7 +272,17 @@ class Runner:
         except (OSError, ValueError):
             return None
 
-    def _compute(self, works: Sequence[Work], backend: Backend, cache: ResponseCache, identity: dict) -> None:
+    def _compute(
+        self,
+        works: Sequence[Work],
+        backend: Backend,
+        cache: ResponseCache,
+        identity: dict,
+        done: int = 0,
+        total: int | None = None,
+    ) -> int:
+        """Fill every work's response from the cache or the backend; returns the running count of
+        computed requests (``done`` plus this call's) for the progress bar."""
         by_key: dict[str, list[Work]] = {}
         for w in works:
             by_key.setdefault(w.key, []).append(w)
@@ -252,9 +296,7 @@ class Runner:
         # group by kind and sort by length so batches are homogeneous (prefix sharing, padding)
         todo.sort(key=lambda k: (by_key[k][0].request.kind, by_key[k][0].request.text))
         bs = max(1, self.config.batch_size)
-        done = 0
-        if self.progress:
-            self.progress("compute", 0, len(todo))
+        total = len(todo) if total is None else total
         for start in range(0, len(todo), bs):
             chunk = todo[start : start + bs]
             reqs = [by_key[k][0].request for k in chunk]
@@ -265,22 +307,24 @@ class Runner:
                     w.response = resp
             done += len(chunk)
             if self.progress:
-                self.progress("compute", done, len(todo))
+                self.progress("compute", done, total)
+        return done
 
-    def _aggregate(self, tasks, works: Sequence[Work], identity: dict, backend: Backend) -> dict[str, Any]:
+    def _aggregate(
+        self, tasks, scores: dict[tuple[int, str], list[Score]], identity: dict, backend: Backend
+    ) -> dict[str, Any]:
         cfg = self.config
         out: dict[str, Any] = {"model": identity, "chat_template": backend.chat_template_source, "tasks": {}}
-        for task, items in tasks:
+        for ti, (task, items) in enumerate(tasks):
             by_id = {it.id: it for it in items}
-            tw = [w for w in works if w.task is task]
             per_variant: dict[str, Any] = {}
             modes = set()
             for variant in cfg.variants:
-                scores = [w.score for w in tw if w.prompt.variant == variant]
-                modes.update(s.mode.value for s in scores)  # type: ignore[union-attr]
-                units = task.unit_scores(by_id, scores)  # type: ignore[arg-type]
+                vs = scores.get((ti, variant.id), [])
+                modes.update(s.mode.value for s in vs)
+                units = task.unit_scores(by_id, vs)
                 agg = aggregate_task(units, n_boot=cfg.n_boot, seed=cfg.seed)
-                agg["extra"] = task.extra_metrics(by_id, scores)  # type: ignore[arg-type]
+                agg["extra"] = task.extra_metrics(by_id, vs)
                 agg["variant"] = variant.model_dump(mode="json")
                 per_variant[variant.id] = agg
             primary = per_variant[cfg.variants[0].id]

@@ -40,6 +40,7 @@ ZWNJ/ZWJ inside words (Persian, Indic scripts).
 
 from __future__ import annotations
 
+import logging
 import string
 import unicodedata
 from functools import lru_cache
@@ -164,6 +165,7 @@ def _jieba_cut(text: str) -> list[str] | None:
         import jieba
     except ImportError:
         return None
+    jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter would interleave with progress bars
     return [t for t in (s.strip() for s in jieba.cut(text)) if t]
 
 

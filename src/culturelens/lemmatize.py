@@ -165,7 +165,7 @@ def _jieba_cut(text: str) -> list[str] | None:
         import jieba
     except ImportError:
         return None
-    jieba.setLogLevel(logging.WARNING)  # its dictionary-loading chatter would interleave with progress bars
+    logging.getLogger("jieba").setLevel(logging.WARNING)  # its dictionary-loading chatter (stderr)
     return [t for t in (s.strip() for s in jieba.cut(text)) if t]
 
 

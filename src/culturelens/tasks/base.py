@@ -6,6 +6,7 @@ decorates it with :func:`register`; discovery imports every module of the packag
 
 from __future__ import annotations
 
+import csv
 import importlib
 import os
 import pkgutil
@@ -32,6 +33,40 @@ class DatasetError(ValueError):
         if field is not None:
             where += f", field {field!r}"
         super().__init__(f"{where}: {message}")
+
+
+def read_csv_rows(
+    path: Path, required: Sequence[str], first_row: int = 1
+) -> list[tuple[int, dict[str, str]]]:
+    """Every row of a CSV with a header as (row number, row), the first data row numbered
+    ``first_row``. Checks that the required columns exist and that no row has more cells than the
+    header; any problem is a :class:`DatasetError` naming the file, row and column."""
+    if not path.is_file():
+        raise DatasetError(path, "file not found")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            for col in required:
+                if col not in header:
+                    raise DatasetError(
+                        path,
+                        f"missing column (header has: {', '.join(header)[:200]})",
+                        row=first_row - 1 if first_row > 1 else None,
+                        field=col,
+                    )
+            rows = []
+            for i, row in enumerate(reader, start=first_row):
+                if None in row:
+                    raise DatasetError(
+                        path, f"{len(header) + len(row[None])} cells for {len(header)} columns", row=i
+                    )
+                rows.append((i, row))
+            return rows
+    except UnicodeDecodeError as exc:
+        raise DatasetError(path, f"not UTF-8 text ({exc.reason})") from exc
+    except csv.Error as exc:
+        raise DatasetError(path, f"malformed CSV ({exc})") from exc
 
 
 class Task(ABC):

@@ -49,7 +49,6 @@ object, else the first capital letter of the response; accuracy against ``answer
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import string
@@ -64,7 +63,7 @@ from culturelens.download import fetch_hf_file, fetch_url, resolve_data_dir
 from culturelens.lemmatize import lemma_match
 from culturelens.render import Rendered, View, template
 from culturelens.schema import GoldAnswer, Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, register
+from culturelens.tasks.base import DatasetError, Task, read_csv_rows, register
 
 #: release file stem -> (region name used in results, BCP-47 code of the local language)
 REGIONS: dict[str, tuple[str, str]] = {
@@ -121,26 +120,10 @@ def download_release() -> Path:
 
 
 # --- readers -------------------------------------------------------------------------------------------
-def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    """Rows as (row number, dict); the header is row 1. Checks the required columns exist."""
-    if not path.exists():
-        raise DatasetError(path, "file not found")
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            for col in required:
-                if col not in header:
-                    raise DatasetError(path, f"missing column (have: {', '.join(header)})", row=1, field=col)
-            return [(i, row) for i, row in enumerate(reader, start=2)]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(path, f"unreadable CSV ({exc})") from exc
-
-
 def read_prompts(path: Path, wanted: tuple[str, ...]) -> dict[str, dict[str, str]]:
     """``{prompt id: {"English": text, "Translation": text}}`` for the wanted prompt ids."""
     out: dict[str, dict[str, str]] = {}
-    for rowno, row in read_csv_rows(path, ("id", "English", "Translation")):
+    for rowno, row in read_csv_rows(path, ("id", "English", "Translation"), first_row=2):
         pid = (row.get("id") or "").strip()
         if pid not in wanted:
             continue
@@ -338,7 +321,7 @@ class Blend(Task):
             raise DatasetError(path, "expected a JSON object keyed by question id")
         q_path = root / "questions" / f"{stem}_questions.csv"
         topics: dict[str, str] = {}
-        for rowno, row in read_csv_rows(q_path, ("ID", "Topic")):
+        for rowno, row in read_csv_rows(q_path, ("ID", "Topic"), first_row=2):
             qid, topic = (row.get("ID") or "").strip(), (row.get("Topic") or "").strip()
             if not qid:
                 raise DatasetError(q_path, "empty question id", row=rowno, field="ID")
@@ -489,7 +472,7 @@ class BlendMC(Task):
         if root is None:
             return topics
         for path in sorted((root / "questions").glob("*_questions.csv")):
-            for _, row in read_csv_rows(path, ("ID", "Topic")):
+            for _, row in read_csv_rows(path, ("ID", "Topic"), first_row=2):
                 topics.setdefault((row.get("ID") or "").strip(), (row.get("Topic") or "").strip())
         return topics
 
@@ -500,7 +483,7 @@ class BlendMC(Task):
         seen: set[str] = set()
         for path in files:
             for rowno, row in read_csv_rows(
-                path, ("MCQID", "ID", "country", "prompt", "choices", "answer_idx")
+                path, ("MCQID", "ID", "country", "prompt", "choices", "answer_idx"), first_row=2
             ):
                 item = self._row_item(path, rowno, row, topics)
                 if item.id in seen:

@@ -36,8 +36,8 @@ from culturelens.countries import normalize_country
 from culturelens.download import fetch_hf_file, fetch_url, resolve_data_dir
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, register
-from culturelens.tasks.blend import read_csv_rows, render_with_template
+from culturelens.tasks.base import DatasetError, Task, read_csv_rows, register
+from culturelens.tasks.blend import render_with_template
 
 FILES = {
     "full": "filipino.csv",
@@ -115,7 +115,7 @@ class Kalahi(Task):
         country = normalize_country("Philippines")
         items: list[Item] = []
         seen: set[str] = set()
-        for rowno, row in read_csv_rows(path, COLUMNS):
+        for rowno, row in read_csv_rows(path, COLUMNS, first_row=2):
             for field in COLUMNS:
                 if not (row.get(field) or "").strip():
                     raise DatasetError(path, "empty value", row=rowno, field=field)

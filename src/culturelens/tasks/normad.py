@@ -15,7 +15,6 @@ counts how often that default fired without the model saying "Neither".
 
 from __future__ import annotations
 
-import csv
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from culturelens import scoring
 from culturelens.countries import UnknownCountryError, normalize_country
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, _spread, register
+from culturelens.tasks.base import DatasetError, Task, _spread, read_csv_rows, register
 
 REPO_ID = "akhilayerukola/NormAd"
 FILENAME = "normad_etiquette_final_data.csv"
@@ -147,29 +146,7 @@ def _acc_table(pairs: Sequence[tuple[Item, Score]], key) -> dict[str, dict[str, 
 
 def read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
     """All rows of a CSV with a header; rows are numbered from 1 after the header."""
-    if not path.is_file():
-        raise DatasetError(path, "file not found")
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            for col in required:
-                if col not in header:
-                    raise DatasetError(
-                        path, f"missing column (header has: {', '.join(header)[:200]})", field=col
-                    )
-            rows = []
-            for i, row in enumerate(reader, start=1):
-                if None in row:
-                    raise DatasetError(
-                        path, f"{len(header) + len(row[None])} cells for {len(header)} columns", row=i
-                    )
-                rows.append(row)
-            return rows
-    except UnicodeDecodeError as exc:
-        raise DatasetError(path, f"not UTF-8 text ({exc.reason})") from exc
-    except csv.Error as exc:
-        raise DatasetError(path, f"malformed CSV ({exc})") from exc
+    return [row for _, row in read_csv_rows(path, required)]
 
 
 def _levels(option: Any) -> tuple[str, ...]:

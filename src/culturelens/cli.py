@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +25,29 @@ def fail(message: str) -> None:
     """One-line error, exit code 2."""
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Bad input (data, model, country, variant, option) ends the command with one clear line."""
+    from culturelens.backends.base import BackendError
+    from culturelens.countries import UnknownCountryError
+    from culturelens.render import RenderError
+    from culturelens.sweep import SweepError
+    from culturelens.tasks.base import DatasetError
+
+    try:
+        yield
+    except (
+        KeyError,
+        ValueError,
+        DatasetError,
+        BackendError,
+        UnknownCountryError,
+        SweepError,
+        RenderError,
+    ) as exc:
+        fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
 
 
 def _parse_opt(kv: str, flag: str, allow_target: bool = True) -> tuple[str | None, str, str]:
@@ -106,13 +131,10 @@ def run(
         if not vary:
             fail(f"unexpected argument {more_vary[0]!r} (sweep factors go after --vary)")
         vary = [*vary, *more_vary]
-    from culturelens.backends.base import BackendError
-    from culturelens.countries import UnknownCountryError
-    from culturelens.render import RenderError
     from culturelens.runner import RunConfig, Runner
     from culturelens.schema import Variant
-    from culturelens.sweep import SweepError, expand
-    from culturelens.tasks.base import DatasetError, get_task
+    from culturelens.sweep import expand
+    from culturelens.tasks.base import get_task
 
     task_options: dict[str, dict[str, str]] = {name: {} for name in task}
     for kv in opt:
@@ -122,7 +144,7 @@ def run(
         for name in [target] if target else task:
             task_options[name][key] = _literal(value)
     backend_options = {k: _literal(v) for _, k, v in (_parse_opt(kv, "--model-opt") for kv in model_opt)}
-    try:
+    with _user_errors():
         for name in task:
             get_task(name, data_dir=data_dir, **task_options[name])
         base = Variant(persona=persona) if persona else Variant()
@@ -144,17 +166,6 @@ def run(
         )
         with out.progress(quiet) as progress:
             result = Runner(cfg, progress=progress).run()
-    except (
-        KeyError,
-        ValueError,
-        DatasetError,
-        BackendError,
-        UnknownCountryError,
-        SweepError,
-        RenderError,
-    ) as exc:
-        fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
-        return
     if not quiet:
         out.print_results(result.results, result.timing)
     reused = bool(result.timing.get("reused"))  # a finished run: its analyses and report are up to date
@@ -296,45 +307,28 @@ def steer(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Steering sweep: unsteered + each style toward each country; gain and specificity with CIs."""
-    from culturelens.backends.base import BackendError
-    from culturelens.countries import UnknownCountryError
-    from culturelens.render import RenderError
     from culturelens.steering import run_steering
-    from culturelens.sweep import SweepError
-    from culturelens.tasks.base import DatasetError
 
     options = {}
     for kv in opt:
         _, key, value = _parse_opt(kv, "--opt", allow_target=False)
         options[key] = value
-    try:
-        with out.progress(quiet) as progress:
-            result, aln, design = run_steering(
-                task,
-                [c.strip() for c in countries.split(",") if c.strip()],
-                [s.strip() for s in styles.split(",") if s.strip()],
-                vary=vary,
-                model=model,
-                data_dir=data_dir,
-                limit=limit,
-                out=out_dir,
-                cache=cache,
-                task_options=options,
-                seed=seed,
-                progress=progress,
-                ivs_dir=ivs_dir,
-            )
-    except (
-        KeyError,
-        ValueError,
-        DatasetError,
-        BackendError,
-        UnknownCountryError,
-        SweepError,
-        RenderError,
-    ) as exc:
-        fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
-        return
+    with _user_errors(), out.progress(quiet) as progress:
+        result, aln, design = run_steering(
+            task,
+            [c.strip() for c in countries.split(",") if c.strip()],
+            [s.strip() for s in styles.split(",") if s.strip()],
+            vary=vary,
+            model=model,
+            data_dir=data_dir,
+            limit=limit,
+            out=out_dir,
+            cache=cache,
+            task_options=options,
+            seed=seed,
+            progress=progress,
+            ivs_dir=ivs_dir,
+        )
     if not quiet:
         out.print_alignment(aln)
         for cond, why in design.skipped.items():

@@ -41,6 +41,7 @@ def _user_errors() -> Iterator[None]:
     except (
         KeyError,
         ValueError,
+        FileNotFoundError,
         DatasetError,
         BackendError,
         UnknownCountryError,
@@ -251,11 +252,8 @@ def compare(
     """Paired comparison of two runs on their shared items."""
     from culturelens.compare import compare_runs
 
-    try:
+    with _user_errors():
         res = compare_runs(run_a, run_b)
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
-        return
     out.print_comparison(res)
     if out_file:
         out_file.write_text(json.dumps(res, indent=1))
@@ -269,11 +267,8 @@ def report(
     """Build one self-contained HTML report for one run or a side-by-side comparison."""
     from culturelens.report import build_report
 
-    try:
+    with _user_errors():
         path = build_report(runs, output)
-    except (FileNotFoundError, ValueError) as exc:
-        fail(str(exc))
-        return
     out.console.print(f"report: [bold]{path}[/]")
 
 

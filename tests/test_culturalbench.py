@@ -115,20 +115,20 @@ def test_hard_question_counts_only_if_all_four_right():
 
 @pytest.mark.parametrize(
     ("name", "mutate", "row", "field", "match"),
-    [
-        (EASY_FILE, lambda r: r[2].update({"answer": "E"}), 3, "answer", "not one of A, B, C, D"),
-        (EASY_FILE, lambda r: r[0].update({"country": "Atlantis"}), 1, "country", "Unknown country"),
+    [  # row numbers as a spreadsheet shows them: the header is row 1
+        (EASY_FILE, lambda r: r[2].update({"answer": "E"}), 4, "answer", "not one of A, B, C, D"),
+        (EASY_FILE, lambda r: r[0].update({"country": "Atlantis"}), 2, "country", "Unknown country"),
         (
             EASY_FILE,
             lambda r: r[4].update({"question_idx": r[1]["question_idx"]}),
-            5,
+            6,
             "question_idx",
             "duplicate",
         ),
-        (HARD_FILE, lambda r: r[5].update({"answer": "Maybe"}), 6, "answer", "not True / False"),
-        (HARD_FILE, lambda r: r[9].update({"prompt_option": ""}), 10, "prompt_option", "empty value"),
-        (HARD_FILE, lambda r: r[7].update({"country": "Japan"}), 8, "country", "has rows for"),
-        (HARD_FILE, lambda r: r.pop(6), 5, "question_idx", "has 3 rows, expected 4"),
+        (HARD_FILE, lambda r: r[5].update({"answer": "Maybe"}), 7, "answer", "not True / False"),
+        (HARD_FILE, lambda r: r[9].update({"prompt_option": ""}), 11, "prompt_option", "empty value"),
+        (HARD_FILE, lambda r: r[7].update({"country": "Japan"}), 9, "country", "has rows for"),
+        (HARD_FILE, lambda r: r.pop(6), 6, "question_idx", "has 3 rows, expected 4"),
     ],
 )
 def test_malformed_rows_name_file_row_field(tmp_path: Path, name, mutate, row, field, match):

@@ -106,16 +106,16 @@ def _write(path: Path, rows: list[dict[str, str]], columns: list[str] | None = N
 
 @pytest.mark.parametrize(
     ("mutate", "row", "field", "match"),
-    [
-        (lambda r: r[2].update({"answer": "E"}), 3, "answer", "not one of A, B, C, D"),
+    [  # row numbers as a spreadsheet shows them: the header is row 1
+        (lambda r: r[2].update({"answer": "E"}), 4, "answer", "not one of A, B, C, D"),
         (
             lambda r: r[4].update({"cultural_sensitivity_label": "XX"}),
-            5,
+            6,
             "cultural_sensitivity_label",
             "CS / CA",
         ),
-        (lambda r: r[1].update({"question": ""}), 2, "question", "empty value"),
-        (lambda r: r[6].update({"sample_id": r[0]["sample_id"]}), 7, "sample_id", "duplicate"),
+        (lambda r: r[1].update({"question": ""}), 3, "question", "empty value"),
+        (lambda r: r[6].update({"sample_id": r[0]["sample_id"]}), 8, "sample_id", "duplicate"),
     ],
 )
 def test_malformed_rows_name_file_row_field(tmp_path: Path, mutate, row, field, match):

@@ -195,12 +195,12 @@ def test_extra_metrics_on_constructed_scores():
 
 @pytest.mark.parametrize(
     ("mutate", "row", "field", "match"),
-    [
-        (lambda r: r[2].update({"Gold Label": "maybe"}), 3, "Gold Label", "not yes / no / neutral"),
-        (lambda r: r[1].update({"Country": "Atlantis"}), 2, "Country", "Unknown country"),
-        (lambda r: r[4].update({"Story": "  "}), 5, "Story", "empty value"),
-        (lambda r: r[5].update({"Rule-of-Thumb": ""}), 6, "Rule-of-Thumb", "level 'rot'"),
-        (lambda r: r[3].update({"ID": r[0]["ID"]}), 4, "ID", "duplicate story id"),
+    [  # row numbers as a spreadsheet shows them: the header is row 1
+        (lambda r: r[2].update({"Gold Label": "maybe"}), 4, "Gold Label", "not yes / no / neutral"),
+        (lambda r: r[1].update({"Country": "Atlantis"}), 3, "Country", "Unknown country"),
+        (lambda r: r[4].update({"Story": "  "}), 6, "Story", "empty value"),
+        (lambda r: r[5].update({"Rule-of-Thumb": ""}), 7, "Rule-of-Thumb", "level 'rot'"),
+        (lambda r: r[3].update({"ID": r[0]["ID"]}), 5, "ID", "duplicate story id"),
     ],
 )
 def test_malformed_rows_name_file_row_field(tmp_path: Path, mutate, row: int, field: str, match: str):

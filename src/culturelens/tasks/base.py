@@ -35,8 +35,12 @@ class DatasetError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
+#: row number of a CSV's first data row in error messages: the header is row 1, as a spreadsheet shows it
+CSV_FIRST_ROW = 2
+
+
 def read_csv_rows(
-    path: Path, required: Sequence[str], first_row: int = 1
+    path: Path, required: Sequence[str], first_row: int = CSV_FIRST_ROW
 ) -> list[tuple[int, dict[str, str]]]:
     """Every row of a CSV with a header as (row number, row), the first data row numbered
     ``first_row``. Checks that the required columns exist and that no row has more cells than the

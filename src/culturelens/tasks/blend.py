@@ -123,7 +123,7 @@ def download_release() -> Path:
 def read_prompts(path: Path, wanted: tuple[str, ...]) -> dict[str, dict[str, str]]:
     """``{prompt id: {"English": text, "Translation": text}}`` for the wanted prompt ids."""
     out: dict[str, dict[str, str]] = {}
-    for rowno, row in read_csv_rows(path, ("id", "English", "Translation"), first_row=2):
+    for rowno, row in read_csv_rows(path, ("id", "English", "Translation")):
         pid = (row.get("id") or "").strip()
         if pid not in wanted:
             continue
@@ -321,7 +321,7 @@ class Blend(Task):
             raise DatasetError(path, "expected a JSON object keyed by question id")
         q_path = root / "questions" / f"{stem}_questions.csv"
         topics: dict[str, str] = {}
-        for rowno, row in read_csv_rows(q_path, ("ID", "Topic"), first_row=2):
+        for rowno, row in read_csv_rows(q_path, ("ID", "Topic")):
             qid, topic = (row.get("ID") or "").strip(), (row.get("Topic") or "").strip()
             if not qid:
                 raise DatasetError(q_path, "empty question id", row=rowno, field="ID")
@@ -472,7 +472,7 @@ class BlendMC(Task):
         if root is None:
             return topics
         for path in sorted((root / "questions").glob("*_questions.csv")):
-            for _, row in read_csv_rows(path, ("ID", "Topic"), first_row=2):
+            for _, row in read_csv_rows(path, ("ID", "Topic")):
                 topics.setdefault((row.get("ID") or "").strip(), (row.get("Topic") or "").strip())
         return topics
 
@@ -483,7 +483,7 @@ class BlendMC(Task):
         seen: set[str] = set()
         for path in files:
             for rowno, row in read_csv_rows(
-                path, ("MCQID", "ID", "country", "prompt", "choices", "answer_idx"), first_row=2
+                path, ("MCQID", "ID", "country", "prompt", "choices", "answer_idx")
             ):
                 item = self._row_item(path, rowno, row, topics)
                 if item.id in seen:

@@ -30,8 +30,8 @@ from culturelens import render as render_mod
 from culturelens.countries import UnknownCountryError, normalize_country
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, register
-from culturelens.tasks.normad import read_csv, spread_groups
+from culturelens.tasks.base import DatasetError, Task, read_csv_rows, register
+from culturelens.tasks.normad import spread_groups
 
 REPO_ID = "kellycyy/CulturalBench"
 EASY_FILE = "CulturalBench-Easy.csv"
@@ -139,7 +139,7 @@ class CulturalBenchEasy(_CulturalBench):
         path = self._path()
         items: list[Item] = []
         seen: set[str] = set()
-        for i, row in enumerate(read_csv(path, _EASY_REQUIRED), start=1):
+        for i, row in read_csv_rows(path, _EASY_REQUIRED):
             qid = _qid(path, row, i)
             if qid in seen:
                 raise DatasetError(path, f"duplicate question_idx {qid!r}", row=i, field="question_idx")
@@ -187,7 +187,7 @@ class CulturalBenchHard(_CulturalBench):
         items: list[Item] = []
         first_row: dict[str, int] = {}
         by_q: dict[str, list[Item]] = defaultdict(list)
-        for i, row in enumerate(read_csv(path, _HARD_REQUIRED), start=1):
+        for i, row in read_csv_rows(path, _HARD_REQUIRED):
             qid = _qid(path, row, i)
             _nonempty(path, row, i, ("prompt_question", "prompt_option"))
             truth = (row.get("answer") or "").strip().lower()

@@ -16,7 +16,6 @@ Task option ``lang`` ("en,fr" or a list) picks languages; default: every languag
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import re
 from collections import defaultdict
@@ -30,7 +29,7 @@ from culturelens import render as render_mod
 from culturelens.countries import Country, try_normalize_country
 from culturelens.render import Rendered, RenderError, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, register
+from culturelens.tasks.base import CSV_FIRST_ROW, DatasetError, Task, read_csv_rows, register
 
 LETTERS = "ABCD"
 CS_KEY = "cultural_sensitivity"
@@ -135,19 +134,7 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
             return pq.read_table(path).to_pylist()
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
             raise DatasetError(path, f"unreadable parquet ({type(exc).__name__}: {str(exc)[:120]})") from exc
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            rows = []
-            for i, row in enumerate(reader, start=1):
-                if None in row:
-                    raise DatasetError(path, "more cells than columns", row=i)
-                rows.append(row)
-            return rows
-    except UnicodeDecodeError as exc:
-        raise DatasetError(path, f"not UTF-8 text ({exc.reason})") from exc
-    except csv.Error as exc:
-        raise DatasetError(path, f"malformed CSV ({exc})") from exc
+    return [row for _, row in read_csv_rows(path, (), first_row=CSV_FIRST_ROW)]
 
 
 def _split_files(lang_dir: Path, split: str) -> list[Path]:
@@ -212,14 +199,16 @@ def _sensitivity(path: Path, row: dict[str, Any], i: int) -> str:
 def rows_to_items(
     path: Path, rows: list[dict[str, Any]], task: str, lang: str, split: str = "test"
 ) -> list[Item]:
-    """Validate every row of one file and turn it into items; rows are numbered from 1."""
+    """Validate every row of one file and turn it into items. Rows are numbered as a spreadsheet
+    shows them: a CSV's header is row 1, a parquet file's first record is row 1."""
+    first = 1 if path.suffix == ".parquet" else CSV_FIRST_ROW
     if rows:
         missing = [c for c in _REQUIRED if c not in rows[0]]
         if missing:
             raise DatasetError(path, "missing column", field=missing[0])
     items = []
     seen: set[str] = set()
-    for i, row in enumerate(rows, start=1):
+    for i, row in enumerate(rows, start=first):
         for field in _REQUIRED:
             if field not in row:
                 raise DatasetError(path, "missing value", row=i, field=field)

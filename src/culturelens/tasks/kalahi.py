@@ -115,7 +115,7 @@ class Kalahi(Task):
         country = normalize_country("Philippines")
         items: list[Item] = []
         seen: set[str] = set()
-        for rowno, row in read_csv_rows(path, COLUMNS, first_row=2):
+        for rowno, row in read_csv_rows(path, COLUMNS):
             for field in COLUMNS:
                 if not (row.get(field) or "").strip():
                     raise DatasetError(path, "empty value", row=rowno, field=field)

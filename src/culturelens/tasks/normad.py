@@ -25,7 +25,7 @@ from culturelens import scoring
 from culturelens.countries import UnknownCountryError, normalize_country
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, _spread, read_csv_rows, register
+from culturelens.tasks.base import CSV_FIRST_ROW, DatasetError, Task, _spread, read_csv_rows, register
 
 REPO_ID = "akhilayerukola/NormAd"
 FILENAME = "normad_etiquette_final_data.csv"
@@ -144,11 +144,6 @@ def _acc_table(pairs: Sequence[tuple[Item, Score]], key) -> dict[str, dict[str, 
     return {k: {"n": len(v), "acc": _mean(v)} for k, v in sorted(groups.items())}
 
 
-def read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
-    """All rows of a CSV with a header; rows are numbered from 1 after the header."""
-    return [row for _, row in read_csv_rows(path, required)]
-
-
 def _levels(option: Any) -> tuple[str, ...]:
     if option is None:
         return LEVELS
@@ -214,10 +209,10 @@ class NormAd(Task):
 
     def load(self) -> Iterator[Item]:
         path = self._path()
-        rows = read_csv(path, _REQUIRED)
+        rows = read_csv_rows(path, _REQUIRED)
         items: list[Item] = []
         seen: set[str] = set()
-        for i, row in enumerate(rows, start=1):
+        for i, row in rows:
             for field in ("Country", "Story", "Gold Label", "Subaxis"):
                 if not (row.get(field) or "").strip():
                     raise DatasetError(path, "empty value", row=i, field=field)
@@ -239,7 +234,8 @@ class NormAd(Task):
                 country = normalize_country(row["Country"].strip())
             except UnknownCountryError as exc:
                 raise DatasetError(path, str(exc), row=i, field="Country") from exc
-            story_id = (row.get("ID") or "").strip() or str(i)
+            # no ID: the story's position among the data rows (kept stable across releases of this code)
+            story_id = (row.get("ID") or "").strip() or str(i - CSV_FIRST_ROW + 1)
             if story_id in seen:
                 raise DatasetError(path, f"duplicate story id {story_id!r}", row=i, field="ID")
             seen.add(story_id)

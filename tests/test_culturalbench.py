@@ -1,19 +1,22 @@
-"""CulturalBench Easy / Hard: loaders on our own fixture rows, the all-four-judgements rule, pipeline runs."""
+"""CulturalBench Easy / Hard: loaders on our own fixture rows, the all-four-judgements rule, pipeline runs,
+and Easy on the real release (counts, the always-A baseline, the paper's continents, a CLI run)."""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from culturelens.backends.fake import FakeBackend
+from culturelens.cli import app
 from culturelens.runner import RunConfig, Runner
 from culturelens.schema import Mode, Score, Variant
 from culturelens.tasks.base import DatasetError, get_task
-from culturelens.tasks.culturalbench import EASY_FILE, HARD_FILE
+from culturelens.tasks.culturalbench import CONTINENTS, EASY_FILE, HARD_FILE
 
 FIXTURE = Path(__file__).parent / "fixtures" / "culturalbench"
 
@@ -46,6 +49,23 @@ def test_easy_loader():
     names = {r["country"]: by_q[r["question_idx"]].country.name for r in rows}
     assert names["UK"] == "United Kingdom" and names["South Korea"] == "South Korea"
     assert names["Czech Republic"] == "Czechia" and names["Hong Kong"] == "Hong Kong"
+    # the paper's continents for its 45 regions; none for a country outside them
+    continent = {r["country"]: by_q[r["question_idx"]].subset.get("continent") for r in rows}
+    assert continent["UK"] == "West Europe" and continent["Mexico"] == "South America"
+    assert continent["Czech Republic"] == "East Europe" and continent["Hong Kong"] == "East Asia"
+    assert continent["Iceland"] is None
+    # an option that reads "None" is text, not a missing value
+    assert any(r["prompt_option_b"] == "None" for r in rows)
+    assert by_q[next(r["question_idx"] for r in rows if r["prompt_option_b"] == "None")].options[1] == "None"
+
+
+def test_mirror_layout(tmp_path: Path):
+    """The CultureDistill copy keeps the file at Cul/data/ (as ../shared/datasets/culturalbench)."""
+    rows = _rows(EASY_FILE)
+    _write(tmp_path / "Cul" / "data", EASY_FILE, rows)
+    assert len(get_task("culturalbench_easy", data_dir=tmp_path).items()) == len(rows)
+    _write(tmp_path / "root" / "culturalbench" / "Cul" / "data", EASY_FILE, rows)
+    assert len(get_task("culturalbench_easy", data_dir=tmp_path / "root").items()) == len(rows)
 
 
 def test_hard_loader_four_rows_per_question():
@@ -118,6 +138,7 @@ def test_hard_question_counts_only_if_all_four_right():
     [  # row numbers as a spreadsheet shows them: the header is row 1
         (EASY_FILE, lambda r: r[2].update({"answer": "E"}), 4, "answer", "not one of A, B, C, D"),
         (EASY_FILE, lambda r: r[0].update({"country": "Atlantis"}), 2, "country", "Unknown country"),
+        (EASY_FILE, lambda r: r[3].update({"prompt_option_c": " "}), 5, "prompt_option_c", "empty value"),
         (
             EASY_FILE,
             lambda r: r[4].update({"question_idx": r[1]["question_idx"]}),
@@ -193,6 +214,9 @@ def test_pipeline_with_fake_backend(tmp_path: Path):
     assert (
         set(easy["by"]["country"]) >= {"United Kingdom", "South Korea"} and "Europe" in easy["by"]["region"]
     )
+    assert easy["by"]["subset:continent"]["West Europe"]["n"] == sum(r["country"] == "UK" for r in easy_rows)
+    assert easy["extra"]["always_a_acc"] == easy["metrics"]["acc"]["mean"]
+    assert easy["extra"]["pred_share"] == {"A": 1.0, "B": 0.0, "C": 0.0, "D": 0.0}
     n_q = len({r["question_idx"] for r in hard_rows})
     assert hard["n"] == n_q and hard["items"] == len(hard_rows)  # units are questions
     all_true = sum(
@@ -238,3 +262,88 @@ def test_real_embedded_model_on_fixture(tmp_path: Path):
         assert s["valid"] and sum(s["probs"]) == pytest.approx(1.0) and s["metrics"]["label_mass"] > 0.0
     hard_acc = [s["metrics"]["acc"] for s in samples if s["task"] == "culturalbench_hard"]
     assert hard["metrics"]["acc"]["mean"] == min(hard_acc)
+
+
+# --- CulturalBench-Easy on the real release (../shared/datasets/culturalbench) ----------------------------
+CARD_CONTINENTS = {  # HF card kellycyy/CulturalBench, "Country distribution": questions per continent
+    "North America": 27, "South America": 150, "East Europe": 115, "South Europe": 76, "West Europe": 96,
+    "Africa": 134, "Middle East/West Asia": 127,
+}  # fmt: skip
+
+
+def test_real_easy_release(shared_datasets: Path):
+    items = get_task("culturalbench_easy", data_dir=shared_datasets / "culturalbench").items()
+    assert len(items) == 1227 and len({it.id for it in items}) == 1227
+    assert len({it.country.name for it in items}) == 45
+    gold = [it.correct[0] for it in items]
+    assert [gold.count(k) for k in range(4)] == [658, 254, 189, 126]
+    assert round(100 * gold.count(0) / len(gold), 1) == 53.6  # always answering A
+    assert all(len(it.options) == 4 and all(it.options) for it in items)
+    by_q = {it.metadata["question_idx"]: it for it in items}
+    assert by_q["221"].options[3] == "None" and by_q["221"].country.name == "Spain"
+    # every region falls in one of the paper's 11 continents, with the card's counts
+    per_continent = Counter(it.subset.get("continent") for it in items)
+    assert set(per_continent) == set(CONTINENTS) and sum(per_continent.values()) == 1227
+    assert {k: per_continent[k] for k in CARD_CONTINENTS} == CARD_CONTINENTS
+    for name, codes in CONTINENTS.items():
+        assert {it.country.iso2 for it in items if it.subset["continent"] == name} == set(codes)
+
+
+def test_real_release_through_datasets_root(shared_datasets: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("CULTURELENS_CULTURALBENCH_DIR", raising=False)
+    monkeypatch.setenv("CULTURELENS_DATA", str(shared_datasets))
+    assert len(get_task("culturalbench_easy").items()) == 1227
+    with pytest.raises(DatasetError, match="file not found") as exc:  # Hard is not in the copy
+        get_task("culturalbench_hard").items()
+    assert HARD_FILE in str(exc.value)
+
+
+def test_real_easy_always_a_baseline(shared_datasets: Path, tmp_path: Path):
+    cfg = RunConfig(
+        model="fake:first",
+        tasks=["culturalbench_easy"],
+        data_dir=str(shared_datasets / "culturalbench"),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
+    t = Runner(cfg, backend=FakeBackend("first")).run().results["tasks"]["culturalbench_easy"]
+    assert t["n"] == 1227 and t["metrics"]["acc"]["mean"] == pytest.approx(658 / 1227)
+    assert t["extra"]["always_a_acc"] == pytest.approx(658 / 1227)
+    assert len(t["by"]["country"]) == 45 and set(t["by"]["subset:continent"]) == set(CONTINENTS)
+    assert sum(v["n"] for v in t["by"]["subset:continent"].values()) == 1227
+
+
+def test_real_easy_cli_run(shared_datasets: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    res = CliRunner().invoke(
+        app,
+        ["run", "--task", "culturalbench_easy", "--data-dir", str(shared_datasets / "culturalbench"),
+         "--model", "fake:hash", "--limit", "40", "--cache", str(tmp_path / "c.sqlite"), "--out", str(out),
+         "--no-report", "-q"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    t = json.loads((out / "results.json").read_text(encoding="utf-8"))["tasks"]["culturalbench_easy"]
+    samples = _samples(out)
+    assert t["n"] == len(samples) == 40 and len(t["by"]["country"]) == 40  # spread across regions
+    for s in samples:
+        assert all(f"\n{c}. " in s["prompt"] for c in "ABCD") and len(s["targets"]) == 4
+    assert t["metrics"]["acc"]["mean"] == pytest.approx(sum(s["metrics"]["acc"] for s in samples) / 40)
+
+
+@pytest.mark.slow
+def test_real_model_on_real_easy(shared_datasets: Path, tmp_path: Path):
+    pytest.importorskip("llama_cpp")
+    cfg = RunConfig(
+        tasks=["culturalbench_easy"],
+        data_dir=str(shared_datasets / "culturalbench"),
+        limit=5,
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=50,
+    )
+    res = Runner(cfg).run()
+    t = res.results["tasks"]["culturalbench_easy"]
+    assert t["n"] == 5 and len(t["by"]["country"]) == 5 and t["modes"] == ["letter"]
+    for s in _samples(res.run_dir):
+        assert s["valid"] and sum(s["probs"]) == pytest.approx(1.0) and s["metrics"]["label_mass"] > 0.0

@@ -2,8 +2,8 @@
 
 Two tasks share one question pool (HF ``kellycyy/CulturalBench``, CC BY 4.0):
 
-* ``culturalbench_easy`` (``CulturalBench-Easy.csv``): one 4-option multiple-choice item per
-  question, accuracy per question.
+* ``culturalbench_easy`` (``CulturalBench-Easy.csv``, 1,227 questions): one 4-option
+  multiple-choice item per question, accuracy per question.
 * ``culturalbench_hard`` (``CulturalBench-Hard.csv``): each question comes as 4 rows, one per
   candidate answer, each a True / False judgement. The paper counts a question as right only if
   all four judgements are right, so :meth:`CulturalBenchHard.unit_scores` folds the rows of a
@@ -11,12 +11,31 @@ Two tasks share one question pool (HF ``kellycyy/CulturalBench``, CC BY 4.0):
   per-judgement mean as a diagnostic).
 
 They are two tasks, not one task with a subset, because their units differ (question vs. four
-judgements) and a mixed headline accuracy would mean nothing. Countries are normalised
-(``UK`` -> United Kingdom); ``region`` is the UN M49 continent and the ``subregion`` subset the M49
-sub-region, which stand in for the paper's own regional grouping (not part of the release).
+judgements) and a mixed headline accuracy would mean nothing.
 
-The official evaluation prompt is not in the release; the ``culturalbench`` templates follow the
-documented structure (question, lettered options / candidate answer, answer cue) in our words.
+Files: ``--data-dir`` may be the file itself, a folder holding it, or a folder holding a copy in the
+layout of the ``jshnaaa/CultureDistill`` mirror (``Cul/data/CulturalBench-Easy.csv``, as
+``../shared/datasets/culturalbench``); without one the file is downloaded from HF. The CSV is read as
+text: an option that reads ``None`` (Easy question 221) stays the text "None", where a pandas-based
+loader (HF ``datasets``) turns it into a missing value.
+
+Breakdowns: countries are normalised (``UK`` -> United Kingdom); ``region`` is the UN M49
+continent and the ``subregion`` subset the M49 sub-region. The ``continent`` subset is the paper's
+own grouping of the 45 regions into 11 (the country-distribution table of the HF card: e.g.
+Mexico in South America, Iran in Middle East/West Asia), which is how the paper reports results.
+
+Protocol: the paper asks each question zero-shot with an instruction to pick exactly one of A-D
+and output nothing else, the question, and the options as ``A. ...`` lines, then compares the
+reply with the gold letter; Hard asks, per candidate answer, whether it is true or false for the
+question. The ``culturalbench`` templates follow that structure in our words (the official code is
+not in the release). Differences: the default mode is ``letter`` (the next-token distribution over
+A-D after ``Answer:``), with ``--mode generate`` for the paper's generate-and-compare protocol, whose
+reply parsing is more lenient than an exact letter match ("B." or "The answer is B" count as B).
+
+The gold letters of Easy are skewed (A on 658 of 1,227 questions), so always answering A scores
+53.6%: ``extra`` reports that baseline for the items run (``always_a_acc``) next to the share of each
+predicted letter. Two Easy questions (314, 671) repeat an option text under two letters; only the
+gold letter counts, as in the release.
 """
 
 from __future__ import annotations
@@ -27,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from culturelens import render as render_mod
-from culturelens.countries import UnknownCountryError, normalize_country
+from culturelens.countries import Country, UnknownCountryError, normalize_country
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Score, Variant
 from culturelens.tasks.base import DatasetError, Task, read_csv_rows, register
@@ -50,6 +69,21 @@ _EASY_REQUIRED = (
 )
 _HARD_REQUIRED = ("question_idx", "prompt_question", "prompt_option", "answer", "country")
 _TRUTH = {"true": 0, "false": 1, "1": 0, "0": 1, "1.0": 0, "0.0": 1}
+#: the paper's 11 regions (HF card, "Country distribution"), by ISO 3166-1 alpha-2 code
+CONTINENTS: dict[str, tuple[str, ...]] = {
+    "North America": ("CA", "US"),
+    "South America": ("AR", "BR", "CL", "MX", "PE"),
+    "East Europe": ("CZ", "PL", "RO", "UA", "RU"),
+    "South Europe": ("ES", "IT"),
+    "West Europe": ("FR", "DE", "NL", "GB"),
+    "Africa": ("EG", "MA", "NG", "ZA", "ZW"),
+    "Middle East/West Asia": ("IR", "IL", "LB", "SA", "TR"),
+    "South Asia": ("BD", "IN", "NP", "PK"),
+    "Southeast Asia": ("ID", "MY", "PH", "SG", "TH", "VN"),
+    "East Asia": ("CN", "HK", "JP", "KR", "TW"),
+    "Oceania": ("AU", "NZ"),
+}
+_CONTINENT_OF = {iso2: name for name, codes in CONTINENTS.items() for iso2 in codes}
 
 
 @template(ItemKind.MULTIPLE_CHOICE, "culturalbench", generic=False)
@@ -85,6 +119,14 @@ def _country(path: Path, row: dict[str, str], i: int):
         raise DatasetError(path, str(exc), row=i, field="country") from exc
 
 
+def _subsets(country: Country) -> dict[str, str]:
+    """M49 sub-region, and the paper's continent when the country is one of its 45 regions."""
+    out = {"subregion": country.subregion}
+    if country.iso2 in _CONTINENT_OF:
+        out["continent"] = _CONTINENT_OF[country.iso2]
+    return out
+
+
 def _nonempty(path: Path, row: dict[str, str], i: int, fields: Sequence[str]) -> None:
     for field in fields:
         if not (row.get(field) or "").strip():
@@ -112,9 +154,10 @@ class _CulturalBench(Task):
             return fetch_hf_file(REPO_ID, self.filename)
         if base.is_file():
             return base
-        for cand in (base / self.filename, base / "culturalbench" / self.filename):
-            if cand.is_file():
-                return cand
+        for folder in (base, base / "culturalbench"):
+            for cand in (folder / self.filename, folder / "Cul" / "data" / self.filename):
+                if cand.is_file():
+                    return cand
         raise DatasetError(
             base / self.filename, f"file not found (the {self.name} release file, from HF {REPO_ID})"
         )
@@ -144,7 +187,7 @@ class CulturalBenchEasy(_CulturalBench):
             if qid in seen:
                 raise DatasetError(path, f"duplicate question_idx {qid!r}", row=i, field="question_idx")
             seen.add(qid)
-            _nonempty(path, row, i, ("prompt_question",))
+            _nonempty(path, row, i, ("prompt_question", *(f"prompt_option_{c}" for c in "abcd")))
             answer = (row.get("answer") or "").strip().upper()
             if len(answer) != 1 or answer not in LETTERS:
                 raise DatasetError(
@@ -161,7 +204,7 @@ class CulturalBenchEasy(_CulturalBench):
                     correct=[LETTERS.index(answer)],
                     country=country,
                     group=f"cb:{qid}",
-                    subset={"subregion": country.subregion},
+                    subset=_subsets(country),
                     metadata={
                         "question_idx": qid,
                         "data_idx": row.get("data_idx", ""),
@@ -170,6 +213,23 @@ class CulturalBenchEasy(_CulturalBench):
                 )
             )
         yield from items
+
+    def extra_metrics(self, items: dict[str, Item], scores: list[Score]) -> dict[str, Any]:
+        """The always-A baseline of the items run, and how often each letter is gold / predicted
+        (original option order)."""
+        if not scores:
+            return {}
+        gold = [items[s.item_id].correct[0] for s in scores]
+        preds = [s.prediction for s in scores if isinstance(s.prediction, int)]
+        return {
+            "always_a_acc": sum(1 for g in gold if g == 0) / len(gold),
+            "gold_share": {c: sum(1 for g in gold if g == k) / len(gold) for k, c in enumerate(LETTERS)},
+            "pred_share": (
+                {c: sum(1 for p in preds if p == k) / len(preds) for k, c in enumerate(LETTERS)}
+                if preds
+                else None
+            ),
+        }
 
 
 @register
@@ -219,7 +279,7 @@ class CulturalBenchHard(_CulturalBench):
                 correct=[_TRUTH[truth]],
                 country=country,
                 group=f"cb:{qid}",
-                subset={"subregion": country.subregion},
+                subset=_subsets(country),
                 metadata={
                     "question_idx": qid,
                     "question": question,

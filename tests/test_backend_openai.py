@@ -1,13 +1,14 @@
-"""The OpenAI-compatible backend against a small stdlib HTTP server on 127.0.0.1."""
+"""The OpenAI-compatible backend against the scriptable server of tests/faultserver.py (127.0.0.1)."""
 
 from __future__ import annotations
 
+import base64
+import inspect
 import json
 import math
 import socket
-import threading
+import sqlite3
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,17 @@ import pytest
 
 pytest.importorskip("httpx")
 
-from culturelens.backends.base import BackendError, load_backend  # noqa: E402
-from culturelens.backends.openai import OpenAIBackend, match_targets, parse_spec  # noqa: E402
+from faultserver import FaultServer, prompt_answer, token_lp, tokens  # noqa: E402
+
+from culturelens.backends.base import BackendError, PartialBatchError, load_backend  # noqa: E402
+from culturelens.backends.openai import (  # noqa: E402
+    FALLBACK_NO_LOGPROBS,
+    FALLBACK_NOT_IN_TOP,
+    FALLBACK_OFF,
+    OpenAIBackend,
+    match_targets,
+    parse_spec,
+)
 from culturelens.runner import RunConfig, Runner  # noqa: E402
 from culturelens.schema import Message, Request  # noqa: E402
 
@@ -26,137 +36,24 @@ SECRET = "sk-test-0123456789-do-not-leak"
 TOP = [(" C", -0.4), ("C", -1.9), (" B", -2.3), ("D", -3.1), ("Hello", -4.0)]
 
 
-def _token_lp(tok: str) -> float:
-    """Deterministic per-token log-prob the fake server reports when echoing prompts."""
-    return -0.25 * len(tok.strip()) - 0.5
-
-
-def _tokens(text: str) -> list[str]:
-    """Whitespace-attached tokens: 'a bc d' -> ['a', ' bc', ' d']."""
-    out: list[str] = []
-    for i, part in enumerate(text.split(" ")):
-        out.append(part if i == 0 else " " + part)
-    return [t for t in out if t]
-
-
-class FakeServer:
-    """Scripted OpenAI-compatible server. ``faults`` is a queue of status codes answered before the
-    normal reply; ``logprobs`` False answers without log-probs; ``echo`` False refuses echo."""
-
-    def __init__(self) -> None:
-        self.faults: list[int] = []
-        self.logprobs = True
-        self.echo = True
-        self.text = "B"
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests.append(
-                        {
-                            "path": self.path,
-                            "body": body,
-                            "auth": self.headers.get("Authorization"),
-                            "t": time.monotonic(),
-                        }
-                    )
-                    fault = server.faults.pop(0) if server.faults else None
-                if fault is not None:
-                    self._send(
-                        fault,
-                        {"error": {"message": f"scripted {fault}"}},
-                        retry_after="1" if fault == 429 else None,
-                    )
-                    return
-                self._send(200, server.answer(self.path, body))
-
-            def _send(self, status: int, payload: dict, retry_after: str | None = None) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                if retry_after:
-                    self.send_header("Retry-After", retry_after)
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def answer(self, path: str, body: dict) -> dict:
-        usage = {"completion_tokens": 1}
-        if path.endswith("/chat/completions"):
-            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": self.text}}
-            if self.logprobs and body.get("logprobs"):
-                k = body.get("top_logprobs", 0)
-                choice["logprobs"] = {
-                    "content": [
-                        {
-                            "token": TOP[0][0],
-                            "logprob": TOP[0][1],
-                            "top_logprobs": [{"token": t, "logprob": v} for t, v in TOP[:k]],
-                        }
-                    ]
-                }
-            else:
-                choice["logprobs"] = None
-            return {"choices": [choice], "usage": usage}
-        # legacy completions
-        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
-        choices = []
-        for i, prompt in enumerate(prompts):
-            choice = {"index": i, "text": self.text, "logprobs": None}
-            if body.get("echo") and self.echo:
-                toks = [*_tokens(prompt), " X"]  # the prompt, then one generated token
-                offsets, pos = [], 0
-                for t in toks:
-                    offsets.append(pos)
-                    pos += len(t)
-                lps: list[float | None] = [_token_lp(t) for t in toks]
-                lps[0] = None
-                choice["logprobs"] = {
-                    "tokens": toks,
-                    "token_logprobs": lps,
-                    "text_offset": offsets,
-                    "top_logprobs": None,
-                }
-            elif self.logprobs and body.get("logprobs"):
-                k = body["logprobs"]
-                choice["logprobs"] = {
-                    "tokens": [TOP[0][0]],
-                    "token_logprobs": [TOP[0][1]],
-                    "top_logprobs": [dict(TOP[:k])],
-                    "text_offset": [len(prompt)],
-                }
-            choices.append(choice)
-        # a list prompt gets its choices back out of order, as some servers do
-        return {"choices": choices[::-1], "usage": usage}
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture()
 def server():
-    srv = FakeServer()
+    srv = FaultServer(top=TOP, text="B")
     yield srv
     srv.close()
 
 
-def _backend(server: FakeServer, **opts: Any) -> OpenAIBackend:
+@pytest.fixture()
+def hashed():
+    """A server whose answers depend on the prompt (see tests/faultserver.py)."""
+    srv = FaultServer()
+    yield srv
+    srv.close()
+
+
+def _backend(server: FaultServer, **opts: Any) -> OpenAIBackend:
     opts.setdefault("backoff_base", 0.01)
+    opts.setdefault("backoff_max", 0.05)
     return load_backend(f"openai:tiny-model@{server.url}", **opts)  # type: ignore[return-value]
 
 
@@ -177,10 +74,13 @@ def test_parse_spec(monkeypatch):
 
 def test_match_targets_combines_forms_and_floors_missing():
     values, missing = match_targets(TOP, ["A", "B", "C", "D"])
-    floor = min(v for _, v in TOP) - 1.0
+    # a label outside the top K is at most the smallest returned log-prob (just below it, so a
+    # returned label always ranks first)
+    floor = min(v for _, v in TOP)
+    assert values[0] < floor and values[0] == pytest.approx(floor, abs=1e-9)
     assert values[2] == pytest.approx(math.log(math.exp(-0.4) + math.exp(-1.9)))
     assert values[1] == pytest.approx(-2.3) and values[3] == pytest.approx(-3.1)
-    assert values[0] == pytest.approx(floor) and missing == ["A"]
+    assert missing == ["A"] and max(range(4), key=values.__getitem__) == 2
     # a unique prefix stands in for a multi-token label word; a shared prefix does not
     values, missing = match_targets([("Ye", -0.2), ("N", -1.0)], ["Yes", "No", "Neither"], floor=-50.0)
     assert values == [pytest.approx(-0.2), -50.0, -50.0] and missing == ["No", "Neither"]
@@ -228,8 +128,10 @@ def test_labels_without_logprobs_fall_back_to_generation(server):
     ]
     resps = b.label_logprobs(reqs)
     assert all(r.logprobs is None and r.text == "B) two" for r in resps)
-    assert all(r.meta["fallback"] == "generate" for r in resps)
+    assert all(r.fallback == FALLBACK_NO_LOGPROBS for r in resps)
     assert b.logprobs_supported is False
+    # decided once: the first request and one confirmation asked for log-probs, nothing else did
+    assert sum(bool(r["body"].get("logprobs")) for r in server.requests) == 2
     # once known, later requests go straight to generation (one call each, max_tokens of the request)
     n = len(server.requests)
     b.label_logprobs(reqs[:1])
@@ -237,39 +139,50 @@ def test_labels_without_logprobs_fall_back_to_generation(server):
     assert "logprobs" not in server.requests[-1]["body"] and server.requests[-1]["body"]["max_tokens"] == 7
 
 
-def test_run_with_text_only_server_scores_as_generation(server, tmp_path):
-    """End to end: letter mode against a server without log-probs parses the text answer."""
-    server.logprobs = False
-    server.text = "B"
-    b = _backend(server)
-    res = Runner(
+def _starter_run(b: OpenAIBackend, tmp_path: Path, name: str, limit: int = 6, **cfg: Any):
+    return Runner(
         RunConfig(
             model="x",
             tasks=["starter"],
-            limit=4,
+            limit=limit,
             mode="letter",
-            out=str(tmp_path / "run"),
-            cache=str(tmp_path / "c.sqlite"),
-            n_boot=50,
+            out=str(tmp_path / name),
+            cache=str(tmp_path / f"{name}.sqlite"),
+            n_boot=20,
+            **cfg,
         ),
         backend=b,
     ).run()
-    rows = [json.loads(line) for line in (res.run_dir / "samples.jsonl").read_text().splitlines()]
-    assert len(rows) == 4
+
+
+def _rows(res) -> list[dict]:
+    return [json.loads(line) for line in (res.run_dir / "samples.jsonl").read_text().splitlines()]
+
+
+def test_run_with_text_only_server_scores_as_generation(hashed, tmp_path):
+    """End to end: letter mode against a server without log-probs parses the text answer, marks
+    every sample as a fallback and counts them; the choices are the server's (same as with log-probs)."""
+    ref = {r["item_id"]: r["prediction"] for r in _rows(_starter_run(_backend(hashed), tmp_path, "ref"))}
+    hashed.logprobs = False
+    res = _starter_run(_backend(hashed), tmp_path, "text")
+    rows = _rows(res)
+    assert len(rows) == 6
     for row in rows:
         assert row["mode"] == "letter" and row["valid"] is True
-        assert row["prediction"] == row["order"][1]  # "B" = second displayed option
+        assert row["fallback"] == FALLBACK_NO_LOGPROBS
+        assert row["prediction"] == ref[row["item_id"]]
         assert row["probs"][row["prediction"]] == 1.0
+    assert res.results["tasks"]["starter"]["fallbacks"] == {"n": 6, "reasons": {FALLBACK_NO_LOGPROBS: 6}}
 
 
 # --- retries, errors, secrets --------------------------------------------------------------------------
 def test_retries_429_then_500(server):
     server.faults = [429, 500]
-    b = _backend(server, max_retries=3)
+    b = _backend(server, max_retries=3, backoff_max=2.0)
     t0 = time.monotonic()
     [resp] = b.generate([Request(kind="generate", text=b.format(LABEL_MSGS), max_tokens=5)])
     assert resp.text == server.text
-    assert len(server.requests) == 3 and b.stats == {"http_requests": 3, "retries": 2}
+    assert len(server.requests) == 3 and b.stats == {"http_requests": 3, "retries": 2, "malformed": 0}
     # the 429 carried Retry-After: 1, which beats the (tiny) exponential backoff
     gap = server.requests[1]["t"] - server.requests[0]["t"]
     assert gap >= 0.9
@@ -354,9 +267,9 @@ def test_continuations_via_echo(server):
     ctx = "Question: which city is the capital of Morocco?\nAnswer:"
     targets = [" Rabat", " Casa blanca city", " Fes"]
     [resp] = b.continuation_logprobs([Request(kind="continuations", text=ctx, targets=targets)])
-    expected = [sum(_token_lp(t) for t in _tokens(c)) for c in targets]
+    expected = [sum(token_lp(t) for t in tokens(c)) for c in targets]
     assert resp.logprobs == pytest.approx(expected)
-    assert resp.n_tokens == [len(_tokens(c)) for c in targets]
+    assert resp.n_tokens == [len(tokens(c)) for c in targets]
     body = server.requests[-1]["body"]
     assert body["echo"] is True and body["prompt"] == [ctx + t for t in targets]
 
@@ -374,3 +287,335 @@ def test_continuations_need_completions_api_and_echo(server):
         _backend(server, api="completions").continuation_logprobs(
             [Request(kind="continuations", text="x", targets=[" a"])]
         )
+
+
+# --- regression tests for the fault issue ------------------------------------------------------------
+def _label_reqs(b: OpenAIBackend, n: int, prefix: str = "q") -> list[Request]:
+    return [
+        Request(
+            kind="labels",
+            text=b.format([Message(role="user", content=f"{prefix}{i}: pick A, B, C or D")], "Answer:"),
+            targets=list("ABCD"),
+        )
+        for i in range(n)
+    ]
+
+
+def _expected_choice(b: OpenAIBackend, req: Request) -> int:
+    """The option the hashed server's answer picks for this request."""
+    key = json.dumps(b._chat_payload(req.text)["messages"], sort_keys=True)
+    return "ABCD".index(prompt_answer(key))
+
+
+def _choice(resp) -> int:
+    if resp.logprobs is not None:
+        return max(range(len(resp.logprobs)), key=resp.logprobs.__getitem__)
+    return "ABCD".index(resp.text.strip())
+
+
+def test_init_lists_every_option_explicitly():
+    params = inspect.signature(OpenAIBackend.__init__).parameters.values()
+    assert not any(p.kind is p.VAR_KEYWORD for p in params)
+    assert {"logprobs", "malformed_retries", "timeout", "max_retries"} <= {p.name for p in params}
+    with pytest.raises(BackendError, match="no option 'logprob'"):
+        load_backend("openai:m@http://127.0.0.1:9/v1", logprob="auto")
+    for bad in ({"logprobs": "maybe"}, {"timeout": "soon"}, {"concurrency": 0}, {"max_retries": -1}):
+        with pytest.raises(BackendError):
+            load_backend("openai:m@http://127.0.0.1:9/v1", **bad)
+
+
+@pytest.mark.parametrize("fault", ["choices_empty", "choices_null", "nan_logprobs", "positive_logprobs"])
+def test_malformed_label_answer_is_retried_then_fails_never_cached_as_fallback(hashed, fault):
+    """`{"choices": []}` forever used to give 20/20 invalid answers and exit 0."""
+    hashed.default = fault
+    b = _backend(hashed, malformed_retries=2)
+    with pytest.raises(BackendError) as err:
+        b.label_logprobs(_label_reqs(b, 5))
+    msg = str(err.value)
+    assert not isinstance(err.value, PartialBatchError)  # nothing came back, nothing to keep
+    assert "tiny-model" in msg and hashed.url in msg and "malformed" in msg and "\n" not in msg
+    assert len(hashed.requests) == 3  # the deciding request, asked 3 times; the others never sent
+    assert b.logprobs_supported is None  # a broken answer decides nothing
+
+
+@pytest.mark.parametrize("fault", ["choices_empty", "nan_logprobs", "positive_logprobs", "no_logprobs"])
+def test_one_bad_answer_among_concurrent_ones_is_asked_again(hashed, fault):
+    """One early answer without (or with broken) log-probs used to turn its item -- and, through a
+    shared flag, whichever items were in flight -- into generation fallbacks."""
+    b = _backend(hashed, concurrency=6)
+    reqs = _label_reqs(b, 18)
+    hashed.faults = ["ok", "ok", fault, "ok", fault]
+    resps = b.label_logprobs(reqs)
+    assert all(r.fallback is None and r.logprobs is not None and r.text is None for r in resps)
+    assert [_choice(r) for r in resps] == [_expected_choice(b, q) for q in reqs]
+    assert b.stats["malformed"] == 2 and len(hashed.requests) == 20
+
+
+def test_fallback_is_decided_once_and_is_the_same_at_any_concurrency(hashed):
+    hashed.logprobs = False
+    outcomes = []
+    for concurrency in (1, 8, 8):
+        hashed.requests.clear()
+        b = _backend(hashed, concurrency=concurrency)
+        reqs = _label_reqs(b, 16)
+        resps = b.label_logprobs(reqs)
+        asked = [r for r in hashed.requests if r["body"].get("logprobs")]
+        assert len(asked) == 2 and len(hashed.requests) == 2 + 16  # decide (+ confirm), then generate
+        assert all(r.fallback == FALLBACK_NO_LOGPROBS and r.logprobs is None for r in resps)
+        outcomes.append([(r.text, r.fallback) for r in resps])
+        assert [_choice(r) for r in resps] == [_expected_choice(b, q) for q in reqs]
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+
+
+def test_a_glitch_on_the_deciding_answer_is_confirmed_before_deciding(hashed):
+    hashed.faults = ["no_logprobs"]
+    b = _backend(hashed, concurrency=4)
+    resps = b.label_logprobs(_label_reqs(b, 6))
+    assert b.logprobs_supported is True and all(r.fallback is None for r in resps)
+
+
+def test_logprobs_option_require_and_off(hashed):
+    hashed.logprobs = False
+    b = _backend(hashed, logprobs="require")
+    with pytest.raises(BackendError, match="no log-probs.*logprobs=require"):
+        b.label_logprobs(_label_reqs(b, 3))
+    hashed.logprobs = True
+    hashed.requests.clear()
+    b = _backend(hashed, logprobs="off")
+    resps = b.label_logprobs(_label_reqs(b, 4))
+    assert all(r.fallback == FALLBACK_OFF and isinstance(r.text, str) for r in resps)
+    assert not any(r["body"].get("logprobs") for r in hashed.requests)
+
+
+def test_server_that_stops_returning_logprobs_fails_and_keeps_what_came_back(hashed):
+    hashed.faults = ["ok", "ok", "ok"]
+    hashed.default = "no_logprobs"
+    b = _backend(hashed, concurrency=1, malformed_retries=1)
+    reqs = _label_reqs(b, 6)
+    with pytest.raises(PartialBatchError) as err:
+        b.label_logprobs(reqs)
+    assert "returned them before" in str(err.value)
+    assert sorted(err.value.completed) == [0, 1, 2]
+    assert all(r.fallback is None and r.logprobs is not None for r in err.value.completed.values())
+
+
+@pytest.mark.parametrize("kind", ["generate", "labels"])
+def test_answers_before_a_failure_come_back_in_a_partial_batch_error(hashed, kind):
+    """A server answering 10 requests and then 500 used to leave 0 of the 10 in the cache."""
+    hashed.fail_after = 10
+    b = _backend(hashed, concurrency=4, max_retries=1)
+    reqs = _label_reqs(b, 16)
+    if kind == "generate":
+        reqs = [Request(kind="generate", text=r.text, max_tokens=4) for r in reqs]
+    with pytest.raises(PartialBatchError) as err:
+        b.run(reqs)
+    done = err.value.completed
+    assert len(done) == 10 and "HTTP 500" in str(err.value) and "\n" not in str(err.value)
+    for i, resp in done.items():  # each answer sits at its own request's position
+        assert _choice(resp) == _expected_choice(b, reqs[i])
+    assert len(hashed.requests) <= 10 + 6 * 2  # requests not sent when the batch failed stay unsent
+
+
+def test_runner_keeps_the_answers_of_a_failed_batch(hashed, tmp_path):
+    hashed.fail_after = 10
+    b = _backend(hashed, concurrency=4, max_retries=1)
+    with pytest.raises(BackendError, match="HTTP 500"):
+        _starter_run(b, tmp_path, "part", limit=16, batch_size=16)
+    with sqlite3.connect(tmp_path / "part.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 10
+    # the re-run asks only for the 6 missing answers and ends as an uninterrupted run does
+    hashed.fail_after = None
+    hashed.requests.clear()
+    res = _starter_run(_backend(hashed), tmp_path, "part", limit=16, batch_size=16)
+    assert len(hashed.requests) == 6 and len(_rows(res)) == 16
+    ref = _starter_run(_backend(hashed), tmp_path, "ref", limit=16, batch_size=16)
+    assert res.results["tasks"]["starter"]["metrics"] == ref.results["tasks"]["starter"]["metrics"]
+
+
+BAD_BODIES = [
+    "choices_empty",
+    "choices_null",
+    "list_body",
+    "non_json",
+    "empty_body",
+    "content_string",
+    "missing_message",
+    "error_body",
+    "nan_logprobs",
+    "positive_logprobs",
+    "empty_content",
+]
+
+
+@pytest.mark.parametrize("api", ["chat", "completions"])
+@pytest.mark.parametrize("kind", ["labels", "generate"])
+def test_malformed_bodies_are_one_line_errors(hashed, api, kind):
+    for fault in BAD_BODIES:
+        hashed.requests.clear()
+        hashed.default = fault
+        b = _backend(hashed, api=api, malformed_retries=1, logprobs="require")
+        req = Request(kind=kind, text=b.format(LABEL_MSGS, "Answer:"), targets=list("ABCD"))
+        if api == "completions" and fault == "empty_content":
+            continue  # a chat-only shape
+        if kind == "generate" and fault in (
+            "nan_logprobs",
+            "positive_logprobs",
+            "content_string",
+            "empty_content",
+        ):
+            [resp] = b.run([req])  # generation asks no log-probs: these answers are fine for it
+            assert isinstance(resp.text, str)
+            continue
+        with pytest.raises(BackendError) as err:
+            b.run([req])
+        msg = str(err.value)
+        assert "malformed" in msg and hashed.url in msg and "\n" not in msg, (fault, msg)
+        assert len(hashed.requests) == 2, fault
+        # the same fault once is asked again and answered
+        hashed.default, hashed.faults = "ok", [fault]
+        [resp] = _backend(hashed, api=api, logprobs="require").run([req])
+        assert resp.fallback is None and (resp.logprobs if kind == "labels" else resp.text) is not None
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "m@notaurl",
+        "m@http://",
+        "m@ftp://x",
+        "m@http://127.0.0.1:99999/v1",
+        "m@http://host:port/v1",
+        "m@http://a b/v1",
+        "m@http://h/v1?key=1",
+        "@http://localhost:1/v1",
+        "m@https://user:pw-9876@:80/v1",
+    ],
+)
+def test_malformed_base_url_is_a_one_line_error(spec):
+    with pytest.raises(BackendError) as err:
+        load_backend(f"openai:{spec}")
+    assert "\n" not in str(err.value) and "pw-9876" not in str(err.value)
+
+
+def test_bad_base_url_from_the_environment_names_the_variable(monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "localhost:8000/v1")
+    with pytest.raises(BackendError, match="OPENAI_BASE_URL"):
+        load_backend("openai:m")
+
+
+def test_label_outside_top_k_is_bounded_and_marked(hashed):
+    b = _backend(hashed)
+    reqs = _label_reqs(b, 8)
+    hashed.default = "partial_labels_in_top"
+    resps = b.label_logprobs(reqs)
+    for req, resp in zip(reqs, resps, strict=True):
+        assert resp.fallback is None and len(resp.meta["missing"]) == 1
+        assert resp.meta["missing_rule"].startswith("upper bound")
+        i = "ABCD".index(resp.meta["missing"][0])
+        others = [v for j, v in enumerate(resp.logprobs) if j != i]
+        assert resp.logprobs[i] < min(others) and resp.logprobs[i] <= 0  # below every returned label
+        assert _choice(resp) == _expected_choice(b, req)  # the choice itself is exact
+
+
+def test_no_label_in_top_k_is_answered_by_generation_and_marked(hashed):
+    b = _backend(hashed)
+    reqs = _label_reqs(b, 5)
+    hashed.default = "no_labels_in_top"
+    resps = b.label_logprobs(reqs)
+    assert all(r.fallback == FALLBACK_NOT_IN_TOP and r.logprobs is None for r in resps)
+    assert [_choice(r) for r in resps] == [_expected_choice(b, q) for q in reqs]
+
+
+PASSWORD = "hunter2-Passw0rd"
+
+
+def test_url_credentials_are_sent_but_never_shown(hashed):
+    url = hashed.url.replace("http://", f"http://alice:{PASSWORD}@")
+    b = load_backend(f"openai:tiny-model@{url}", backoff_base=0.01, max_retries=1)
+    other = load_backend(f"openai:tiny-model@{url.replace(PASSWORD, 'another-one')}")
+    assert (
+        b.identity()
+        == other.identity()
+        == {"backend": "openai", "model": "tiny-model", "base_url": hashed.url}
+    )
+    for text in (json.dumps(b.identity()), json.dumps(b.describe()), repr(b), repr(vars(b)), str(vars(b))):
+        assert PASSWORD not in text and "alice" not in text
+    b.generate([Request(kind="generate", text="hi")])
+    assert hashed.requests[-1]["auth"] == "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    hashed.default = "http:500:0"
+    with pytest.raises(BackendError) as err:
+        b.generate([Request(kind="generate", text="hi")])
+    assert PASSWORD not in str(err.value) and "alice" not in str(err.value)
+
+
+def test_error_body_echoing_the_key_is_redacted(hashed, monkeypatch):
+    hashed.default = "echo_key"
+    for env, key in (("OPENAI_API_KEY", SECRET), ("MY_KEY", "plain-looking-secret-value")):
+        monkeypatch.setenv(env, key)
+        b = _backend(hashed, api_key_env=env)
+        with pytest.raises(BackendError) as err:
+            b.generate([Request(kind="generate", text="hi")])
+        msg = str(err.value)
+        assert "HTTP 401" in msg and key not in msg and "***" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("spec", ["gpt-4o-mini", "gpt-4o-mini@https://api.openai.com/v1"])
+def test_hosted_api_without_key_says_so(spec, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    b = load_backend(f"openai:{spec}")
+    assert b.identity()["base_url"] == "https://api.openai.com/v1"
+    with pytest.raises(BackendError) as err:
+        b.generate([Request(kind="generate", text="hi")])
+    msg = str(err.value)
+    assert msg.startswith("OPENAI_API_KEY is not set") and "export OPENAI_API_KEY" in msg
+    assert "cannot reach" not in msg and b.stats["http_requests"] == 0
+    assert b.generate([]) == []  # nothing to ask: no key needed (a fully cached run)
+
+
+def test_local_server_needs_no_key_but_a_401_says_the_key_is_missing(hashed, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    b = _backend(hashed)
+    assert b.generate([Request(kind="generate", text="hi")])[0].text
+    hashed.default = "http:401"
+    with pytest.raises(BackendError, match="HTTP 401.*OPENAI_API_KEY is not set"):
+        b.generate([Request(kind="generate", text="hi")])
+
+
+def test_retry_after_is_capped_and_retries_are_bounded(hashed):
+    hashed.faults = ["http:429:100"]  # a 100 s Retry-After waits at most backoff_max
+    b = _backend(hashed, backoff_max=0.2, max_retries=2)
+    t0 = time.monotonic()
+    assert b.generate([Request(kind="generate", text="hi")])[0].text
+    assert time.monotonic() - t0 < 3
+    hashed.requests.clear()
+    hashed.default = "http:503:0"
+    with pytest.raises(BackendError, match="HTTP 503 after 3 attempts"):
+        b.generate([Request(kind="generate", text="hi")])
+    assert len(hashed.requests) == 3
+
+
+def test_timeouts_and_resets_are_retried_then_fail_clearly(hashed):
+    b = _backend(hashed, timeout=0.4, max_retries=2)
+    hashed.faults = ["delay:1.5", "reset"]
+    [resp] = b.generate([Request(kind="generate", text="hi")])
+    assert resp.text and len(hashed.requests) == 3
+    hashed.faults, hashed.default = [], "delay:1.5"
+    t0 = time.monotonic()
+    with pytest.raises(BackendError) as err:
+        b.generate([Request(kind="generate", text="hi")])
+    assert "no answer within 0.4 s" in str(err.value) and "after 3 attempts" in str(err.value)
+    assert time.monotonic() - t0 < 4
+    hashed.default = "delay:0.2"  # slow but within the timeout: fine
+    assert b.generate([Request(kind="generate", text="hi")])[0].text
+
+
+def test_malformed_echo_is_an_error_not_a_score(hashed):
+    b = _backend(hashed, api="completions", malformed_retries=1)
+    req = Request(kind="continuations", text="Capital of Morocco?\nAnswer:", targets=[" Rabat", " Fes"])
+    hashed.default = "bad_echo"
+    with pytest.raises(BackendError, match="cannot be positive"):
+        b.continuation_logprobs([req])
+    hashed.default = "choices_empty"
+    with pytest.raises(BackendError, match="choices"):
+        b.continuation_logprobs([req])

@@ -1,11 +1,19 @@
 """Any OpenAI-compatible HTTP server (vLLM, llama.cpp server, SGLang, TGI, OpenAI...).
 
 Spec: ``openai:MODEL@BASE_URL`` (``openai:llama3@http://localhost:8000/v1``); without ``@URL`` the
-base URL comes from ``$OPENAI_BASE_URL`` or defaults to ``https://api.openai.com/v1``.
+base URL comes from ``$OPENAI_BASE_URL`` or defaults to ``https://api.openai.com/v1``. The base URL
+must be ``http(s)://HOST[:PORT][/PATH]`` (no query or fragment); anything after the last ``@`` that is
+not such a URL is an error, so a model name containing ``@`` needs an explicit URL.
 
-The API key is read from the environment at request time (``$OPENAI_API_KEY`` or the variable
-named by option ``api_key_env``) and is never stored: the identity (cache key, config.json) is
-the base URL and the model name only.
+Secrets: the API key is read from the environment at request time (``$OPENAI_API_KEY`` or the
+variable named by option ``api_key_env``) and is never stored. Credentials in the base URL
+(``https://user:pass@host/v1``) are sent as HTTP basic auth (unless an API key is set) but never
+appear in :meth:`OpenAIBackend.identity` (config.json, the report, the cache key: scheme, host, port
+and path only, so another password gives the same identity), in an error message or in a repr.
+Error bodies are redacted (the key, ``Bearer ...`` and ``sk-...`` tokens become ``***``) before
+they reach a message. A hosted API (``api.openai.com`` and a few other known hosts) needs a key: if
+the variable is unset, the first request that would be sent fails with ``OPENAI_API_KEY is not
+set``; a local server needs none.
 
 What ``Request.text`` holds (so the response cache key covers exactly what is sent):
 
@@ -21,22 +29,42 @@ What ``Request.text`` holds (so the response cache key covers exactly what is se
 Request kinds:
 
 * labels -- one token with the top log-probs (``/completions`` with ``logprobs=K`` or
-  ``/chat/completions`` with ``logprobs=true, top_logprobs=K``). A target matches a returned token
-  whose text equals it after stripping whitespace ("A" and " A" are combined by log-sum-exp, as in
-  the llama.cpp backend); a target absent from the top K gets a floor (option ``missing_logprob``;
-  by default one nat below the smallest returned log-prob) and is listed in ``meta["missing"]``.
-  When the server returns no log-probs at all the backend generates instead (``max_tokens`` of the
-  request) and returns ``Response(text=...)``; ``scoring.score_choice`` parses such a response like
-  a generation. ``meta["fallback"] == "generate"`` marks it.
+  ``/chat/completions`` with ``logprobs=true, top_logprobs=K``); see :func:`match_targets` for how
+  targets are matched and what a target absent from the top K gets. Option ``logprobs`` says what
+  happens when the server returns no log-probs:
+
+  - ``auto`` (default): decided once per backend instance, before any concurrency, under a lock:
+    the first label request of the first batch is sent alone. An answer with log-probs settles it
+    (supported); a well-formed answer without log-probs is asked once more and, if it again has
+    none, settles it the other way (unsupported). From then on every label request is treated the
+    same way, whatever the timing: when supported, an answer without log-probs is malformed (retried,
+    then an error); when unsupported, every label request is answered by generation (``max_tokens``
+    of the request) and marked ``Response.fallback = "generate: server returned no log-probs"``
+    (``scoring.score_choice`` parses the text; the runner counts the fallbacks).
+  - ``require``: an answer without log-probs is malformed (retried, then an error).
+  - ``off``: every label request is answered by generation, marked ``"generate: logprobs=off"``.
+
+  If none of a request's targets is among the returned top K, the answer says nothing about the
+  options: that request is answered by generation and marked
+  ``"generate: no option label among the top-K log-probs"``.
 * continuations -- ``/completions`` with ``echo=true, logprobs=0, max_tokens=1`` and one prompt per
   option (context + option); the option's tokens are found by ``text_offset``. Needs
   ``api="completions"`` (a chat endpoint cannot score raw text) and a server that echoes prompt
   log-probs (vLLM does); otherwise a BackendError says so.
 * generate -- chat or completions, ``temperature`` from the request.
 
+Malformed answers (a body that is not a JSON object, ``choices`` empty or ``[null]``, missing
+fields, ``logprobs.content`` of the wrong type, NaN or positive log-probs, an ``error`` object in a
+200 answer...) are never returned as if they were the kind asked: each is asked again (at most
+``malformed_retries`` times, with backoff), then the batch fails with a one-line BackendError naming
+the model, the URL and what was wrong.
+
 HTTP: httpx.AsyncClient, at most ``concurrency`` requests in flight, ``timeout`` seconds per
-request, retries on 408/429/5xx and transport errors with exponential backoff and jitter (a
-``Retry-After`` header wins), at most ``max_retries`` retries per request.
+request (a deadline on the whole answer, so a server trickling bytes cannot stall a run), retries on
+408/429/5xx, transport errors and timeouts with exponential backoff and jitter (a ``Retry-After``
+header wins, capped at ``backoff_max``), at most ``max_retries`` retries per request. When a request
+fails for good the requests of its batch not yet sent are not sent, and the answers that did come
+back are returned in a :class:`~culturelens.backends.base.PartialBatchError` so the runner caches them.
 """
 
 from __future__ import annotations
@@ -44,22 +72,51 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import email.utils
+import functools
 import json
 import math
 import os
 import random
 import re
+import ssl
+import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
-from culturelens.backends.base import Backend, BackendError, logsumexp, plain_format, register
+from culturelens.backends.base import (
+    Backend,
+    BackendError,
+    PartialBatchError,
+    logsumexp,
+    plain_format,
+    register,
+)
+from culturelens.redact import redact
 from culturelens.schema import Message, Request, Response
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _RETRY_STATUS = {408, 429}
+#: hosted APIs that always need a key (suffix match on the host name)
+_KEYED_HOSTS = (
+    "api.openai.com",
+    ".openai.azure.com",
+    "api.groq.com",
+    "api.together.xyz",
+    "openrouter.ai",
+    "api.mistral.ai",
+    "api.deepseek.com",
+    "api.fireworks.ai",
+    "generativelanguage.googleapis.com",
+)
+FALLBACK_NO_LOGPROBS = "generate: server returned no log-probs"
+FALLBACK_OFF = "generate: logprobs=off"
+FALLBACK_NOT_IN_TOP = "generate: no option label among the top-K log-probs"
+_LOGPROB_TOLERANCE = 1e-6  # rounding: a log-prob up to this far above 0 is read as 0
 _T = TypeVar("_T")
 
 
@@ -71,16 +128,87 @@ class HTTPStatusError(BackendError):
         self.status = status
 
 
-def parse_spec(spec: str) -> tuple[str, str]:
-    """``MODEL@BASE_URL`` -> (model, base_url); the split is at the ``@`` before ``http(s)://``."""
-    m = re.match(r"^(?P<model>.*?)@(?P<url>https?://.+)$", spec)
+class MalformedAnswer(Exception):
+    """An answer that is not what was asked; the message says what is wrong (retried, then fatal)."""
+
+
+class _Stopped(Exception):
+    """Another request of the batch failed for good: this one ends without asking (again)."""
+
+
+@dataclass(frozen=True)
+class BaseURL:
+    """A validated base URL. ``public`` has no credentials; they are kept out of every repr."""
+
+    public: str  # scheme://host[:port][/path], lower-case scheme and host, no trailing slash
+    host: str
+    user: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+
+def _split_spec(spec: str) -> tuple[str, str, str]:
+    """``MODEL@BASE_URL`` -> (model, raw url, where the url came from)."""
+    m = re.match(r"^(?P<model>.*?)@(?P<url>[A-Za-z][A-Za-z0-9+.-]*://.*)$", spec, re.S)
     if m:
-        model, url = m.group("model"), m.group("url")
+        model, url, source = m.group("model"), m.group("url"), "spec"
+    elif "@" in spec:
+        tail = spec.rpartition("@")[2]
+        raise BackendError(
+            f"openai spec: {redact(tail)!r} after '@' is not a base URL; use openai:MODEL@http(s)://HOST[:PORT]/v1"
+            " (a model name containing '@' needs an explicit URL)"
+        )
+    elif os.environ.get("OPENAI_BASE_URL"):
+        model, url, source = spec, os.environ["OPENAI_BASE_URL"], "OPENAI_BASE_URL"
     else:
-        model, url = spec, os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-    if not model:
-        raise BackendError(f"openai spec {spec!r} names no model: use openai:MODEL@BASE_URL")
-    return model, url.rstrip("/")
+        model, url, source = spec, DEFAULT_BASE_URL, "default"
+    if not model.strip():
+        raise BackendError("openai spec names no model: use openai:MODEL@BASE_URL")
+    return model, url, source
+
+
+def parse_base_url(url: str, source: str = "spec") -> BaseURL:
+    """Validate ``url`` (``http(s)://HOST[:PORT][/PATH]``) and split off its credentials."""
+    where = "$OPENAI_BASE_URL" if source == "OPENAI_BASE_URL" else "base URL"
+    shown = redact(url.strip())
+
+    def bad(why: str) -> BackendError:
+        return BackendError(
+            f"{where} {shown!r} {why}; expected http(s)://HOST[:PORT][/PATH], e.g. http://localhost:8000/v1"
+        )
+
+    url = url.strip()
+    if any(ch.isspace() for ch in url):
+        raise bad("contains whitespace")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:
+        raise bad(f"is malformed ({redact(str(exc))})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise bad(f"has scheme {scheme + '://' if scheme else 'none'}, not http:// or https://")
+    if not host:
+        raise bad("names no host")
+    if parts.query or parts.fragment:
+        raise bad("has a query or fragment")
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != {"http": 80, "https": 443}[scheme]:
+        netloc += f":{port}"
+    public = f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+    return BaseURL(public=public, host=host, user=parts.username or None, password=parts.password or None)
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """``MODEL@BASE_URL`` -> (model, public base URL without credentials); BackendError if malformed."""
+    model, url, source = _split_spec(spec)
+    return model, parse_base_url(url, source).public
+
+
+def needs_key(host: str) -> bool:
+    """Whether ``host`` is a hosted API that always needs an API key."""
+    host = host.lower().rstrip(".")
+    return any(host == h.lstrip(".") or (h.startswith(".") and host.endswith(h)) for h in _KEYED_HOSTS)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -88,12 +216,14 @@ def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
     return max(0.0, when.timestamp() - time.time())
 
@@ -109,8 +239,15 @@ def match_targets(
     """Map a top-K list of (token text, log-prob) to per-target log-probs.
 
     Exact matches after stripping whitespace are combined by log-sum-exp. A target with no exact
-    match takes tokens that are a prefix of it and of no other target ("Ye" for "Yes"). Targets still
-    missing get ``floor`` (default: one nat below the smallest returned log-prob) and are returned.
+    match takes tokens that are a prefix of it and of no other target ("Ye" for "Yes").
+
+    A target still missing is not in the top K, so its log-prob is unknown but bounded: the list
+    holds the K most likely tokens, so the target's is at most the smallest returned value. Missing
+    targets get that upper bound (one float step below it, so a returned target always ranks above a
+    missing one and the chosen option is exact whenever one target was returned), or ``floor`` when
+    the caller gives one (option ``missing_logprob``); they are returned so the caller records them.
+    When no target at all was returned the values say nothing about the options (the backend then
+    answers that request by generation instead, marked as a fallback).
     """
     out: list[float | None] = []
     for t in targets:
@@ -124,11 +261,254 @@ def match_targets(
                 and key.startswith(tok.strip())
                 and not any(o.strip().startswith(tok.strip()) for o in targets if o.strip() != key)
             ]
-        out.append(logsumexp(vals) if vals else None)
+        out.append(min(0.0, logsumexp(vals)) if vals else None)
     missing = [t for t, v in zip(targets, out, strict=True) if v is None]
     if missing and floor is None:
-        floor = (min(lp for _, lp in top) - 1.0) if top else -100.0
+        floor = missing_bound(top)
     return [floor if v is None else v for v in out], missing  # type: ignore[misc]
+
+
+def missing_bound(top: Sequence[tuple[str, float]]) -> float:
+    """Upper bound on the log-prob of a token outside ``top`` (see :func:`match_targets`)."""
+    if not top:
+        return -100.0
+    return math.nextafter(min(lp for _, lp in top), -math.inf)
+
+
+# --- answer parsing: every function raises MalformedAnswer on anything unexpected ------------------
+def _logprob(value: Any, where: str) -> float:
+    """A log-prob from an answer: a finite number <= 0 (rounding tolerated); -inf is returned as is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedAnswer(f"{where} is {_one_line(json.dumps(value), 40)}, not a number")
+    v = float(value)
+    if math.isnan(v):
+        raise MalformedAnswer(f"{where} is NaN")
+    if v > _LOGPROB_TOLERANCE:
+        raise MalformedAnswer(f"{where} is {v:g} (a log-probability cannot be positive)")
+    return min(v, 0.0)
+
+
+def _first_choice(data: Any) -> dict[str, Any]:
+    if isinstance(data, list):
+        raise MalformedAnswer("the body is a JSON list, not an object")
+    if not isinstance(data, dict):
+        raise MalformedAnswer(f"the body is a JSON {type(data).__name__}, not an object")
+    if data.get("error") is not None:
+        raise MalformedAnswer(f"the body carries an error: {_one_line(json.dumps(data['error']), 160)}")
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        raise MalformedAnswer(
+            "no 'choices' list" if choices is None else f"'choices' is a {type(choices).__name__}"
+        )
+    if not choices:
+        raise MalformedAnswer("'choices' is empty")
+    first = min(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
+    if not isinstance(first, dict):
+        raise MalformedAnswer(f"choices[0] is {_one_line(json.dumps(first), 40)}, not an object")
+    return first
+
+
+def _top_pairs(entries: Any, where: str) -> list[tuple[str, float]]:
+    """(token, log-prob) pairs from a chat ``top_logprobs`` list."""
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise MalformedAnswer(f"{where} is a {type(entries).__name__}, not a list")
+    out = []
+    for j, e in enumerate(entries):
+        if not isinstance(e, dict) or not isinstance(e.get("token"), str):
+            raise MalformedAnswer(f"{where}[{j}] has no token")
+        out.append((e["token"], _logprob(e.get("logprob"), f"{where}[{j}].logprob")))
+    return out
+
+
+def chat_top(data: Any) -> list[tuple[str, float]] | None:
+    """Top log-probs of the first generated token of a chat completion; None when the (otherwise
+    well-formed) answer carries no log-probs."""
+    choice = _first_choice(data)
+    lp = choice.get("logprobs")
+    if lp is None or (isinstance(lp, dict) and lp.get("content") is None) or lp == {}:
+        _chat_message_text(choice)  # a well-formed answer without log-probs still has a message
+        return None
+    if not isinstance(lp, dict):
+        raise MalformedAnswer(f"'logprobs' is a {type(lp).__name__}, not an object")
+    content = lp.get("content")
+    if not isinstance(content, list):
+        raise MalformedAnswer(f"'logprobs.content' is a {type(content).__name__}, not a list")
+    if not content:
+        _chat_message_text(choice)
+        return None
+    first = content[0]
+    if not isinstance(first, dict) or not isinstance(first.get("token"), str):
+        raise MalformedAnswer("'logprobs.content[0]' has no token")
+    pairs = _top_pairs(first.get("top_logprobs"), "logprobs.content[0].top_logprobs")
+    pairs.append((first["token"], _logprob(first.get("logprob"), "logprobs.content[0].logprob")))
+    return _usable(pairs)
+
+
+def completion_top(data: Any) -> list[tuple[str, float]] | None:
+    """Top log-probs of the first generated token of a legacy completion; None when absent."""
+    choice = _first_choice(data)
+    lp = choice.get("logprobs")
+    if lp is None or lp == {}:
+        _completion_text(choice)
+        return None
+    if not isinstance(lp, dict):
+        raise MalformedAnswer(f"'logprobs' is a {type(lp).__name__}, not an object")
+    tops, tokens, values = lp.get("top_logprobs"), lp.get("tokens"), lp.get("token_logprobs")
+    if tops is None and tokens is None and values is None:
+        _completion_text(choice)
+        return None
+    pairs: list[tuple[str, float]] = []
+    if tops is not None:
+        if not isinstance(tops, list) or (tops and not isinstance(tops[0], dict | None)):
+            raise MalformedAnswer("'logprobs.top_logprobs' is not a list of objects")
+        if tops and tops[0]:
+            for tok, v in tops[0].items():
+                pairs.append((str(tok), _logprob(v, f"logprobs.top_logprobs[0][{tok!r}]")))
+    if tokens is not None or values is not None:
+        if not isinstance(tokens, list) or not isinstance(values, list) or len(tokens) != len(values):
+            raise MalformedAnswer(
+                "'logprobs.tokens' and 'logprobs.token_logprobs' are not lists of one length"
+            )
+        if tokens:
+            if not isinstance(tokens[0], str):
+                raise MalformedAnswer("'logprobs.tokens[0]' is not a string")
+            pairs.append((tokens[0], _logprob(values[0], "logprobs.token_logprobs[0]")))
+    if not pairs:
+        _completion_text(choice)
+        return None
+    return _usable(pairs)
+
+
+def _usable(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Drop impossible tokens (-inf) and repeats; an answer whose tokens are all impossible is malformed."""
+    out = _dedupe([(t, v) for t, v in pairs if v != -math.inf])
+    if not out:
+        raise MalformedAnswer("every returned log-prob is -inf")
+    return out
+
+
+def _chat_message_text(choice: dict[str, Any]) -> str:
+    msg = choice.get("message")
+    if not isinstance(msg, dict):
+        raise MalformedAnswer("choices[0] has no 'message' object")
+    content = msg.get("content")
+    if content is None and isinstance(choice.get("finish_reason"), str):
+        return ""  # a complete answer with no text (e.g. every token spent on reasoning)
+    if not isinstance(content, str):
+        raise MalformedAnswer("choices[0].message has no 'content' string")
+    return content
+
+
+def _completion_text(choice: dict[str, Any]) -> str:
+    text = choice.get("text")
+    if not isinstance(text, str):
+        raise MalformedAnswer("choices[0] has no 'text' string")
+    return text
+
+
+def chat_text(data: Any) -> str:
+    return _chat_message_text(_first_choice(data))
+
+
+def completion_text(data: Any) -> str:
+    return _completion_text(_first_choice(data))
+
+
+def completion_tokens(data: Any) -> list[int] | None:
+    usage = data.get("usage") if isinstance(data, dict) else None
+    n = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    return [n] if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
+
+
+def echo_logprobs(data: Any, text: str, prompts: Sequence[str]) -> tuple[list[float], list[int]]:
+    """Summed log-prob and token count of each continuation from an ``echo`` answer."""
+    _first_choice(data)  # the body's shape (raises with the right words)
+    choices = data["choices"]
+    if len(choices) != len(prompts):
+        raise MalformedAnswer(f"{len(choices)} choices for {len(prompts)} prompts")
+    if not all(isinstance(c, dict) for c in choices):
+        raise MalformedAnswer("a choice is not an object")
+    indices = [c.get("index", i) for i, c in enumerate(choices)]
+    if sorted(indices) != list(range(len(prompts))):
+        raise MalformedAnswer(f"choice indices {indices} are not 0..{len(prompts) - 1}")
+    lps, ns = [], []
+    for i, prompt in enumerate(prompts):
+        choice = choices[indices.index(i)]
+        lp = choice.get("logprobs")
+        if not isinstance(lp, dict) or not lp.get("tokens") or not lp.get("token_logprobs"):
+            raise MalformedAnswer("no prompt log-probs (the server does not echo them)")
+        tokens, values = lp["tokens"], lp["token_logprobs"]
+        if (
+            not isinstance(tokens, list)
+            or not isinstance(values, list)
+            or len(tokens) != len(values)
+            or not all(isinstance(t, str) for t in tokens)
+        ):
+            raise MalformedAnswer("'tokens' and 'token_logprobs' are not lists of one length")
+        offsets = lp.get("text_offset")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != len(tokens)
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        ):
+            offsets, pos = [], 0
+            for tok in tokens:
+                offsets.append(pos)
+                pos += len(tok)
+        ends = [*offsets[1:], offsets[-1] + len(tokens[-1])]
+        start, stop = len(text), len(prompt)
+        total, n = 0.0, 0
+        for j, (off, end, value) in enumerate(zip(offsets, ends, values, strict=True)):
+            # continuation tokens (a token straddling the boundary counts as the option's)
+            if off < stop and end > start and stop > start:
+                if value is None:
+                    raise MalformedAnswer(f"a null log-prob inside continuation {i}")
+                v = _logprob(value, f"token_logprobs[{j}] of continuation {i}")
+                if v == -math.inf:
+                    raise MalformedAnswer(f"token_logprobs[{j}] of continuation {i} is -inf")
+                total += v
+                n += 1
+        if stop > start and n == 0:
+            raise MalformedAnswer(f"no token of continuation {i} in the echoed prompt (offsets do not match)")
+        lps.append(total)
+        ns.append(n)
+    return lps, ns
+
+
+def _guard(parse: Callable[[Any], _T]) -> Callable[[Any], _T]:
+    """``parse`` with any type surprise in the answer reported as a malformed answer."""
+
+    def safe(data: Any) -> _T:
+        try:
+            return parse(data)
+        except MalformedAnswer:
+            raise
+        except (TypeError, KeyError, IndexError, AttributeError, ValueError) as exc:
+            raise MalformedAnswer(
+                f"unexpected shape ({type(exc).__name__}: {_one_line(str(exc), 80)})"
+            ) from None
+
+    return safe
+
+
+@dataclass
+class _Session:
+    """One batch: its HTTP client and the flag that stops its other requests after a failure."""
+
+    client: httpx.AsyncClient
+    stop: asyncio.Event
+
+
+def _option(name: str, value: Any, conv: Callable[[Any], _T], check: Callable[[_T], bool], want: str) -> _T:
+    try:
+        out = conv(value)
+    except (TypeError, ValueError):
+        out = None
+    if out is None or not check(out):
+        raise BackendError(f"openai option {name}={value!r}: expected {want}")
+    return out
 
 
 @register
@@ -140,32 +520,65 @@ class OpenAIBackend(Backend):
         concurrency: int = 8,
         timeout: float = 60.0,
         max_retries: int = 5,
+        malformed_retries: int = 2,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         api_key_env: str = "OPENAI_API_KEY",
         top_logprobs: int = 20,
         missing_logprob: float | None = None,
         prefix_mode: str = "continue",
-        **_: Any,
+        logprobs: str = "auto",
     ):
-        self.model, self.base_url = parse_spec(spec)
+        model, url, source = _split_spec(spec)
+        self.model = model
+        self._url = parse_base_url(url, source)
+        self.base_url = self._url.public  # never holds credentials
         if api not in ("chat", "completions"):
             raise BackendError(f"api must be 'chat' or 'completions', not {api!r}")
         if prefix_mode not in ("continue", "append", "drop"):
             raise BackendError(f"prefix_mode must be continue, append or drop, not {prefix_mode!r}")
+        if logprobs not in ("auto", "require", "off"):
+            raise BackendError(f"logprobs must be auto, require or off, not {logprobs!r}")
+        if not isinstance(api_key_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+            raise BackendError(f"api_key_env must name an environment variable, not {api_key_env!r}")
+        positive = "a positive number"
         self.api = api
         self.prefix_mode = prefix_mode
-        self.concurrency = max(1, int(concurrency))
-        self.timeout = float(timeout)
-        self.max_retries = max(0, int(max_retries))
-        self.backoff_base = float(backoff_base)
-        self.backoff_max = float(backoff_max)
+        self.logprobs = logprobs
+        self.concurrency = _option("concurrency", concurrency, int, lambda v: v >= 1, "an integer >= 1")
+        self.timeout = _option("timeout", timeout, float, lambda v: 0 < v < math.inf, positive)
+        self.max_retries = _option("max_retries", max_retries, int, lambda v: 0 <= v <= 50, "0..50")
+        self.malformed_retries = _option(
+            "malformed_retries", malformed_retries, int, lambda v: 0 <= v <= 20, "0..20"
+        )
+        self.backoff_base = _option(
+            "backoff_base", backoff_base, float, lambda v: 0 <= v < math.inf, positive
+        )
+        self.backoff_max = _option(
+            "backoff_max", backoff_max, float, lambda v: 0 <= v <= 600, "0..600 seconds"
+        )
         self.api_key_env = api_key_env  # the variable's name, never its value
-        self.top_logprobs = int(top_logprobs)
-        self.missing_logprob = missing_logprob
+        self.top_logprobs = _option("top_logprobs", top_logprobs, int, lambda v: 0 <= v <= 100, "0..100")
+        self.missing_logprob = (
+            None
+            if missing_logprob is None
+            else _option(
+                "missing_logprob", missing_logprob, float, lambda v: -math.inf < v <= 0, "a number <= 0"
+            )
+        )
         self.chat_template_source = "server" if api == "chat" else "plain"
-        self.logprobs_supported: bool | None = None  # learnt from the first label answer
-        self.stats = {"http_requests": 0, "retries": 0}
+        #: whether the server returns log-probs (decided once, see the module docstring)
+        self._lp_supported: bool | None = {"require": True, "off": False}.get(logprobs)
+        self._decide_lock = threading.Lock()
+        self.stats = {"http_requests": 0, "retries": 0, "malformed": 0}
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, api={self.api!r})"
+
+    @property
+    def logprobs_supported(self) -> bool | None:
+        """True / False once decided (``logprobs`` option or the first label answer), else None."""
+        return self._lp_supported
 
     # --- identity and formatting ---------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
@@ -200,108 +613,256 @@ class OpenAIBackend(Backend):
             body.update(continue_final_message=True, add_generation_prompt=False)
         return body
 
+    # --- secrets -------------------------------------------------------------------------------------
+    def _key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or None
+
+    def _clean(self, text: str, limit: int = 200) -> str:
+        """One line, with the key, URL credentials and token-shaped strings masked."""
+        secrets = [s for s in (self._key(), self._url.password, self._url.user) if s]
+        return _one_line(redact(str(text), secrets), limit)
+
+    def _key_hint(self) -> str:
+        return (
+            f"{self.api_key_env} is not set: export {self.api_key_env}=YOUR_KEY"
+            f" (or --model-opt api_key_env=NAME to read the key from another variable)"
+        )
+
+    def _require_key(self) -> None:
+        if needs_key(self._url.host) and not self._key():
+            raise BackendError(f"{self._key_hint()}; {self.base_url} needs an API key (model {self.model!r})")
+
     # --- HTTP ------------------------------------------------------------------------------------------
     def _client(self) -> httpx.AsyncClient:
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
+        key = self._key()
+        auth = None
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        elif self._url.user or self._url.password:
+            auth = httpx.BasicAuth(self._url.user or "", self._url.password or "")
         return httpx.AsyncClient(
             headers=headers,
+            auth=auth,
+            verify=_ssl_context(),
             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
             limits=httpx.Limits(max_connections=self.concurrency),
+            follow_redirects=False,
+            trust_env=False,
         )
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return min(retry_after, 600.0)
+            return min(retry_after, self.backoff_max)
         cap = min(self.backoff_max, self.backoff_base * 2**attempt)
         return cap / 2 + random.uniform(0, cap / 2)  # "equal jitter"
 
-    async def _post(self, client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _pause(self, sess: _Session, attempt: int, retry_after: float | None = None) -> None:
+        """Sleep before retry ``attempt + 1``; ends early (``_Stopped``) when the batch has failed."""
+        if sess.stop.is_set():
+            raise _Stopped
+        self.stats["retries"] += 1
+        try:
+            await asyncio.wait_for(sess.stop.wait(), self._delay(attempt, retry_after))
+        except TimeoutError:
+            return
+        raise _Stopped
+
+    async def _post(self, sess: _Session, path: str, body: dict[str, Any]) -> Any:
+        """POST with retries on transport errors, timeouts, 408/429/5xx; returns the decoded JSON
+        (raises MalformedAnswer for a 2xx body that is not JSON)."""
         url = f"{self.base_url}{path}"
         attempt = 0
         while True:
+            if sess.stop.is_set():
+                raise _Stopped
             self.stats["http_requests"] += 1
             retry_after: float | None = None
             try:
-                resp = await client.post(url, json=body)
-            except httpx.TransportError as exc:  # connect / read errors and timeouts
+                resp = await asyncio.wait_for(sess.client.post(url, json=body), self.timeout)
+            except (TimeoutError, httpx.TransportError) as exc:  # connect / read errors, timeouts
                 if attempt >= self.max_retries:
+                    what = (
+                        f"no answer within {self.timeout:g} s"
+                        if isinstance(exc, TimeoutError | httpx.TimeoutException)
+                        else f"{type(exc).__name__} {self._clean(str(exc), 120)}"
+                    )
                     raise BackendError(
-                        f"cannot reach {url}: {type(exc).__name__} {_one_line(str(exc), 120)}"
-                        f" (after {attempt + 1} attempts)"
+                        f"cannot reach {url} (model {self.model!r}): {what} (after {attempt + 1} attempts)"
                     ) from None
+            except httpx.HTTPError as exc:  # anything else httpx raises (decoding, protocol...)
+                raise BackendError(
+                    f"{url} (model {self.model!r}): {type(exc).__name__} {self._clean(str(exc), 120)}"
+                ) from None
             else:
                 status = resp.status_code
-                if status < 400:
+                if 200 <= status < 300:
                     try:
-                        return resp.json()
-                    except ValueError:
-                        raise BackendError(f"{url} answered HTTP {status} with invalid JSON") from None
-                detail = _one_line(resp.text)
+                        return json.loads(resp.content)
+                    except (ValueError, UnicodeDecodeError):
+                        raise MalformedAnswer(
+                            f"HTTP {status} with a body that is not JSON: {self._clean(resp.text, 80) or '(empty)'}"
+                        ) from None
+                detail = self._clean(resp.text)
+                if 300 <= status < 400 or status < 200:
+                    where = self._clean(resp.headers.get("location", ""), 120)
+                    raise HTTPStatusError(
+                        f"{url} answered HTTP {status}{f' (redirect to {where})' if where else ''}: "
+                        "give the server's final base URL",
+                        status,
+                    )
+                if status in (401, 403):
+                    hint = f"; {self._key_hint()}" if not self._key() else f" (check {self.api_key_env})"
+                    raise HTTPStatusError(f"{url} answered HTTP {status}: {detail}{hint}", status)
                 if status not in _RETRY_STATUS and status < 500:
-                    raise HTTPStatusError(f"{url} answered HTTP {status}: {detail}", status)
+                    raise HTTPStatusError(
+                        f"{url} answered HTTP {status} (model {self.model!r}): {detail}", status
+                    )
                 if attempt >= self.max_retries:
                     raise HTTPStatusError(
-                        f"{url} answered HTTP {status} after {attempt + 1} attempts: {detail}", status
+                        f"{url} answered HTTP {status} after {attempt + 1} attempts (model {self.model!r}): {detail}",
+                        status,
                     )
                 retry_after = retry_after_seconds(resp.headers.get("retry-after"))
-            self.stats["retries"] += 1
-            await asyncio.sleep(self._delay(attempt, retry_after))
+            await self._pause(sess, attempt, retry_after)
             attempt += 1
 
+    async def _ask(
+        self, sess: _Session, path: str, body: dict[str, Any], parse: Callable[[Any], _T], kind: str
+    ) -> _T:
+        """POST and parse; a malformed answer is asked again (``malformed_retries``), then fatal."""
+        parse = _guard(parse)
+        attempts = self.malformed_retries + 1
+        why = ""
+        for attempt in range(attempts):
+            try:
+                return parse(await self._post(sess, path, body))
+            except MalformedAnswer as exc:
+                why = self._clean(str(exc))
+            self.stats["malformed"] += 1
+            if attempt + 1 < attempts:
+                await self._pause(sess, attempt)
+        raise BackendError(
+            f"model {self.model!r} at {self.base_url} gave a malformed answer to a {kind} request "
+            f"({attempts} attempt{'s' if attempts > 1 else ''}): {why}"
+        )
+
     def _gather(
-        self, batch: Sequence[Request], fn: Callable[[httpx.AsyncClient, Request], Awaitable[_T]]
-    ) -> list[_T]:
-        async def main() -> list[_T]:
+        self, batch: Sequence[Request], fn: Callable[[_Session, Request], Awaitable[Response]]
+    ) -> list[Response]:
+        """Run ``fn`` over the batch, at most ``concurrency`` at a time. When a request fails for good
+        the others stop (no new request is sent) and the answers that came back are raised in a
+        :class:`PartialBatchError` (positions as in ``batch``)."""
+        if not batch:
+            return []
+        self._require_key()
+        done: dict[int, Response] = {}
+        errors: list[BaseException] = []
+
+        async def main() -> None:
+            sess = _Session(self._client(), asyncio.Event())
             sem = asyncio.Semaphore(self.concurrency)
-            async with self._client() as client:
 
-                async def one(req: Request) -> _T:
-                    async with sem:
-                        return await fn(client, req)
+            async def one(i: int, req: Request) -> None:
+                async with sem:
+                    if sess.stop.is_set():
+                        return
+                    try:
+                        done[i] = await fn(sess, req)
+                    except _Stopped:
+                        pass
+                    except BackendError as exc:
+                        errors.append(exc)
+                        sess.stop.set()
+                    except Exception as exc:  # noqa: BLE001 - never a traceback for a bad answer
+                        errors.append(
+                            BackendError(
+                                f"model {self.model!r} at {self.base_url}: {type(exc).__name__} "
+                                f"{self._clean(str(exc), 160)}"
+                            )
+                        )
+                        sess.stop.set()
 
-                return list(await asyncio.gather(*(one(r) for r in batch)))
+            async with sess.client:
+                await asyncio.gather(*(one(i, r) for i, r in enumerate(batch)))
 
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(main())
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # called from inside an event loop
-            return pool.submit(asyncio.run, main()).result()
+        _run_coroutine(main())
+        if errors:
+            if done:
+                raise PartialBatchError(str(errors[0]), dict(done))
+            raise errors[0]
+        return [done[i] for i in range(len(batch))]
 
     # --- the three request kinds ---------------------------------------------------------------------
     def label_logprobs(self, batch: Sequence[Request]) -> list[Response]:
-        return self._gather(batch, self._labels_one)
+        if not batch:
+            return []
+        first: list[Response] = []
+        with self._decide_lock:
+            if self._lp_supported is None:  # undecided: the first request decides, alone
+                first = self._gather(batch[:1], self._labels_one)
+                batch = batch[1:]
+        if not first:
+            return self._gather(batch, self._labels_one)
+        try:
+            return first + self._gather(batch, self._labels_one)
+        except PartialBatchError as exc:
+            raise PartialBatchError(
+                str(exc), {0: first[0], **{i + 1: r for i, r in exc.completed.items()}}
+            ) from None
+        except BackendError as exc:
+            raise PartialBatchError(str(exc), {0: first[0]}) from None
 
-    async def _labels_one(self, client: httpx.AsyncClient, req: Request) -> Response:
-        if self.logprobs_supported is False:
-            return await self._fallback(client, req)
+    def _labels_request(self, req: Request) -> tuple[str, dict[str, Any], Callable[[Any], Any]]:
         k = self.top_logprobs
         if self.api == "chat":
             body = {"model": self.model, **self._chat_payload(req.text), "max_tokens": 1, "temperature": 0}
             body.update(logprobs=True, top_logprobs=k)
-            data = await self._post(client, "/chat/completions", body)
-            top = _chat_top(data)
+            return "/chat/completions", body, chat_top
+        body = {"model": self.model, "prompt": req.text, "max_tokens": 1, "temperature": 0, "logprobs": k}
+        return "/completions", body, completion_top
+
+    async def _labels_one(self, sess: _Session, req: Request) -> Response:
+        if self._lp_supported is False:
+            reason = FALLBACK_OFF if self.logprobs == "off" else FALLBACK_NO_LOGPROBS
+            return await self._generated(sess, req, reason)
+        path, body, parse = self._labels_request(req)
+        if self._lp_supported is None:  # the deciding request (sent alone, under the decision lock)
+            top = await self._ask(sess, path, body, parse, "labels")
+            if top is None:  # one answer without log-probs could be a glitch: ask once more
+                top = await self._ask(sess, path, body, parse, "labels")
+            self._lp_supported = top is not None
+            if top is None:
+                return await self._generated(sess, req, FALLBACK_NO_LOGPROBS)
         else:
-            body = {"model": self.model, "prompt": req.text, "max_tokens": 1, "temperature": 0, "logprobs": k}
-            data = await self._post(client, "/completions", body)
-            top = _completion_top(data)
-        if not top:
-            self.logprobs_supported = False
-            return await self._fallback(client, req)
-        self.logprobs_supported = True
+            why = "logprobs=require" if self.logprobs == "require" else "this server returned them before"
+
+            def strict(data: Any) -> list[tuple[str, float]]:
+                got = parse(data)
+                if got is None:
+                    raise MalformedAnswer(f"no log-probs in the answer ({why})")
+                return got
+
+            top = await self._ask(sess, path, body, strict, "labels")
         values, missing = match_targets(top, req.targets, self.missing_logprob)
+        if req.targets and len(missing) == len(req.targets):
+            return await self._generated(sess, req, FALLBACK_NOT_IN_TOP)
         best = max(top, key=lambda p: p[1])
         meta: dict[str, Any] = {"top_token": best[0], "top_logprob": best[1], "logprob_source": self.api}
         if missing:
             meta["missing"] = missing
+            meta["missing_rule"] = (
+                "missing_logprob option"
+                if self.missing_logprob is not None
+                else "upper bound: smallest top-K log-prob"
+            )
         return Response(logprobs=values, meta=meta)
 
-    async def _fallback(self, client: httpx.AsyncClient, req: Request) -> Response:
-        resp = await self._generate_one(client, req)
-        resp.meta.update(fallback="generate", reason="server returned no log-probs")
+    async def _generated(self, sess: _Session, req: Request, reason: str) -> Response:
+        """A label request answered by generation: a deliberate fallback, marked as such."""
+        resp = await self._generate_one(sess, req)
+        resp.fallback = reason
+        resp.meta.update(fallback="generate", reason=reason)
         return resp
 
     def continuation_logprobs(self, batch: Sequence[Request]) -> list[Response]:
@@ -312,7 +873,7 @@ class OpenAIBackend(Backend):
             )
         return self._gather(batch, self._continuations_one)
 
-    async def _continuations_one(self, client: httpx.AsyncClient, req: Request) -> Response:
+    async def _continuations_one(self, sess: _Session, req: Request) -> Response:
         if not req.targets:
             return Response(logprobs=[], n_tokens=[])
         prompts = [req.text + t for t in req.targets]
@@ -326,97 +887,56 @@ class OpenAIBackend(Backend):
         }
         hint = f"cloze needs a server with echo + logprobs on /completions; {self.base_url} "
         try:
-            data = await self._post(client, "/completions", body)
+            lps, ns = await self._ask(
+                sess, "/completions", body, lambda d: echo_logprobs(d, req.text, prompts), "continuations"
+            )
         except HTTPStatusError as exc:
             if exc.status in (400, 404, 422, 501):
                 raise BackendError(hint + f"refused it ({exc})") from None
             raise
-        choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
-        if len(choices) != len(prompts):
-            raise BackendError(hint + f"returned {len(choices)} choices for {len(prompts)} prompts")
-        lps, ns = [], []
-        for prompt, choice in zip(prompts, choices, strict=True):
-            lp = choice.get("logprobs") or {}
-            tokens, token_lps = lp.get("tokens"), lp.get("token_logprobs")
-            if not tokens or not token_lps:
-                raise BackendError(hint + "returned no prompt log-probs")
-            offsets = lp.get("text_offset")
-            if not offsets or len(offsets) != len(tokens):
-                offsets, pos = [], 0
-                for tok in tokens:
-                    offsets.append(pos)
-                    pos += len(tok)
-            ends = [*offsets[1:], offsets[-1] + len(tokens[-1])]
-            start, stop = len(req.text), len(prompt)
-            total, n = 0.0, 0
-            for off, end, value in zip(offsets, ends, token_lps, strict=True):
-                # continuation tokens (a token straddling the boundary counts as the option's)
-                if off < stop and end > start and stop > start:
-                    if value is None:
-                        raise BackendError(hint + "returned a null log-prob inside the continuation")
-                    total += float(value)
-                    n += 1
-            lps.append(total)
-            ns.append(n)
+        except BackendError as exc:
+            if "echo" in str(exc):
+                raise BackendError(f"{exc}; {hint}does not seem to") from None
+            raise
         return Response(logprobs=lps, n_tokens=ns)
 
     def generate(self, batch: Sequence[Request]) -> list[Response]:
         return self._gather(batch, self._generate_one)
 
-    async def _generate_one(self, client: httpx.AsyncClient, req: Request) -> Response:
+    async def _generate_one(self, sess: _Session, req: Request) -> Response:
         common = {"model": self.model, "max_tokens": req.max_tokens, "temperature": req.temperature}
         if self.api == "chat":
-            data = await self._post(client, "/chat/completions", {**common, **self._chat_payload(req.text)})
-            choice = (data.get("choices") or [{}])[0]
-            text = (choice.get("message") or {}).get("content") or ""
+            body = {**common, **self._chat_payload(req.text)}
+            path, parse = "/chat/completions", chat_text
         else:
-            data = await self._post(client, "/completions", {**common, "prompt": req.text})
-            choice = (data.get("choices") or [{}])[0]
-            text = choice.get("text") or ""
-        usage = data.get("usage") or {}
-        n = usage.get("completion_tokens")
-        return Response(text=text, n_tokens=[int(n)] if isinstance(n, int) else None)
+            body = {**common, "prompt": req.text}
+            path, parse = "/completions", completion_text
+        text, n = await self._ask(sess, path, body, lambda d: (parse(d), completion_tokens(d)), "generate")
+        return Response(text=text, n_tokens=n)
 
 
-def _finite(value: Any) -> float | None:
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client (building one costs about 0.1 s, once per batch otherwise)."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run``, also from inside a running event loop (in a worker thread)."""
     try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)
+        return
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
 
 
-def _chat_top(data: dict[str, Any]) -> list[tuple[str, float]]:
-    """Top log-probs of the first generated token of a chat completion ([] when absent)."""
-    choice = (data.get("choices") or [{}])[0]
-    content = (choice.get("logprobs") or {}).get("content") or []
-    if not content:
-        return []
-    first = content[0]
-    pairs = [(e.get("token", ""), _finite(e.get("logprob"))) for e in first.get("top_logprobs") or []]
-    pairs.append((first.get("token", ""), _finite(first.get("logprob"))))
-    return _dedupe(pairs)
-
-
-def _completion_top(data: dict[str, Any]) -> list[tuple[str, float]]:
-    """Top log-probs of the first generated token of a legacy completion ([] when absent)."""
-    choice = (data.get("choices") or [{}])[0]
-    lp = choice.get("logprobs") or {}
-    tops = lp.get("top_logprobs") or []
-    pairs: list[tuple[str, float | None]] = []
-    if tops and isinstance(tops[0], dict):
-        pairs.extend((tok, _finite(v)) for tok, v in tops[0].items())
-    tokens, values = lp.get("tokens") or [], lp.get("token_logprobs") or []
-    if tokens and values:
-        pairs.append((tokens[0], _finite(values[0])))
-    return _dedupe(pairs)
-
-
-def _dedupe(pairs: Sequence[tuple[str, float | None]]) -> list[tuple[str, float]]:
+def _dedupe(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     """The chosen token repeats inside the top list: keep each (text, log-prob) once. Two distinct
     tokens with the same text keep both entries (their log-probs differ) and are summed later."""
     out: list[tuple[str, float]] = []
     for tok, v in pairs:
-        if v is not None and (tok, v) not in out:
+        if (tok, v) not in out:
             out.append((tok, v))
     return out

@@ -7,11 +7,16 @@ decorates it with :func:`register`; discovery imports every module of the packag
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib
+import io
+import json
 import os
 import pkgutil
+import re
+import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,39 +43,262 @@ class DatasetError(ValueError):
 #: row number of a CSV's first data row in error messages: the header is row 1, as a spreadsheet shows it
 CSV_FIRST_ROW = 2
 
+# a lone surrogate is what ``errors="surrogateescape"`` makes of a byte that is not UTF-8
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # survey files hold long cells (GlobalOpinionQA)
 
-def read_csv_rows(
-    path: Path, required: Sequence[str], first_row: int = CSV_FIRST_ROW
-) -> list[tuple[int, dict[str, str]]]:
-    """Every row of a CSV with a header as (row number, row), the first data row numbered
-    ``first_row``. Checks that the required columns exist and that no row has more cells than the
-    header; any problem is a :class:`DatasetError` naming the file, row and column."""
+
+def undecodable(text: str) -> str | None:
+    """``"byte 0xff"`` when ``text`` (decoded with ``surrogateescape``) holds a byte that is not UTF-8."""
+    m = _UNDECODABLE.search(text)
+    return f"byte 0x{ord(m.group()) - 0xDC00:02x}" if m else None
+
+
+def read_text(path: Path) -> str:
+    """A file's text, UTF-8 with an optional BOM; bytes that are not UTF-8 survive as lone surrogates
+    (see :func:`undecodable`) so the caller can say in which row and field they are."""
     if not path.is_file():
         raise DatasetError(path, "file not found")
     try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            for col in required:
-                if col not in header:
-                    raise DatasetError(
-                        path,
-                        f"missing column (header has: {', '.join(header)[:200]})",
-                        row=first_row - 1 if first_row > 1 else None,
-                        field=col,
-                    )
-            rows = []
-            for i, row in enumerate(reader, start=first_row):
-                if None in row:
-                    raise DatasetError(
-                        path, f"{len(header) + len(row[None])} cells for {len(header)} columns", row=i
-                    )
-                rows.append((i, row))
-            return rows
-    except UnicodeDecodeError as exc:
-        raise DatasetError(path, f"not UTF-8 text ({exc.reason})") from exc
+        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise DatasetError(path, f"cannot read ({exc.strerror or exc})") from exc
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def read_csv_records(path: Path, delimiter: str = ",") -> list[tuple[int, list[str]]]:
+    """Every non-blank record of a CSV as (row number, cells), the header numbered 1. A cell that is not
+    UTF-8 is a :class:`DatasetError` naming its row and column."""
+    text = read_text(path)
+    try:
+        records = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if r]
     except csv.Error as exc:
         raise DatasetError(path, f"malformed CSV ({exc})") from exc
+    header = records[0] if records else []
+    out = []
+    for rowno, cells in enumerate(records, start=1):
+        for j, cell in enumerate(cells):
+            bad = undecodable(cell)
+            if bad:
+                name = header[j] if rowno > 1 and j < len(header) and not undecodable(header[j]) else None
+                raise DatasetError(
+                    path, f"not UTF-8 text ({bad})", row=rowno, field=name or f"column {j + 1}"
+                )
+        out.append((rowno, cells))
+    return out
+
+
+def read_csv_rows(
+    path: Path,
+    required: Sequence[str],
+    first_row: int = CSV_FIRST_ROW,
+    delimiter: str = ",",
+    allow_empty: bool = False,
+) -> list[tuple[int, dict[str, str]]]:
+    """Every row of a CSV with a header as (row number, row), the first data row numbered
+    ``first_row``. Checks that the required columns exist, that no row has more cells than the header
+    (missing trailing cells read as empty) and, unless ``allow_empty``, that there is at least one data
+    row; any problem is a :class:`DatasetError` naming the file, row and column."""
+    records = read_csv_records(path, delimiter)
+    if not records:
+        raise DatasetError(path, "no items: the file is empty")
+    header = records[0][1]
+    header_row = first_row - 1 if first_row > 1 else None
+    for col in required:
+        if col not in header:
+            raise DatasetError(
+                path, f"missing column (header has: {', '.join(header)[:200]})", row=header_row, field=col
+            )
+    dup = next((h for i, h in enumerate(header) if h and h in header[:i]), None)
+    if dup is not None:
+        raise DatasetError(path, "column appears twice in the header", row=header_row, field=dup)
+    rows = []
+    for i, (_, cells) in enumerate(records[1:], start=first_row):
+        if len(cells) > len(header):
+            raise DatasetError(path, f"{len(cells)} cells for {len(header)} columns", row=i)
+        rows.append((i, {h: (cells[k] if k < len(cells) else "") for k, h in enumerate(header)}))
+    if not rows and not allow_empty:
+        raise DatasetError(path, "no items: the file has a header but no data rows")
+    return rows
+
+
+def _json_where(keypath: Sequence[str | int]) -> tuple[int | str | None, str | None]:
+    """Default location of a JSON fault: the top-level key or index is the row, the rest the field."""
+    if not keypath:
+        return None, None
+    rest = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keypath[1:]).lstrip(".")
+    return keypath[0], rest or None
+
+
+def _first_undecodable(
+    obj: Any, keypath: tuple[str | int, ...] = ()
+) -> tuple[tuple[str | int, ...], str] | None:
+    if isinstance(obj, str):
+        bad = undecodable(obj)
+        return (keypath, bad) if bad else None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            bad = undecodable(k)
+            if bad:
+                return (*keypath, k), bad
+            hit = _first_undecodable(v, (*keypath, k))
+            if hit:
+                return hit
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            hit = _first_undecodable(v, (*keypath, i))
+            if hit:
+                return hit
+    return None
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def parse_json(
+    path: Path,
+    text: str,
+    where: Callable[[Sequence[str | int]], tuple[int | str | None, str | None]] = _json_where,
+    row: int | None = None,
+) -> Any:
+    """Parse JSON text read with :func:`read_text`. Syntax errors, duplicate keys and bytes that are
+    not UTF-8 are a :class:`DatasetError`; ``where`` maps a fault's key path to (row, field), and
+    ``row`` (a JSON Lines line) overrides the row."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in items:
+            if k in out:
+                lines = [
+                    _line_of(text, m.start()) for m in re.finditer(re.escape(json.dumps(k)) + r"\s*:", text)
+                ]
+                at = f" (lines {lines[0]} and {lines[1]})" if len(lines) >= 2 and row is None else ""
+                raise DatasetError(path, f"duplicate key {k!r}{at}", row=row, field=k)
+            out[k] = v
+        return out
+
+    try:
+        obj = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        at = f"line {exc.lineno}, column {exc.colno}" if row is None else f"column {exc.colno}"
+        raise DatasetError(path, f"invalid JSON: {exc.msg} ({at})", row=row) from exc
+    except RecursionError as exc:
+        raise DatasetError(path, "invalid JSON: nested too deeply", row=row) from exc
+    hit = _first_undecodable(obj)
+    if hit:
+        keypath, bad = hit
+        r, field = where(keypath)
+        m = _UNDECODABLE.search(text)
+        at = f", line {_line_of(text, m.start())}" if m and row is None else ""
+        raise DatasetError(
+            path, f"not UTF-8 text ({bad}{at})", row=row if row is not None else r, field=field
+        )
+    return obj
+
+
+def read_json(
+    path: Path, where: Callable[[Sequence[str | int]], tuple[int | str | None, str | None]] = _json_where
+) -> Any:
+    """A JSON file, checked as :func:`parse_json` does; an empty file is ``no items``."""
+    text = read_text(path)
+    if not text.strip():
+        raise DatasetError(path, "no items: the file is empty")
+    return parse_json(path, text, where)
+
+
+def no_items(path: str | Path, what: str = "") -> DatasetError:
+    """The error for a data file that yields nothing to evaluate."""
+    return DatasetError(path, "no items" + (f": {what}" if what else ""))
+
+
+def check_unique(
+    path: str | Path, seen: dict[str, Any], key: str, row: int | str, field: str | None, what: str = "id"
+) -> None:
+    """Record ``key`` as seen at ``row``; a second occurrence is an error naming both rows."""
+    if key in seen:
+        first = seen[key]
+        raise DatasetError(path, f"duplicate {what} {key!r} (rows {first} and {row})", row=row, field=field)
+    seen[key] = row
+
+
+# --- task options ------------------------------------------------------------------------------------
+#: an option's declared type: ``list`` is a list of strings (a comma-separated string on the command line)
+OptionType = type[str] | type[int] | type[float] | type[bool] | type[list]
+OptionsSchema = dict[str, tuple[OptionType, str]]
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
+
+
+class TaskOptionError(ValueError):
+    """A task option has a bad value (one line naming the task, the option and what it expects)."""
+
+
+class UnknownTaskOption(TaskOptionError, KeyError):
+    """A task was given an option it does not declare."""
+
+    def __str__(self) -> str:  # a KeyError would show its message quoted
+        return str(self.args[0])
+
+
+def coerce_option(task: str, name: str, kind: OptionType, value: Any) -> Any:
+    """``value`` as ``kind``: strings from the command line are converted; typed values are checked."""
+
+    def bad() -> TaskOptionError:
+        return TaskOptionError(
+            f"task {task!r} option {name}={value!r}: expected {_TYPE_WORDS.get(kind, kind.__name__)}"
+        )
+
+    if kind is list:
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip()]
+        if isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
+            return [str(v).strip() for v in value]
+        raise bad()
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise bad()
+    if kind is int:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise bad() from None
+        raise bad()
+    if kind is float:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise bad() from None
+        raise bad()
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float | Path) and not isinstance(
+            value, bool
+        ):  # `--opt x=2024` arrives as int
+            return str(value)
+        raise bad()
+    raise TypeError(f"task {task!r} option {name}: unsupported option type {kind!r}")  # pragma: no cover
+
+
+LIMIT_MODES = ("stratified", "first")
 
 
 class Task(ABC):
@@ -83,6 +311,22 @@ class Task(ABC):
     data_folder: ClassVar[str | None] = None
     #: variant fields the benchmark's protocol fixes (a sweep may not override them silently)
     default_variant: ClassVar[Variant] = Variant()
+    #: the ``--opt KEY=VALUE`` options a task accepts: name -> (type, one-line help). Each class
+    #: declares its own; :meth:`option_schema` merges them along the class hierarchy, so the options
+    #: declared here (how ``--limit`` picks items) exist for every task.
+    options_schema: ClassVar[OptionsSchema] = {
+        "limit_mode": (
+            str,
+            "how --limit picks items: stratified (default; across strata) or first (file order)",
+        ),
+        "limit_seed": (int, "seed of the stratified --limit order (default 0)"),
+    }
+    #: what ``--limit`` balances, in priority order: ``country``, ``language``, ``topic``, ``group``,
+    #: ``subset`` (every subset key, sorted) or ``subset.KEY``. Keys whose value differs between the
+    #: items of one group (the template copies of a question) are left out automatically.
+    limit_strata: ClassVar[tuple[str, ...]] = ("country", "language", "subset", "topic")
+    #: ``--limit`` keeps the items of a group (one underlying question) together
+    limit_groups: ClassVar[bool] = True
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         env = os.environ.get(self.data_env) if self.data_env else None
@@ -92,7 +336,41 @@ class Task(ABC):
             self.data_dir = (
                 Path(root) / self.data_folder
             )  # one folder holding every release, as ../shared/datasets
-        self.options = options
+        self.options: dict[str, Any] = self.check_options(options)
+        mode = self.options.get("limit_mode", "stratified")
+        if mode not in LIMIT_MODES:
+            raise TaskOptionError(
+                f"task {self.name!r} option limit_mode={mode!r}: choose from {', '.join(LIMIT_MODES)}"
+            )
+
+    @classmethod
+    def option_schema(cls) -> OptionsSchema:
+        """Every option the task accepts (its own and those of its base classes)."""
+        merged: OptionsSchema = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(vars(klass).get("options_schema", {}))
+        return merged
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Options checked against :meth:`option_schema` and converted to their declared types.
+        An unknown name is :class:`UnknownTaskOption` (a ``KeyError``), a bad value
+        :class:`TaskOptionError` (a ``ValueError``); both are one line."""
+        schema = cls.option_schema()
+        out: dict[str, Any] = {}
+        for key, value in options.items():
+            if key not in schema:
+                import difflib
+
+                close = difflib.get_close_matches(key, list(schema), n=2)
+                hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+                raise UnknownTaskOption(
+                    f"task {cls.name!r} has no option {key!r}{hint}; options: {', '.join(sorted(schema))}"
+                )
+            if value is None:
+                continue  # unset: the task's default
+            out[key] = coerce_option(cls.name, key, schema[key][0], value)
+        return out
 
     @abstractmethod
     def load(self) -> Iterable[Item]:
@@ -105,14 +383,40 @@ class Task(ABC):
             from culturelens.countries import normalize_country
 
             wanted = {normalize_country(c).name for c in countries}
-        out: list[Item] = []
-        for item in self.load():
-            if wanted is not None and (item.country is None or item.country.name not in wanted):
-                continue
-            out.append(item)
-        if limit is not None:
-            out = _spread(out, limit)
-        return out
+        loaded = list(self.load())
+        if not loaded:
+            raise no_items(self.data_dir or "<no data>", f"task {self.name!r} found nothing to evaluate")
+        seen: dict[str, Item] = {}
+        for item in loaded:
+            if item.id in seen:  # the loaders name the rows; this guards any that does not
+                raise DatasetError(self.data_dir or "<no data>", f"duplicate item id {item.id!r}")
+            seen[item.id] = item
+        out = [
+            it for it in loaded if wanted is None or (it.country is not None and it.country.name in wanted)
+        ]
+        return self.apply_limit(out, limit)
+
+    def apply_limit(
+        self, items: list[Item], limit: int | None, mode: str | None = None, unit: str = "items"
+    ) -> list[Item]:
+        """At most ``limit`` items (``unit="groups"``: at most ``limit`` groups), in dataset order.
+
+        ``mode`` (default: the ``limit_mode`` option, else ``stratified``): ``stratified`` takes the
+        first ones of a fixed, seeded order that balances the task's :attr:`limit_strata` (see
+        :func:`stratified_order`), so a larger limit only adds items; ``first`` takes them in file
+        order. With :attr:`limit_groups` the items of a group are kept or dropped together, and at
+        least one group is kept."""
+        if limit is None:
+            return items
+        return limit_items(
+            items,
+            limit,
+            mode=mode or self.options.get("limit_mode", "stratified"),
+            seed=int(self.options.get("limit_seed", 0)),
+            strata=self.limit_strata,
+            by_group=self.limit_groups,
+            unit=unit,
+        )
 
     def fewshot_pool(self) -> list[Item]:
         return []
@@ -135,26 +439,142 @@ class Task(ABC):
         return {"name": self.name, "description": self.description, "mode": self.default_mode.value}
 
 
-def _spread(items: list[Item], limit: int) -> list[Item]:
-    """Take ``limit`` items round-robin across countries so a small slice still covers them."""
-    if limit >= len(items):
+# --- representative --limit ------------------------------------------------------------------------
+def limit_items(
+    items: list[Item],
+    limit: int | None,
+    mode: str = "stratified",
+    seed: int = 0,
+    strata: Sequence[str] = Task.limit_strata,
+    by_group: bool = True,
+    unit: str = "items",
+) -> list[Item]:
+    """The items :meth:`Task.apply_limit` keeps (see there), for callers without a task."""
+    if limit is None:
         return items
-    buckets: dict[str, list[Item]] = {}
+    if mode not in LIMIT_MODES:
+        raise TaskOptionError(f"limit mode {mode!r}: choose from {', '.join(LIMIT_MODES)}")
+    if unit not in ("items", "groups"):
+        raise ValueError(f"limit unit {unit!r}: items or groups")
+
+    def unit_of(it: Item) -> str:
+        return (it.group or it.id) if by_group else it.id
+
+    units: dict[str, list[Item]] = {}
     for it in items:
-        buckets.setdefault(it.country.name if it.country else "", []).append(it)
-    queues = list(buckets.values())
-    out: list[Item] = []
-    i = 0
-    while len(out) < limit:
-        q = queues[i % len(queues)]
-        idx = i // len(queues)
-        if idx < len(q):
-            out.append(q[idx])
-        i += 1
-        if i > len(items) * 2 + len(queues):
-            break
-    keep = {id(x) for x in out}
-    return [it for it in items if id(it) in keep]  # keep dataset order
+        units.setdefault(unit_of(it), []).append(it)
+    if limit >= (len(items) if unit == "items" else len(units)):
+        return items
+    order: Iterable[str] = list(units) if mode == "first" else stratified_order(units, strata, seed=seed)
+    keep: set[str] = set()
+    used = 0
+    for key in order:
+        size = len(units[key]) if unit == "items" else 1
+        if keep and used + size > limit:
+            break  # a prefix of one fixed order: a larger limit only adds items
+        keep.add(key)
+        used += size
+    return [it for it in items if unit_of(it) in keep]
+
+
+def _stratum_value(item: Item, key: str) -> str:
+    if key == "country":
+        return item.country.name if item.country else ""
+    if key == "language":
+        return item.language
+    if key == "topic":
+        return item.topic or ""
+    if key == "group":
+        return item.group or item.id
+    if key.startswith("subset."):
+        return item.subset.get(key[len("subset.") :], "")
+    raise ValueError(f"unknown --limit stratum {key!r}")
+
+
+def _rank(seed: int, *parts: str) -> bytes:
+    """A machine-independent pseudo-random sort key (Python's own hash() is salted per process)."""
+    return hashlib.blake2b(
+        "\x1f".join((str(seed), *parts)).encode("utf-8", "surrogatepass"), digest_size=8
+    ).digest()
+
+
+def stratified_order(units: dict[str, list[Item]], strata: Sequence[str], seed: int = 0) -> Iterator[str]:
+    """Every unit key (a group or an item), lazily, in an order whose every prefix is balanced over
+    ``strata``.
+
+    Strata are used in priority order: the next unit always comes from a least-filled value of the
+    first key (so its counts differ by at most one unit while no value is exhausted), then, among
+    those, from a least-filled value of the second key, and so on; ties and the order within a
+    stratum follow a seeded hash of the names, so the order is the same on every machine and a larger
+    ``--limit`` only appends to a smaller one. A key whose value differs inside a unit (the template
+    copies of one question), or that has a single value, is ignored."""
+    keys: list[str] = []
+    for key in strata:
+        if key == "subset":
+            names = [
+                f"subset.{k}" for k in sorted({k for us in units.values() for it in us for k in it.subset})
+            ]
+        else:
+            names = [key]
+        keys += [k for k in names if k not in keys]
+    usable: list[dict[str, str]] = []  # per usable key: unit -> its value
+    for key in keys:
+        per_unit: dict[str, str] = {}
+        for u, its in units.items():
+            vals = {_stratum_value(it, key) for it in its}
+            if len(vals) > 1:
+                break
+            per_unit[u] = vals.pop()
+        else:
+            if len(set(per_unit.values())) > 1:
+                usable.append(per_unit)
+    levels = max(len(usable), 1)
+    # the strata as a tree: a node maps a value to a child; a leaf lists its units in seeded order
+    tree: dict[str, Any] = {}
+    for u in units:
+        path = [vals[u] for vals in usable] or [""]
+        node = tree
+        for v in path[:-1]:
+            node = node.setdefault(v, {})
+        node.setdefault(path[-1], []).append(u)
+    remaining: dict[int, int] = {}
+
+    def prepare(node: Any) -> int:
+        if isinstance(node, list):
+            node.sort(key=lambda u: _rank(seed, "unit", u))
+            n = len(node)
+        else:
+            n = sum(prepare(c) for c in node.values())
+        remaining[id(node)] = n
+        return n
+
+    prepare(tree)
+    counts: list[dict[str, int]] = [{} for _ in range(levels)]
+    ranks: list[dict[str, bytes]] = [{} for _ in range(levels)]
+    cursor: dict[int, int] = {}
+    for _ in range(len(units)):
+        node: Any = tree
+        path: list[Any] = [tree]
+        for level in range(levels):
+            best = None
+            for v, child in node.items():
+                if remaining[id(child)] <= 0:
+                    continue
+                r = ranks[level].get(v)
+                if r is None:
+                    r = ranks[level][v] = _rank(seed, str(level), v)
+                k = (counts[level].get(v, 0), r)
+                if best is None or k < best[0]:
+                    best = (k, v, child)
+            assert best is not None
+            _, v, node = best
+            counts[level][v] = counts[level].get(v, 0) + 1
+            path.append(node)
+        pos = cursor.get(id(node), 0)
+        cursor[id(node)] = pos + 1
+        for n in path:
+            remaining[id(n)] -= 1
+        yield node[pos]
 
 
 _REGISTRY: dict[str, type[Task]] = {}

@@ -63,7 +63,15 @@ from culturelens.download import fetch_hf_file, fetch_url, resolve_data_dir
 from culturelens.lemmatize import lemma_match
 from culturelens.render import Rendered, View, template
 from culturelens.schema import GoldAnswer, Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, read_csv_rows, register
+from culturelens.tasks.base import (
+    DatasetError,
+    Task,
+    check_unique,
+    no_items,
+    read_csv_rows,
+    read_json,
+    register,
+)
 
 #: release file stem -> (region name used in results, BCP-47 code of the local language)
 REGIONS: dict[str, tuple[str, str]] = {
@@ -123,6 +131,8 @@ def download_release() -> Path:
 def read_prompts(path: Path, wanted: tuple[str, ...]) -> dict[str, dict[str, str]]:
     """``{prompt id: {"English": text, "Translation": text}}`` for the wanted prompt ids."""
     out: dict[str, dict[str, str]] = {}
+    # a repeated id is not an error: the release's Azerbaijan file lists inst-4 and pers-3 twice (with
+    # two translations); the later row wins, as it always has here
     for rowno, row in read_csv_rows(path, ("id", "English", "Translation")):
         pid = (row.get("id") or "").strip()
         if pid not in wanted:
@@ -156,7 +166,8 @@ def parse_annotation(qid: str, entry: Any, path: Path) -> dict[str, Any]:
     if not isinstance(idks, dict):
         raise DatasetError(path, "missing idks object", row=qid, field="idks")
     for key in _IDK_FIELDS:
-        if not isinstance(idks.get(key), int) or idks[key] < 0:
+        value = idks.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise DatasetError(path, "must be a non-negative integer", row=qid, field=f"idks.{key}")
     anns = entry.get("annotations")
     if not isinstance(anns, list):
@@ -281,11 +292,21 @@ class Blend(Task):
     default_mode = Mode.GENERATE
     data_env = "CULTURELENS_BLEND_DIR"
 
+    options_schema = {
+        "prompts": (list, f"release prompt ids, comma-separated (default: {','.join(PAPER_PROMPTS)})"),
+        "max_tokens": (int, "generation budget per answer (default 64)"),
+    }
+    #: ``--limit`` keeps a question's language / prompt copies together, balanced over regions, then topics
+    limit_strata = ("subset.region", "topic")
+
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
-        prompts = options.get("prompts", PAPER_PROMPTS)
-        self.prompt_ids: tuple[str, ...] = tuple(prompts.split(",") if isinstance(prompts, str) else prompts)
-        self.max_tokens = int(options.get("max_tokens", 64))
+        self.prompt_ids: tuple[str, ...] = tuple(self.options.get("prompts", PAPER_PROMPTS))
+        if not self.prompt_ids:
+            raise ValueError("blend option prompts: give at least one prompt id (e.g. inst-4,pers-3)")
+        self.max_tokens = int(self.options.get("max_tokens", 64))
+        if self.max_tokens < 1:
+            raise ValueError(f"blend option max_tokens={self.max_tokens}: give a positive number")
         self.skipped: dict[str, dict[str, int]] = {}
 
     def root(self) -> Path:
@@ -313,20 +334,23 @@ class Blend(Task):
             country = normalize_country(region)
         except UnknownCountryError as exc:  # pragma: no cover - the table is fixed
             raise DatasetError(path, str(exc)) from exc
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DatasetError(path, f"unreadable JSON ({exc})") from exc
+        data = read_json(path)
         if not isinstance(data, dict):
-            raise DatasetError(path, "expected a JSON object keyed by question id")
+            raise DatasetError(
+                path, f"expected a JSON object keyed by question id, got {type(data).__name__}"
+            )
+        if not data:
+            raise no_items(path, "the JSON object is empty")
         q_path = root / "questions" / f"{stem}_questions.csv"
         topics: dict[str, str] = {}
+        seen: dict[str, int] = {}
         for rowno, row in read_csv_rows(q_path, ("ID", "Topic")):
             qid, topic = (row.get("ID") or "").strip(), (row.get("Topic") or "").strip()
             if not qid:
                 raise DatasetError(q_path, "empty question id", row=rowno, field="ID")
             if not topic:
                 raise DatasetError(q_path, "empty topic", row=rowno, field="Topic")
+            check_unique(q_path, seen, qid, rowno, "ID", what="question id")
             topics[qid] = topic
         prompts = read_prompts(root / "prompts" / f"{stem}_prompts.csv", self.prompt_ids)
         variants = ["local"] if lang == "en" else ["local", "en"]
@@ -449,6 +473,7 @@ class BlendMC(Task):
     description = "BLEnD multiple-choice: one region's answer among other regions' answers; accuracy"
     default_mode = Mode.GENERATE
     data_env = "CULTURELENS_BLEND_DIR"
+    limit_strata = ("subset.region", "topic")
 
     def mc_files(self) -> tuple[list[Path], Path | None]:
         """(MC question files, BLEnD ``data`` folder or None)."""
@@ -480,15 +505,14 @@ class BlendMC(Task):
         files, root = self.mc_files()
         topics = self._topics(root)
         items: list[Item] = []
-        seen: set[str] = set()
+        seen: dict[str, str] = {}
         for path in files:
             for rowno, row in read_csv_rows(
                 path, ("MCQID", "ID", "country", "prompt", "choices", "answer_idx")
             ):
                 item = self._row_item(path, rowno, row, topics)
-                if item.id in seen:
-                    raise DatasetError(path, f"duplicate MCQID {item.id}", row=rowno, field="MCQID")
-                seen.add(item.id)
+                where = str(rowno) if len(files) == 1 else f"{rowno} of {path.name}"
+                check_unique(path, seen, item.id, where, "MCQID", what="MCQID")
                 items.append(item)
         yield from items
 

@@ -28,7 +28,6 @@ The three wordings are ours (the paper's exact templates are not in the release)
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +37,7 @@ from culturelens import scoring
 from culturelens.download import fetch_hf_file, resolve_data_dir
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, register
+from culturelens.tasks.base import DatasetError, Task, no_items, read_json, register
 from culturelens.tasks.blend import render_with_template
 
 DIMENSIONS = ("PDI", "IDV", "UAI", "MAS", "LTO", "IVR")
@@ -98,10 +97,15 @@ class CDEval(Task):
     default_mode = Mode.LETTER
     data_env = "CULTURELENS_CDEVAL_DIR"
 
+    options_schema = {
+        "templates": (list, f"prompt wordings, comma-separated (default: all of {', '.join(TEMPLATES)})")
+    }
+    #: ``--limit`` keeps whole questions (all template / order copies) and balances dimensions, then domains
+    limit_strata = ("subset.dimension", "topic")
+
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
-        names = options.get("templates", tuple(TEMPLATES))
-        self.templates = tuple(names.split(",") if isinstance(names, str) else names)
+        self.templates = tuple(self.options.get("templates", TEMPLATES))
         unknown = [t for t in self.templates if t not in TEMPLATES]
         if unknown or not self.templates:
             raise ValueError(f"cdeval templates {unknown or '(none)'}: choose from {', '.join(TEMPLATES)}")
@@ -117,19 +121,24 @@ class CDEval(Task):
 
     def load(self) -> Iterator[Item]:
         path = self.path()
-        try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DatasetError(path, f"unreadable JSON ({exc})") from exc
+        rows = read_json(path)
         if not isinstance(rows, list):
-            raise DatasetError(path, "expected a JSON array of questions")
+            raise DatasetError(path, f"expected a JSON array of questions, got {type(rows).__name__}")
+        if not rows:
+            raise no_items(path, "the JSON array is empty")
         items: list[Item] = []
         for idx, row in enumerate(rows):
             if not isinstance(row, dict):
-                raise DatasetError(path, "question must be an object", row=idx)
+                raise DatasetError(path, f"question must be an object, got {type(row).__name__}", row=idx)
             for field in FIELDS:
-                if not isinstance(row.get(field), str) or not row[field].strip():
-                    raise DatasetError(path, "missing or empty", row=idx, field=field)
+                if field not in row or row[field] is None:
+                    raise DatasetError(path, "missing", row=idx, field=field)
+                if not isinstance(row[field], str):
+                    raise DatasetError(
+                        path, f"expected a string, got {type(row[field]).__name__}", row=idx, field=field
+                    )
+                if not row[field].strip():
+                    raise DatasetError(path, "empty", row=idx, field=field)
             if row["Dimension"] not in DIMENSIONS:
                 raise DatasetError(
                     path, f"unknown dimension {row['Dimension']!r}", row=idx, field="Dimension"

@@ -29,7 +29,7 @@ from culturelens import render as render_mod
 from culturelens.countries import Country, try_normalize_country
 from culturelens.render import Rendered, RenderError, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Score, Variant
-from culturelens.tasks.base import CSV_FIRST_ROW, DatasetError, Task, read_csv_rows, register
+from culturelens.tasks.base import CSV_FIRST_ROW, DatasetError, Task, check_unique, read_csv_rows, register
 
 LETTERS = "ABCD"
 CS_KEY = "cultural_sensitivity"
@@ -207,7 +207,7 @@ def rows_to_items(
         if missing:
             raise DatasetError(path, "missing column", field=missing[0])
     items = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for i, row in enumerate(rows, start=first):
         for field in _REQUIRED:
             if field not in row:
@@ -216,9 +216,7 @@ def rows_to_items(
             if not _text(row[field]).strip():
                 raise DatasetError(path, "empty value", row=i, field=field)
         sid = _text(row["sample_id"]).strip()
-        if sid in seen:
-            raise DatasetError(path, f"duplicate sample_id {sid!r}", row=i, field="sample_id")
-        seen.add(sid)
+        check_unique(path, seen, sid, i, "sample_id", what="sample_id")
         answer = _text(row["answer"]).strip().upper()
         if len(answer) != 1 or answer not in LETTERS:
             raise DatasetError(
@@ -285,14 +283,15 @@ class _GlobalMMLU(Task):
     default_mode = Mode.LETTER
     default_variant = Variant(template="mmlu")
 
+    options_schema = {"lang": (list, "languages, comma-separated (default: every language available)")}
+    #: ``--limit`` balances languages, then the CS / CA / unlabelled subsets, then subject categories;
+    #: a question's translations are separate items (not kept together)
+    limit_strata = ("language", f"subset.{CS_KEY}", "topic")
+    limit_groups = False
+
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
-        lang = options.get("lang")
-        self.langs: list[str] | None = None
-        if lang:
-            self.langs = (
-                [x.strip() for x in lang.split(",") if x.strip()] if isinstance(lang, str) else list(lang)
-            )
+        self.langs: list[str] | None = list(dict.fromkeys(self.options.get("lang") or [])) or None
 
     # where the files are
     def _local_root(self) -> Path | None:
@@ -341,8 +340,21 @@ class _GlobalMMLU(Task):
     def load(self) -> Iterator[Item]:
         items: list[Item] = []
         for lang, files in self._files("test"):
+            seen: dict[str, str] = {}  # item id -> "row N of FILE": shards of one language share ids
             for path in files:
-                items.extend(rows_to_items(path, _read_table(path), self.name, lang))
+                batch = rows_to_items(path, _read_table(path), self.name, lang)
+                first = 1 if path.suffix == ".parquet" else CSV_FIRST_ROW
+                for row, it in enumerate(batch, start=first):  # one item per row, in row order
+                    where = f"{row} of {path.name}"
+                    if it.id in seen:
+                        raise DatasetError(
+                            path,
+                            f"duplicate sample_id {it.metadata['sample_id']!r} (rows {seen[it.id]} and {where})",
+                            row=row,
+                            field="sample_id",
+                        )
+                    seen[it.id] = where
+                items.extend(batch)
         yield from items
 
     def fewshot_pool(self) -> list[Item]:
@@ -356,24 +368,6 @@ class _GlobalMMLU(Task):
             for path in paths:
                 pool.extend(rows_to_items(path, _read_table(path), self.name, lang, split="dev"))
         return pool
-
-    def items(self, limit: int | None = None, countries: Sequence[str] | None = None) -> list[Item]:
-        """``limit`` is spread round-robin over (language, CS/CA/unlabelled) so a slice keeps both subsets."""
-        rows = super().items(limit=None, countries=countries)
-        if limit is None or limit >= len(rows):
-            return rows
-        buckets: dict[tuple[str, str], list[Item]] = defaultdict(list)
-        for it in rows:
-            buckets[(it.language, it.subset.get(CS_KEY, ""))].append(it)
-        queues = list(buckets.values())
-        keep: set[str] = set()
-        depth = 0
-        while len(keep) < limit:
-            for q in queues:
-                if depth < len(q) and len(keep) < limit:
-                    keep.add(q[depth].id)
-            depth += 1
-        return [it for it in rows if it.id in keep]
 
     def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
         """MMLU prompt by default; k-shot uses dev examples of the same language, same subject first."""

@@ -36,7 +36,7 @@ from culturelens.countries import normalize_country
 from culturelens.download import fetch_hf_file, fetch_url, resolve_data_dir
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, read_csv_rows, register
+from culturelens.tasks.base import DatasetError, Task, check_unique, read_csv_rows, register
 from culturelens.tasks.blend import render_with_template
 
 FILES = {
@@ -89,9 +89,12 @@ class Kalahi(Task):
     default_mode = Mode.CLOZE
     data_env = "CULTURELENS_KALAHI_DIR"
 
+    options_schema = {"prompts": (str, f"prompt file: {', '.join(FILES)} (default full)")}
+    limit_strata = ("subset.category", "topic")
+
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
-        self.prompts = str(options.get("prompts", "full"))
+        self.prompts = str(self.options.get("prompts", "full"))
         if self.prompts not in FILES:
             raise ValueError(f"kalahi option prompts={self.prompts!r}: use one of {', '.join(FILES)}")
 
@@ -114,15 +117,13 @@ class Kalahi(Task):
         path = self.path()
         country = normalize_country("Philippines")
         items: list[Item] = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for rowno, row in read_csv_rows(path, COLUMNS):
             for field in COLUMNS:
                 if not (row.get(field) or "").strip():
                     raise DatasetError(path, "empty value", row=rowno, field=field)
             vid = row["prompt_variation_id"].strip()
-            if vid in seen:
-                raise DatasetError(path, f"duplicate id {vid}", row=rowno, field="prompt_variation_id")
-            seen.add(vid)
+            check_unique(path, seen, vid, rowno, "prompt_variation_id")
             best = row["best_answer"].strip()
             relevant = split_answers(row["relevant_answers"])
             irrelevant = split_answers(row["irrelevant_answers"])

@@ -25,7 +25,15 @@ from culturelens import scoring
 from culturelens.countries import UnknownCountryError, normalize_country
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import CSV_FIRST_ROW, DatasetError, Task, _spread, read_csv_rows, register
+from culturelens.tasks.base import (
+    CSV_FIRST_ROW,
+    DatasetError,
+    Task,
+    check_unique,
+    limit_items,
+    read_csv_rows,
+    register,
+)
 
 REPO_ID = "akhilayerukola/NormAd"
 FILENAME = "normad_etiquette_final_data.csv"
@@ -166,14 +174,10 @@ def _context(level: str, row: dict[str, str]) -> str | None:
     return None
 
 
-def spread_groups(items: list[Item], n_groups: int) -> list[Item]:
-    """Keep ``n_groups`` whole groups (all rows of a story / question), round-robin across countries."""
-    groups: dict[str, list[Item]] = {}
-    for it in items:
-        groups.setdefault(it.group or it.id, []).append(it)
-    heads = _spread([g[0] for g in groups.values()], max(1, n_groups))
-    keep = {h.group or h.id for h in heads}
-    return [it for it in items if (it.group or it.id) in keep]
+def spread_groups(items: list[Item], n_groups: int, mode: str = "stratified", seed: int = 0) -> list[Item]:
+    """Keep ``n_groups`` whole groups (all rows of a story / question, at least one), balanced over
+    the default strata (country first); see :meth:`Task.apply_limit`."""
+    return limit_items(items, max(1, n_groups), mode=mode, seed=seed, unit="groups")
 
 
 @register
@@ -188,9 +192,18 @@ class NormAd(Task):
     data_env = "CULTURELENS_NORMAD_DIR"
     default_variant = Variant(template="normad")
 
+    options_schema = {
+        "levels": (
+            list,
+            f"context levels, comma-separated, from {', '.join(ALL_LEVELS)} (default: {','.join(LEVELS)})",
+        )
+    }
+    #: ``--limit`` counts items but keeps whole stories (all levels of one, at least one story)
+    limit_strata = ("country", "subset.gold", "topic")
+
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
-        self.levels = _levels(options.get("levels"))
+        self.levels = _levels(self.options.get("levels"))
 
     def _path(self) -> Path:
         from culturelens.download import fetch_hf_file, resolve_data_dir
@@ -211,7 +224,7 @@ class NormAd(Task):
         path = self._path()
         rows = read_csv_rows(path, _REQUIRED)
         items: list[Item] = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for i, row in rows:
             for field in ("Country", "Story", "Gold Label", "Subaxis"):
                 if not (row.get(field) or "").strip():
@@ -236,9 +249,7 @@ class NormAd(Task):
                 raise DatasetError(path, str(exc), row=i, field="Country") from exc
             # no ID: the story's position among the data rows (kept stable across releases of this code)
             story_id = (row.get("ID") or "").strip() or str(i - CSV_FIRST_ROW + 1)
-            if story_id in seen:
-                raise DatasetError(path, f"duplicate story id {story_id!r}", row=i, field="ID")
-            seen.add(story_id)
+            check_unique(path, seen, story_id, i, "ID", what="story id")
             label = LABELS[_GOLD[gold]]
             for level in self.levels:
                 items.append(
@@ -267,13 +278,6 @@ class NormAd(Task):
                     )
                 )
         yield from items
-
-    def items(self, limit: int | None = None, countries: Sequence[str] | None = None) -> list[Item]:
-        """``limit`` counts items, taken as whole stories (all levels of a story, at least one story)."""
-        rows = super().items(limit=None, countries=countries)
-        if limit is None or limit >= len(rows):
-            return rows
-        return spread_groups(rows, limit // len(self.levels))
 
     def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
         """The official prompt unless the variant names another template."""

@@ -29,10 +29,7 @@ ordinal-only subset. The data are not bundled (CC BY-NC-SA 4.0).
 from __future__ import annotations
 
 import ast
-import csv
-import json
 import re
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,7 +39,16 @@ from culturelens import render as render_mod
 from culturelens.countries import Country, try_normalize_country
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Variant
-from culturelens.tasks.base import DatasetError, Task, register
+from culturelens.tasks.base import (
+    DatasetError,
+    Task,
+    check_unique,
+    no_items,
+    read_csv_records,
+    read_csv_rows,
+    read_json,
+    register,
+)
 
 STEER_MAIN = Path("steerability/data/global_opinion_data.csv")
 STEER_HELDOUT = Path("steerability/data/global_opinion_held_out_data.csv")
@@ -90,6 +96,7 @@ def parse_selections(text: str, n_options: int, path: Path, row: int) -> dict[st
     if not isinstance(raw, dict):
         raise DatasetError(path, "expected a dict of country -> shares", row=row, field="selections")
     out: dict[str, list[float]] = {}
+    raw_of: dict[str, str] = {}
     for country, shares in raw.items():
         if not isinstance(shares, list | tuple) or len(shares) != n_options:
             raise DatasetError(
@@ -99,38 +106,42 @@ def parse_selections(text: str, n_options: int, path: Path, row: int) -> dict[st
                 row=row,
                 field="selections",
             )
+        if not all(isinstance(s, int | float) and not isinstance(s, bool) for s in shares):
+            raise DatasetError(path, f"{country}: shares must be numbers", row=row, field="selections")
         vals = [float(s) for s in shares]
-        if any(v < 0 for v in vals) or sum(vals) <= 0:
+        if any(not v >= 0 for v in vals) or sum(vals) <= 0:
             raise DatasetError(
                 path, f"{country}: shares must be non-negative and not all zero", row=row, field="selections"
             )
         total = sum(vals)
-        out[_country_key(str(country))[0]] = [v / total for v in vals]
+        name = _country_key(str(country))[0]
+        if name in out:
+            raise DatasetError(
+                path,
+                f"{raw_of[name]!r} and {country!r} are the same country ({name})",
+                row=row,
+                field="selections",
+            )
+        raw_of[name] = str(country)
+        out[name] = [v / total for v in vals]
     return out
 
 
 def read_goqa(path: Path, task: str = "opinions") -> Iterator[Item]:
     """The official GlobalOpinionQA CSV (``question``, ``options``, ``selections``, ``source``)."""
-    if not path.exists():
-        raise DatasetError(path, "file not found")
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        for col in ("question", "options", "selections"):
-            if col not in (reader.fieldnames or []):
-                raise DatasetError(path, "missing column", row=1, field=col)
-        for i, row in enumerate(reader):
-            rownum = i + 2
-            options = _literal(row["options"], path, rownum, "options")
-            if not isinstance(options, list | tuple) or len(options) < 2:
-                raise DatasetError(path, "needs a list of at least two options", row=rownum, field="options")
-            options = [str(o) for o in options]
-            reference = parse_selections(row["selections"], len(options), path, rownum)
-            question = (row["question"] or "").strip()
-            if not question:
-                raise DatasetError(path, "empty question", row=rownum, field="question")
-            source = (row.get("source") or "").strip()
-            yield Item(
+    items = []
+    for i, (rownum, row) in enumerate(read_csv_rows(path, ("question", "options", "selections"))):
+        options = _literal(row["options"], path, rownum, "options")
+        if not isinstance(options, list | tuple) or len(options) < 2:
+            raise DatasetError(path, "needs a list of at least two options", row=rownum, field="options")
+        options = [str(o) for o in options]
+        reference = parse_selections(row["selections"], len(options), path, rownum)
+        question = (row["question"] or "").strip()
+        if not question:
+            raise DatasetError(path, "empty question", row=rownum, field="question")
+        source = (row.get("source") or "").strip()
+        items.append(
+            Item(
                 id=f"goqa-{i:04d}",
                 task=task,
                 kind=ItemKind.SURVEY,
@@ -142,6 +153,8 @@ def read_goqa(path: Path, task: str = "opinions") -> Iterator[Item]:
                 subset={"source": source} if source else {},
                 metadata={"row": rownum},
             )
+        )
+    yield from items
 
 
 def split_header(header: str, path: Path, col: int) -> tuple[str, list[str]]:
@@ -169,19 +182,20 @@ def split_header(header: str, path: Path, col: int) -> tuple[str, list[str]]:
 
 
 def _read_wide(path: Path) -> tuple[list[str], dict[str, list[float | None]]]:
-    if not path.exists():
-        raise DatasetError(path, "file not found")
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.reader(fh))
-    if len(rows) < 2 or len(rows[0]) < 2:
-        raise DatasetError(path, "expected a header row of questions and one row per country")
-    header = rows[0][1:]
+    rows = read_csv_records(path)
+    if not rows:
+        raise no_items(path, "the file is empty")
+    if len(rows) < 2 or len(rows[0][1]) < 2:
+        raise no_items(path, "expected a header row of questions and one row per country")
+    head = rows[0][1]
+    header = head[1:]
     data: dict[str, list[float | None]] = {}
-    for r, row in enumerate(rows[1:], start=2):
-        if not row or not row[0].strip():
+    first_row: dict[str, int] = {}
+    for r, row in rows[1:]:
+        if not row[0].strip():
             continue
-        if len(row) != len(rows[0]):
-            raise DatasetError(path, f"{len(row)} cells, header has {len(rows[0])}", row=r)
+        if len(row) != len(head):
+            raise DatasetError(path, f"{len(row)} cells, header has {len(head)}", row=r)
         vals: list[float | None] = []
         for j, cell in enumerate(row[1:]):
             cell = cell.strip()
@@ -198,7 +212,10 @@ def _read_wide(path: Path) -> tuple[list[str], dict[str, list[float | None]]]:
         name, ctry = _country_key(row[0])
         if ctry is None:
             raise DatasetError(path, f"unknown country {row[0]!r}", row=r, field="country")
+        check_unique(path, first_row, name, r, "country", what="country")
         data[name] = vals
+    if not data:
+        raise no_items(path, "no country rows")
     return header, data
 
 
@@ -216,16 +233,17 @@ def _ordinal_map(path: Path | None) -> dict[tuple[str, ...], str]:
     an ordinal scale; "reject": not one)."""
     if path is None or not path.exists():
         return {}
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DatasetError(path, f"invalid JSON ({exc.msg})") from exc
+    entries = read_json(path)
+    if not isinstance(entries, list):
+        raise DatasetError(path, f"expected a JSON array, got {type(entries).__name__}")
     out = {}
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or "original_options" not in e:
             raise DatasetError(
                 path, "expected {original_options, mapped_options}", row=i, field="original_options"
             )
+        if not isinstance(e["original_options"], list):
+            raise DatasetError(path, "expected a list of options", row=i, field="original_options")
         key = tuple(_fmt_option(o) for o in e["original_options"])
         out[key] = "nominal" if e.get("mapped_options") == "reject" else "ordinal"
     return out
@@ -249,10 +267,22 @@ def read_steerability(
         h_header, held = _read_wide(heldout)
         if h_header != header:
             raise DatasetError(heldout, f"questions differ from {main.name}", row=1)
+        both = sorted(set(held) & set(data))
+        if both:
+            raise DatasetError(heldout, f"country {both[0]!r} is also in {main}", field="country")
     scale = _ordinal_map(options_map)
     splits = _paper_split(len(header))
+    seen: dict[tuple[str, tuple[str, ...]], int] = {}
     for j, col in enumerate(header):
         question, options = split_header(col, main, j + 2)
+        if (question, tuple(options)) in seen:
+            raise DatasetError(
+                main,
+                f"the same question in columns {seen[question, tuple(options)]} and {j + 2}",
+                row=1,
+                field=f"column {j + 2}",
+            )
+        seen[question, tuple(options)] = j + 2
         means = {c: v[j] for c, v in {**data, **held}.items() if v[j] is not None}
         if not means:
             continue
@@ -275,33 +305,47 @@ def read_steerability(
 
 def read_stability(path: Path, task: str = "opinions") -> Iterator[Item]:
     """One item per question of the stability file, options in ascending scale order."""
-    if not path.exists():
-        raise DatasetError(path, "file not found")
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        need = ("question_idx", "question_text", "options", "variation", "label_to_scale", "mean_weights")
-        for col in need:
-            if col not in (reader.fieldnames or []):
-                raise DatasetError(path, "missing column", row=1, field=col)
-        rows = list(enumerate(reader, start=2))
+    need = ("question_idx", "question_text", "options", "variation", "label_to_scale", "mean_weights")
+    rows = read_csv_rows(path, need)
     by_q: dict[str, list[tuple[int, dict[str, str]]]] = {}
     for rownum, row in rows:
-        by_q.setdefault(row["question_idx"], []).append((rownum, row))
+        qid = row["question_idx"].strip()
+        if not qid:
+            raise DatasetError(path, "empty value", row=rownum, field="question_idx")
+        by_q.setdefault(qid, []).append((rownum, row))
+    items = []
     for qid, group in by_q.items():
         chosen = None
         for rownum, row in group:
             var = _literal(row["variation"], path, rownum, "variation")
-            if isinstance(var, dict) and var.get("direction_format") == "ascending":
-                chosen = (rownum, row, var)
-                break
+            if not isinstance(var, dict):
+                raise DatasetError(
+                    path, "expected a dict of presentation factors", row=rownum, field="variation"
+                )
+            if var.get("direction_format") == "ascending":
+                if chosen is not None and var == chosen[2]:
+                    raise DatasetError(
+                        path,
+                        f"question {qid}: the same variation in rows {chosen[0]} and {rownum}",
+                        row=rownum,
+                        field="variation",
+                    )
+                chosen = chosen or (rownum, row, var)
         if chosen is None:
             raise DatasetError(
                 path, f"question {qid} has no ascending variation", row=group[0][0], field="variation"
             )
         rownum, row, var = chosen
-        options = [str(o) for o in _literal(row["options"], path, rownum, "options")]
+        options = _literal(row["options"], path, rownum, "options")
+        if not isinstance(options, list | tuple) or len(options) < 2:
+            raise DatasetError(path, "needs a list of at least two options", row=rownum, field="options")
+        options = [str(o) for o in options]
         scale = _literal(row["label_to_scale"], path, rownum, "label_to_scale")
-        if not isinstance(scale, dict) or sorted(scale.values()) != list(range(1, len(options) + 1)):
+        if (
+            not isinstance(scale, dict)
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in scale.values())
+            or sorted(scale.values()) != list(range(1, len(options) + 1))
+        ):
             raise DatasetError(
                 path, "label_to_scale must map labels to 1..n", row=rownum, field="label_to_scale"
             )
@@ -312,25 +356,32 @@ def read_stability(path: Path, task: str = "opinions") -> Iterator[Item]:
         weights = _literal(row["mean_weights"], path, rownum, "mean_weights")
         if not isinstance(weights, dict):
             raise DatasetError(path, "expected a dict country -> mean", row=rownum, field="mean_weights")
-        means = {}
+        means: dict[str, float] = {}
         for c, v in weights.items():
             if v is None or v != v:  # NaN
                 continue
+            if not isinstance(v, int | float) or isinstance(v, bool):
+                raise DatasetError(path, f"{c}: mean {v!r} is not a number", row=rownum, field="mean_weights")
             name, ctry = _country_key(str(c))
             if ctry is None:
                 raise DatasetError(path, f"unknown country {c!r}", row=rownum, field="mean_weights")
+            if name in means:
+                raise DatasetError(path, f"country {name} appears twice", row=rownum, field="mean_weights")
             means[name] = float(v)
-        yield Item(
-            id=f"rnr-stab-{qid}",
-            task=task,
-            kind=ItemKind.SURVEY,
-            question=row["question_text"].strip(),
-            options=options,
-            ordered=True,
-            reference_means=means,
-            subset={"scale": "ordinal"},
-            metadata={"row": rownum, "variations": len(group)},
+        items.append(
+            Item(
+                id=f"rnr-stab-{qid}",
+                task=task,
+                kind=ItemKind.SURVEY,
+                question=row["question_text"].strip(),
+                options=options,
+                ordered=True,
+                reference_means=means,
+                subset={"scale": "ordinal"},
+                metadata={"row": rownum, "variations": len(group)},
+            )
         )
+    yield from items
 
 
 @register
@@ -342,6 +393,11 @@ class Opinions(Task):
     )
     data_env = "CULTURELENS_OPINIONS"
     alignment_kind: ClassVar[str] = "survey"
+
+    options_schema = {
+        "source": (str, f"which data: {', '.join(SOURCES)} (default: the first found, in that order)"),
+        "heldout": (bool, "steerability: add the held-out countries' table (default true)"),
+    }
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
@@ -363,8 +419,8 @@ class Opinions(Task):
             )
         d = self.data_dir
         if d.is_file():
-            with d.open(encoding="utf-8-sig", newline="") as fh:
-                first = next(csv.reader(fh), [])
+            records = read_csv_records(d)
+            first = records[0][1] if records else []
             kind = (
                 "goqa"
                 if "selections" in first
@@ -408,8 +464,11 @@ class Opinions(Task):
 
     def items(self, limit: int | None = None, countries: Sequence[str] | None = None) -> list[Item]:
         """Questions are not tied to a country: ``countries`` keeps those countries' reference data
-        (and the questions that have any), ``limit`` takes the first N questions."""
+        (and the questions that have any); ``limit`` as :meth:`Task.apply_limit` (balanced over the
+        subsets: steer / held-out split, scale, source)."""
         items = list(self.load())
+        if not items:
+            raise no_items(self.data_dir or "<no data>", f"no {self.source} questions")
         if countries:
             from culturelens.countries import normalize_country
 
@@ -421,7 +480,7 @@ class Opinions(Task):
                 if ref or means:
                     kept.append(it.model_copy(update={"reference": ref, "reference_means": means}))
             items = kept
-        return items[:limit] if limit is not None else items
+        return self.apply_limit(items, limit)
 
     def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
         """The default wording is the GlobalOpinionQA prompt; other templates as named."""

@@ -32,7 +32,7 @@ import culturelens.steering  # noqa: F401 - registers the anthropological and la
 from culturelens.alignment import VSM_DIMENSIONS
 from culturelens.countries import Country, normalize_country
 from culturelens.schema import Item, ItemKind
-from culturelens.tasks.base import DatasetError, Task, register
+from culturelens.tasks.base import DatasetError, Task, check_unique, no_items, read_json, register
 
 N_ITEMS = 24
 N_OPTIONS = 5
@@ -102,24 +102,37 @@ def read_vsm_xlsx(path: Path) -> list[dict[str, Any]]:
         q = str(row[qi] or "").strip()
         if not q:
             raise DatasetError(path, "empty question", row=r, field="question")
-        out.append({"number": len(out) + 1, "question": q, "options": _options(row[oi], path, r)})
+        out.append({"number": len(out) + 1, "question": q, "options": _options(row[oi], path, r), "row": r})
     return out
 
 
+def _item_where(keypath: Sequence[str | int]) -> tuple[int | str | None, str | None]:
+    """Location in a VSM json file: the item's 1-based position is the row (as in the other errors)."""
+    keys = list(keypath[1:]) if keypath and keypath[0] == "items" else list(keypath)
+    if not keys or not isinstance(keys[0], int):
+        return None, ".".join(str(k) for k in keypath) or None
+    rest = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys[1:]).lstrip(".")
+    return keys[0] + 1, rest or None
+
+
 def read_vsm_json(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DatasetError(path, f"invalid JSON ({exc.msg})", row=exc.lineno) from exc
+    data = read_json(path, where=_item_where)
     rows = data.get("items") if isinstance(data, dict) else data
     if not isinstance(rows, list):
         raise DatasetError(path, 'expected a list of items or {"items": [...]}', field="items")
+    if not rows:
+        raise no_items(path, "the list of items is empty")
     out = []
     for i, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or "question" not in row or "options" not in row:
-            raise DatasetError(path, "each item needs question and options", row=i, field="question")
+        if not isinstance(row, dict):
+            raise DatasetError(path, f"expected an object, got {type(row).__name__}", row=i)
+        for field in ("question", "options"):
+            if row.get(field) is None:
+                raise DatasetError(path, "each item needs question and options", row=i, field=field)
+        if not isinstance(row["question"], str) or not row["question"].strip():
+            raise DatasetError(path, "expected the question text", row=i, field="question")
         number = row.get("number", i)
-        if not isinstance(number, int):
+        if not isinstance(number, int) or isinstance(number, bool):
             raise DatasetError(path, f"item number {number!r} is not an integer", row=i, field="number")
         tr = row.get("translations") or {}
         if not isinstance(tr, dict):
@@ -127,7 +140,7 @@ def read_vsm_json(path: Path) -> list[dict[str, Any]]:
                 path, "translations must map language -> {question, options}", row=i, field="translations"
             )
         for lang, t in tr.items():
-            if not isinstance(t, dict) or "question" not in t:
+            if not isinstance(t, dict) or not isinstance(t.get("question"), str):
                 raise DatasetError(
                     path, f"translation {lang!r} needs a question", row=i, field="translations"
                 )
@@ -149,6 +162,11 @@ def read_vsm(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         raise DatasetError(path, "file not found")
     rows = read_vsm_xlsx(path) if path.suffix.lower() in (".xlsx", ".xlsm") else read_vsm_json(path)
+    if not rows:
+        raise no_items(path, "no item rows")
+    seen: dict[str, int] = {}
+    for i, r in enumerate(rows, start=1):
+        check_unique(path, seen, str(r["number"]), r.get("row", i), "number", what="item number")
     numbers = sorted(r["number"] for r in rows)
     if numbers != list(range(1, N_ITEMS + 1)):
         raise DatasetError(
@@ -174,6 +192,15 @@ class VSM(Task):
     data_env = "CULTURELENS_VSM"
     alignment_kind: ClassVar[str] = "vsm"
     per_country_items: ClassVar[bool] = True
+    options_schema = {
+        "items_file": (
+            str,
+            "the items' wording: a VSM 2013 .xlsx or .json file (default: the shipped paraphrase)",
+        ),
+        "hofstede_file": (str, "Hofstede's published country scores (6-dimensions*.csv)"),
+        "countries": (list, f"the country panel, comma-separated (default: {', '.join(DEFAULT_PANEL)})"),
+    }
+    limit_strata = ("subset.dimension",)
 
     def items_file(self) -> Path | None:
         """User wording: ``items_file`` option, else a VSM xlsx/json in ``--data-dir``; None = shipped."""
@@ -221,7 +248,13 @@ class VSM(Task):
         names = countries or self.options.get("countries") or DEFAULT_PANEL
         if isinstance(names, str):
             names = [n.strip() for n in names.split(",") if n.strip()]
-        return [normalize_country(n) for n in names]
+        panel: dict[str, Country] = {}
+        for n in names:
+            c = normalize_country(n)
+            if c.iso2 in panel:
+                raise ValueError(f"vsm countries: {n!r} is {c.name}, already in the panel")
+            panel[c.iso2] = c
+        return list(panel.values())
 
     def load(self, countries: Sequence[str] | None = None) -> Iterator[Item]:
         rows, source = self.rows()
@@ -244,6 +277,7 @@ class VSM(Task):
                 )
 
     def items(self, limit: int | None = None, countries: Sequence[str] | None = None) -> list[Item]:
-        """All 24 items for each country of the panel (``countries`` replaces the default panel)."""
-        items = list(self.load(countries))
-        return items[:limit] if limit is not None else items
+        """All 24 items for each country of the panel (``countries`` replaces the default panel).
+        ``limit`` keeps whole items across the panel (every country is asked the same ones), balanced
+        over the six dimensions."""
+        return self.apply_limit(list(self.load(countries)), limit)

@@ -19,7 +19,6 @@ distributions of the probed respondents) is in ``extra_metrics``.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -32,7 +31,15 @@ import culturelens.steering  # noqa: F401 - registers the anthropological and la
 from culturelens import scoring
 from culturelens.countries import Country, try_normalize_country
 from culturelens.schema import Item, ItemKind, Prompt, Response, Score
-from culturelens.tasks.base import DatasetError, Task, register
+from culturelens.tasks.base import (
+    DatasetError,
+    Task,
+    check_unique,
+    no_items,
+    read_csv_rows,
+    read_json,
+    register,
+)
 
 PROBE = Path("WorldValuesBench/probe/samples.tsv")
 CODEBOOK = Path("dataset_construction/codebook.json")
@@ -68,13 +75,21 @@ DEMOGRAPHICS = (
 )
 
 
-def _json(path: Path) -> Any:
-    if not path.exists():
-        raise DatasetError(path, "file not found")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DatasetError(path, f"invalid JSON ({exc.msg})", row=exc.lineno) from exc
+def _json(path: Path) -> dict[str, Any]:
+    """A release JSON file: an object keyed by question / variable id."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise DatasetError(path, f"expected a JSON object keyed by question id, got {type(data).__name__}")
+    if not data:
+        raise no_items(path, "the JSON object is empty")
+    return data
+
+
+def _entry(path: Path, data: dict[str, Any], key: str, kind: type, what: str) -> Any:
+    value = data[key]
+    if not isinstance(value, kind):
+        raise DatasetError(path, f"expected {what}, got {type(value).__name__}", row=key)
+    return value
 
 
 def _int(text: Any) -> int | None:
@@ -94,8 +109,11 @@ class Scale:
         if lo is None or hi is None or hi <= lo:
             raise DatasetError(path, f"{qid}: no usable answer scale", field="answer_scale_min")
         self.qid, self.lo, self.hi, self.adjust = qid, lo, hi, adjust
+        choices = codebook.get("choices") or {}
+        if not isinstance(choices, dict):
+            raise DatasetError(path, "expected an object code -> answer text", row=qid, field="choices")
         names: dict[int, str] = {}
-        for code, text in (codebook.get("choices") or {}).items():
+        for code, text in choices.items():
             value = self.recode(code)
             if value is not None and (value not in names or str(value) == str(code)):
                 names[value] = str(text).strip()
@@ -148,6 +166,16 @@ class WorldValuesBench(Task):
     data_env = "CULTURELENS_WVB"
     alignment_kind: ClassVar[str] = "survey"
     alignment_metric: ClassVar[str] = "w1"
+    options_schema = {
+        "wvs_file": (str, "the raw WVS Wave 7 CSV (or set CULTURELENS_WVS_FILE)"),
+        "demographics": (
+            list,
+            "demographic variables shown to the model, comma-separated (default: the release's)",
+        ),
+    }
+    #: ``--limit`` balances questions, then continents and countries; respondents are separate items
+    limit_strata = ("group", "subset.continent", "country")
+    limit_groups = False
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
@@ -187,27 +215,28 @@ class WorldValuesBench(Task):
         )
 
     def load(self) -> Iterator[Item]:
-        codebook = _json(self._path(CODEBOOK))
-        meta = _json(self._path(METADATA))
-        prompts = _json(self._path(VALUE_QUESTIONS))
-        adjust_all = _json(self._path(ADJUSTMENT))
+        codebook_path, meta_path = self._path(CODEBOOK), self._path(METADATA)
+        prompts_path, adjust_path = self._path(VALUE_QUESTIONS), self._path(ADJUSTMENT)
+        codebook, meta = _json(codebook_path), _json(meta_path)
+        prompts, adjust_all = _json(prompts_path), read_json(adjust_path)
+        if not isinstance(adjust_all, dict):
+            raise DatasetError(adjust_path, f"expected a JSON object, got {type(adjust_all).__name__}")
         probe_path = self._path(PROBE)
-        with probe_path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t")
-            for col in (
-                "Question",
-                "Question Category",
-                "Continent",
-                "Urban / Rural",
-                "Education",
-                "D_INTERVIEW",
-            ):
-                if col not in (reader.fieldnames or []):
-                    raise DatasetError(probe_path, "missing column", row=1, field=col)
-            probe = list(enumerate(reader, start=2))
+        probe = read_csv_rows(
+            probe_path,
+            ("Question", "Question Category", "Continent", "Urban / Rural", "Education", "D_INTERVIEW"),
+            delimiter="\t",
+        )
         scales: dict[str, Scale] = {}
+        seen: dict[str, int] = {}
         for rownum, row in probe:
-            q = row["Question"]
+            q, rid = row["Question"].strip(), row["D_INTERVIEW"].strip()
+            for field, value in (("Question", q), ("D_INTERVIEW", rid)):
+                if not value:
+                    raise DatasetError(probe_path, "empty value", row=rownum, field=field)
+            check_unique(
+                probe_path, seen, f"{q} x {rid}", rownum, "D_INTERVIEW", what="probe (question x respondent)"
+            )
             if q not in scales:
                 if q not in meta or q not in codebook or q not in prompts:
                     raise DatasetError(
@@ -216,7 +245,21 @@ class WorldValuesBench(Task):
                         row=rownum,
                         field="Question",
                     )
-                scales[q] = Scale(q, meta[q], codebook[q], adjust_all.get(q, {}), self._path(METADATA))
+                _entry(prompts_path, prompts, q, str, "the question text")
+                adjust = adjust_all.get(q, {})
+                if not isinstance(adjust, dict) or not all(isinstance(v, str | int) for v in adjust.values()):
+                    raise DatasetError(adjust_path, "expected an object code -> recoded code", row=q)
+                scales[q] = Scale(
+                    q,
+                    _entry(meta_path, meta, q, dict, "an object"),
+                    _entry(codebook_path, codebook, q, dict, "an object"),
+                    {str(k): str(v) for k, v in adjust.items()},
+                    meta_path,
+                )
+        for f in self._demographic_fields():
+            for path, data in ((codebook_path, codebook), (meta_path, meta)):
+                if f in data and not isinstance(data[f], dict):
+                    raise DatasetError(path, f"expected an object, got {type(data[f]).__name__}", row=f)
         wanted_ids = {row["D_INTERVIEW"].strip() for _, row in probe}
         respondents, counts = self._read_raw(self.wvs_file(), scales, wanted_ids, codebook)
         self._refs = {
@@ -227,7 +270,7 @@ class WorldValuesBench(Task):
         n = 0
         self.skipped.clear()
         for rownum, row in probe:
-            q, rid = row["Question"], row["D_INTERVIEW"].strip()
+            q, rid = row["Question"].strip(), row["D_INTERVIEW"].strip()
             resp = respondents.get(rid)
             if resp is None:
                 self.skipped["respondent not in the raw file"] += 1
@@ -296,11 +339,13 @@ class WorldValuesBench(Task):
                     row=1,
                     field="Q1",
                 )
-            for row in reader:
+            first_row: dict[str, int] = {}
+            for rownum, row in enumerate(reader, start=2):
                 rid = (row.get("D_INTERVIEW") or "").strip()
                 if rid.endswith(".0"):
                     rid = rid[:-2]
                 if rid in wanted:
+                    check_unique(path, first_row, rid, rownum, "D_INTERVIEW", what="respondent")
                     respondents[rid] = row
                 code = (row.get("B_COUNTRY") or "").strip()
                 if code not in country_cache:

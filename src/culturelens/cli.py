@@ -22,9 +22,48 @@ err = Console(stderr=True)
 
 
 def fail(message: str) -> None:
-    """One-line error, exit code 2."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One-line error, exit code 2 (secrets masked)."""
+    from rich.markup import escape
+
+    from culturelens.redact import redact
+
+    line = " ".join(redact(str(message)).split())
+    err.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so a run stops the way Ctrl-C stops it."""
+
+
+@contextlib.contextmanager
+def _interruptible(runner: object) -> Iterator[None]:
+    """Ctrl-C / SIGTERM: say what was kept and how to resume, exit 130 / 143 (no traceback)."""
+    import signal
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except (KeyboardInterrupt, Terminated) as exc:
+        code = 143 if isinstance(exc, Terminated) else 130
+        st = getattr(runner, "state", None)
+        kept = (
+            f"{st.computed} newly computed answers are kept in the response cache {st.cache}"
+            if st is not None and st.cache is not None
+            else "nothing was computed yet"
+        )
+        where = f" into {st.run_dir}" if st is not None and st.run_dir is not None else ""
+        err.print(
+            f"interrupted: {kept}; run the same command again to resume{where}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=code) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -42,6 +81,7 @@ def _user_errors() -> Iterator[None]:
         KeyError,
         ValueError,
         FileNotFoundError,
+        OSError,
         DatasetError,
         BackendError,
         UnknownCountryError,
@@ -145,6 +185,31 @@ def run(
         for name in [target] if target else task:
             task_options[name][key] = _literal(value)
     backend_options = {k: _literal(v) for _, k, v in (_parse_opt(kv, "--model-opt") for kv in model_opt)}
+    if limit is not None and limit < 1:
+        fail(f"--limit {limit}: give a positive number of items (or leave it out)")
+    if batch_size < 1:
+        fail(f"--batch-size {batch_size}: give a positive number")
+    # the command that re-creates exactly this run (the report's "reproduce" line)
+    command = ["culturelens", "run", "--model", model]
+    for name in task:
+        command += ["--task", name]
+    for flag, value in (
+        ("--mode", mode.value if mode else None),
+        ("--limit", limit),
+        ("--countries", countries),
+        ("--data-dir", data_dir),
+        ("--persona", persona),
+        ("--sample", sample),
+        ("--seed", seed or None),
+    ):
+        if value is not None:
+            command += [flag, str(value)]
+    for v in vary:
+        command += ["--vary", v]
+    for kv in opt:
+        command += ["--opt", kv]
+    for kv in model_opt:
+        command += ["--model-opt", kv]
     with _user_errors():
         for name in task:
             get_task(name, data_dir=data_dir, **task_options[name])
@@ -164,11 +229,35 @@ def run(
             seed=seed,
             task_options={k: v for k, v in task_options.items() if v},
             backend_options=backend_options,
+            command=command,
         )
         with out.progress(quiet) as progress:
-            result = Runner(cfg, progress=progress).run()
+            runner = Runner(cfg, progress=progress, hold_lock=True)
+            with _interruptible(runner):
+                result = runner.run()
+    try:
+        with _user_errors():
+            _finish_run(result, variants, report, quiet)
+    finally:
+        result.release()
+
+
+def _finish_run(result: object, variants: list, report: bool, quiet: bool) -> None:
+    """Console summary, analyses and report of a run, written while its directory is still locked."""
+    from culturelens.runner import RunResult
+
+    assert isinstance(result, RunResult)
     if not quiet:
         out.print_results(result.results, result.timing)
+    for name, entry in result.results.get("tasks", {}).items():
+        fb = entry.get("fallbacks")
+        if fb:
+            why = "; ".join(f"{r} ({n})" for r, n in fb["reasons"].items())
+            err.print(
+                f"[yellow]warning:[/] {name}: {fb['n']} answers were not produced as the mode asks: {why}",
+                highlight=False,
+                soft_wrap=True,
+            )
     reused = bool(result.timing.get("reused"))  # a finished run: its analyses and report are up to date
     if len(variants) > 1:
         from culturelens.robustness import analyze_run
@@ -329,6 +418,48 @@ def steer(
         for cond, why in design.skipped.items():
             out.console.print(f"[yellow]skipped {cond}: {why}[/]")
     out.console.print(f"alignment: [bold]{result.run_dir / 'alignment.json'}[/]")
+
+
+@app.command()
+def models(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Bundled models (installed or not), dequantised transformers copies and native-probe verdicts."""
+    from culturelens.modelinfo import list_models
+
+    rows = list_models()
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    from rich.table import Table
+
+    table = Table("model", "how to use it", "status", "where", box=None, pad_edge=False)
+    for r in rows:
+        table.add_row(r["name"], r["spec"], r["status"], r.get("path") or "")
+    out.console.print(table)
+
+
+@app.command()
+def runs(
+    root: Annotated[Path, typer.Argument(help="folder holding run directories")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Past runs under ROOT: model, tasks, headline with its interval, date and status."""
+    from culturelens.modelinfo import list_runs
+
+    rows = list_runs(root)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        out.console.print(f"no runs under {root}")
+        return
+    from rich.table import Table
+
+    table = Table("run", "model", "task", "headline", "n", "date", "status", box=None, pad_edge=False)
+    for r in rows:
+        table.add_row(
+            r["run"], r["model"], r["task"], r["headline"], str(r["n"] or ""), r["date"], r["status"]
+        )
+    out.console.print(table)
 
 
 def main() -> None:  # pragma: no cover

@@ -23,9 +23,39 @@ console = Console()
 
 
 @contextlib.contextmanager
-def progress(quiet: bool = False) -> Iterator[Any]:
+def progress(quiet: bool = False, every_s: float | None = None) -> Iterator[Any]:
+    """A live bar on a terminal; elsewhere (nohup, Slurm, CI logs) a plain line every ``every_s``
+    seconds (default 30, ``CULTURELENS_PROGRESS_S``) and at the end of each stage."""
     if quiet:
         yield None
+        return
+    if not console.is_terminal:
+        import os
+        import sys
+        import time
+
+        interval = every_s if every_s is not None else float(os.environ.get("CULTURELENS_PROGRESS_S", "30"))
+        t0 = time.monotonic()
+        last: dict[str, float] = {}
+
+        def plain(stage: str, done: int, total: int) -> None:
+            now = time.monotonic()
+            finished = done >= total
+            if finished and last.get(stage) == -1.0:
+                return
+            if finished or now - last.get(stage, t0) >= interval or stage not in last:
+                rate = done / max(now - t0, 1e-9)
+                eta = f", eta {(total - done) / rate:.0f} s" if rate > 0 and not finished else ""
+                pct = 100.0 * done / total if total else 100.0
+                print(
+                    f"[{time.strftime('%H:%M:%S')}] {stage}: {done}/{total} ({pct:.0f}%), "
+                    f"{now - t0:.0f} s elapsed{eta}",
+                    file=sys.stdout,
+                    flush=True,
+                )
+                last[stage] = -1.0 if finished else now
+
+        yield plain
         return
     bar = Progress(
         TextColumn("[bold]{task.description}"),

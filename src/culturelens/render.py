@@ -224,6 +224,22 @@ def register_persona(style: str, fn: PersonaFn) -> None:
     _PERSONAS[style] = fn
 
 
+def check_persona(persona: str) -> None:
+    """Fail early (before any model call) on an unknown persona style or country."""
+    from culturelens.countries import UnknownCountryError, normalize_country
+
+    style, _, arg = persona.partition(":")
+    if style not in _PERSONAS:
+        raise RenderError(f"unknown persona style {style!r} (known: {', '.join(sorted(_PERSONAS))})")
+    country = arg.split("|")[0].strip().replace("_", " ")
+    if country in ("", "@item"):
+        return
+    try:
+        normalize_country(country)
+    except UnknownCountryError as exc:
+        raise RenderError(f"persona {persona!r}: {exc}") from None
+
+
 def persona_text(persona: str, item: Item) -> str:
     """``style:argument``; argument ``@item`` means the item's own country."""
     style, _, arg = persona.partition(":")

@@ -26,9 +26,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from culturelens import rundir
 from culturelens.aggregate import aggregate_task
-from culturelens.backends.base import Backend, load_backend
+from culturelens.backends.base import Backend, BackendError, PartialBatchError, load_backend
 from culturelens.cache import ResponseCache, model_label
+from culturelens.redact import redact, redact_obj
 from culturelens.schema import Item, Mode, Prompt, Request, Response, Score, Variant
 from culturelens.tasks.base import Task, get_task
 
@@ -54,16 +56,23 @@ class RunConfig(BaseModel):
     n_boot: int = 1000
     backend_options: dict[str, Any] = Field(default_factory=dict)
     task_options: dict[str, Any] = Field(default_factory=dict)
+    #: the command line that re-creates this run (set by the CLI; secrets redacted)
+    command: list[str] | None = None
 
     def run_id(self, identity: dict[str, Any]) -> str:
         payload = self.model_dump(
-            mode="json", exclude={"out", "runs_root", "cache", "batch_size", "block_size"}
+            mode="json", exclude={"out", "runs_root", "cache", "batch_size", "block_size", "command"}
         )
+        # the model is named by its identity, not by how it was spelled: `default`, `embedded` and
+        # `llamacpp:embedded` are one model and share one run directory
+        del payload["model"]
         payload["identity"] = identity
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
         model = str(identity.get("model", "model")).split("/")[-1].replace(".gguf", "")
+        backend = str(identity.get("backend", ""))
         model = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in model)[:40]
-        return f"{model}__{'+'.join(self.tasks)[:40]}__{digest}"
+        name = f"{model}-{backend}" if backend else model
+        return f"{name}__{'+'.join(self.tasks)[:40]}__{digest}"
 
 
 @dataclass
@@ -83,6 +92,47 @@ class RunResult:
     run_dir: Path
     results: dict[str, Any]
     timing: dict[str, float] = field(default_factory=dict)
+    lock: rundir.RunLock | None = None  # held when the runner was asked to keep it (see Runner)
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
+@dataclass
+class RunState:
+    """Where a run stands, for the message after an interrupt or a failure."""
+
+    run_dir: Path | None = None
+    cache: Path | None = None
+    computed: int = 0  # responses computed and committed to the cache by this process
+    todo: int = 0  # responses that had to be computed
+    samples: int = 0
+
+
+def check_response(req: Request, resp: Response) -> str | None:
+    """Why ``resp`` is not an answer of the kind ``req`` asks for, or None when it is.
+
+    The last guard before the cache: a malformed answer is never stored as if it were valid. A
+    response with ``fallback`` set was deliberately produced another way and must carry text.
+    """
+    import math
+
+    if resp.fallback:
+        return None if isinstance(resp.text, str) else f"fallback ({resp.fallback}) without text"
+    if req.kind == "generate":
+        return None if isinstance(resp.text, str) else "no generated text"
+    lps = resp.logprobs
+    if lps is None:
+        return "no log-probabilities"
+    if len(lps) != len(req.targets):
+        return f"{len(lps)} log-probabilities for {len(req.targets)} targets"
+    for v in lps:
+        if not isinstance(v, int | float) or math.isnan(v) or v > 1e-6:
+            return f"invalid log-probability {v!r}"
+    if req.kind == "continuations" and (resp.n_tokens is None or len(resp.n_tokens) != len(req.targets)):
+        return "no token counts for the continuations"
+    return None
 
 
 ProgressFn = Callable[[str, int, int], None]
@@ -98,8 +148,23 @@ def build_request(prompt: Prompt, backend: Backend) -> Request:
     return Request(kind="generate", text=text, max_tokens=prompt.max_tokens)
 
 
+def cpu_summary() -> str:
+    """CPU model and the SIMD features that decide which native kernels run (recorded per run)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith(("flags", "Features")) and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+            if name and flags:
+                break
+    keep = ("avx2", "avx512f", "amx_tile", "amx_int8", "amx_bf16", "fma", "f16c", "asimd", "sve")
+    return f"{name} [{' '.join(f for f in keep if f in flags)}]"
+
+
 def package_versions() -> dict[str, str]:
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "cpu": cpu_summary()}
     for pkg in ("culturelens", "llama_cpp_python", "transformers", "torch", "httpx", "numpy", "pydantic"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg.replace("_", "-"))
@@ -140,38 +205,134 @@ def _sample_record(w: Work) -> dict[str, Any]:
         "valid": score.valid,
         "cache_key": w.key,
     }
+    if w.response.fallback:
+        rec["fallback"] = w.response.fallback
     return rec
 
 
+class EmptyRunError(ValueError):
+    """A run would score nothing; says which task and why."""
+
+
+def load_tasks(cfg: RunConfig) -> list[tuple[Task, list[Item]]]:
+    """Every task's items, validated before the model is touched: a run never starts half-loaded."""
+    if cfg.limit is not None and cfg.limit < 1:
+        raise EmptyRunError(f"--limit {cfg.limit}: give a positive number of items (or leave it out)")
+    if not cfg.tasks:
+        raise EmptyRunError("no task given")
+    from culturelens.render import check_persona
+
+    for v in cfg.variants:
+        if v.persona:
+            check_persona(v.persona)
+    tasks: list[tuple[Task, list[Item]]] = []
+    for name in cfg.tasks:
+        task = get_task(name, data_dir=cfg.data_dir, **cfg.task_options.get(name, {}))
+        items = task.items(limit=cfg.limit, countries=cfg.countries)
+        if not items:
+            why = "its data has no items"
+            if cfg.countries:
+                have = sorted({i.country.name for i in task.items() if i.country})
+                why = (
+                    f"none of its items is from {', '.join(cfg.countries)} "
+                    f"(its countries: {', '.join(have[:12])}{'...' if len(have) > 12 else ''})"
+                )
+            raise EmptyRunError(f"task {name!r} has nothing to score: {why}")
+        seen: dict[str, Item] = {}
+        for it in items:
+            if it.id in seen:
+                raise EmptyRunError(
+                    f"task {name!r}: item id {it.id!r} appears twice (countries "
+                    f"{seen[it.id].country.name if seen[it.id].country else '-'} and "
+                    f"{it.country.name if it.country else '-'}): ids must be unique"
+                )
+            seen[it.id] = it
+        tasks.append((task, items))
+    return tasks
+
+
 class Runner:
-    def __init__(self, config: RunConfig, backend: Backend | None = None, progress: ProgressFn | None = None):
+    """Runs a :class:`RunConfig`. With ``hold_lock`` the run directory stays locked after
+    :meth:`run` returns, until ``RunResult.release()`` (the CLI keeps it while it writes analyses)."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        backend: Backend | None = None,
+        progress: ProgressFn | None = None,
+        hold_lock: bool = False,
+    ):
         self.config = config
         self.backend = backend
         self.progress = progress
+        self.hold_lock = hold_lock
+        self.state = RunState()
 
     def run(self) -> RunResult:
         cfg = self.config
         t0 = time.perf_counter()
-        # load and validate every task before touching the model: a run never starts half-loaded
-        tasks: list[tuple[Task, list[Item]]] = []
-        for name in cfg.tasks:
-            task = get_task(name, data_dir=cfg.data_dir, **cfg.task_options.get(name, {}))
-            tasks.append((task, task.items(limit=cfg.limit, countries=cfg.countries)))
+        tasks = load_tasks(cfg)
         t_data = time.perf_counter()
         backend = self.backend or load_backend(cfg.model, lazy=True, **cfg.backend_options)
+        try:
+            return self._run(cfg, tasks, backend, t0, t_data)
+        finally:
+            if self.backend is None:
+                backend.close()
+
+    def _run(self, cfg: RunConfig, tasks, backend: Backend, t0: float, t_data: float) -> RunResult:
         t_load = time.perf_counter()
         identity = backend.identity()
         run_dir = Path(cfg.out) if cfg.out else Path(cfg.runs_root) / cfg.run_id(identity)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cache = ResponseCache(cfg.cache or DEFAULT_CACHE)
-        self._write_config(run_dir, backend, tasks)
+        cache_path = Path(cfg.cache) if cfg.cache else DEFAULT_CACHE
+        self.state = RunState(run_dir=run_dir, cache=cache_path)
+        created = not run_dir.exists()
+        rundir.prepare(run_dir)
+        lock = rundir.RunLock(run_dir)
+        try:
+            lock.acquire()
+            cache = ResponseCache(cache_path)
+        except BaseException:
+            lock.release()
+            if created:  # a failed start leaves no empty run directory behind
+                with contextlib.suppress(OSError):
+                    (run_dir / rundir.LOCK_FILE).unlink()
+                    run_dir.rmdir()
+            raise
+        try:
+            result = self._locked(cfg, tasks, backend, identity, run_dir, cache, t0, t_data, t_load)
+        except BaseException as exc:
+            status = "failed" if isinstance(exc, Exception) else "interrupted"
+            with contextlib.suppress(OSError):
+                (run_dir / "samples.jsonl.tmp").unlink(missing_ok=True)
+                rundir.write_status(
+                    run_dir,
+                    status=status,
+                    ended=time.time(),
+                    error=redact(str(exc))[:500] or type(exc).__name__,
+                )
+            lock.release()
+            if (
+                created and status == "failed" and self.state.samples == 0
+            ):  # nothing to keep: the cache has it all
+                import shutil
 
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        finally:
+            cache.close()
+        if self.hold_lock:
+            result.lock = lock
+        else:
+            lock.release()
+        return result
+
+    def _locked(self, cfg, tasks, backend, identity, run_dir, cache, t0, t_data, t_load) -> RunResult:
         # pass 1: every request's key only (prompts are rendered again, a block at a time, in pass 2)
         keys = [w.key for block in self._blocks(tasks, backend, identity) for w in block]
         digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()
         finished = self._finished(run_dir, digest)
         if finished is not None:  # the same requests were all scored and aggregated before: nothing to do
-            cache.close()
             t_end = time.perf_counter()
             timing = {
                 **finished[1],
@@ -184,11 +345,22 @@ class Runner:
                 "scoring_s": 0.0,
                 "model_loaded": float(getattr(backend, "loaded", True)),
             }
-            if self.backend is None:
-                backend.close()
             return RunResult(run_dir, finished[0], timing)
+        # anything else in the directory belongs to another (or an unfinished) run: never mix two
+        rundir.clear(run_dir)
+        self._write_config(run_dir, backend, tasks)
+        rundir.write_status(
+            run_dir,
+            status="started",
+            started=time.time(),
+            requests_digest=digest,
+            pid=os.getpid(),
+            files={},
+            error=None,
+        )
         n_unique = len(set(keys))
         todo_total = len(cache.missing(list(dict.fromkeys(keys))))
+        self.state.todo = todo_total
         del keys
 
         # pass 2: compute, score and write one block at a time; keep only the scores
@@ -206,9 +378,12 @@ class Runner:
                 for w in block:
                     assert w.response is not None
                     w.score = w.task.score(w.item, w.prompt, w.response)
+                    if w.response.fallback:
+                        w.score.fallback = w.response.fallback
                     scores.setdefault((w.task_index, w.prompt.variant.id), []).append(w.score)
                     fh.write(json.dumps(_sample_record(w), ensure_ascii=False) + "\n")
                 n_samples += len(block)
+                self.state.samples = n_samples
         t_compute = time.perf_counter()
         results = self._aggregate(tasks, scores, identity, backend)
         os.replace(samples_tmp, run_dir / "samples.jsonl")
@@ -217,7 +392,6 @@ class Runner:
         )
         t_end = time.perf_counter()
         stats = cache.stats()
-        cache.close()
         # a lazy backend loads its weights inside the first batch: count that as load, not scoring
         lazy_load = getattr(backend, "load_s", 0.0)
         timing = {
@@ -235,8 +409,12 @@ class Runner:
             "requests_digest": digest,
         }
         _atomic_write(run_dir / "timing.json", lambda fh: json.dump(timing, fh, indent=1))
-        if self.backend is None:
-            backend.close()
+        rundir.write_status(
+            run_dir,
+            status="complete",
+            ended=time.time(),
+            files={name: rundir.file_digest(run_dir / name) for name in rundir.HASHED},
+        )
         return RunResult(run_dir, results, timing)
 
     def _blocks(self, tasks, backend: Backend, identity: dict) -> Iterator[list[Work]]:
@@ -262,12 +440,13 @@ class Runner:
     def _finished(run_dir: Path, digest: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(results, timing) of an earlier complete run with exactly these requests, else None.
 
-        ``timing.json`` is written last, so its digest marks a run whose samples and results are whole.
+        Only a ``complete`` status record for the same requests whose files still hash to what it
+        recorded counts (see :mod:`culturelens.rundir`): a cut or edited file is recomputed.
         """
+        if not rundir.is_complete(run_dir, digest):
+            return None
         try:
             timing = json.loads((run_dir / "timing.json").read_text())
-            if timing.get("requests_digest") != digest or not (run_dir / "samples.jsonl").exists():
-                return None
             return json.loads((run_dir / "results.json").read_text()), timing
         except (OSError, ValueError):
             return None
@@ -300,8 +479,38 @@ class Runner:
         for start in range(0, len(todo), bs):
             chunk = todo[start : start + bs]
             reqs = [by_key[k][0].request for k in chunk]
-            resps = backend.run(reqs)
-            cache.put_many((k, label, r.kind, resp) for k, r, resp in zip(chunk, reqs, resps, strict=True))
+            try:
+                resps = backend.run(reqs)
+            except PartialBatchError as exc:  # keep every answer that did come back, then stop
+                good = {
+                    i: r
+                    for i, r in exc.completed.items()
+                    if 0 <= i < len(chunk) and not check_response(reqs[i], r)
+                }
+                cache.put_many((chunk[i], label, reqs[i].kind, r) for i, r in good.items())
+                self.state.computed += len(good)
+                raise BackendError(f"{exc} ({len(good)} answers of the failed batch were kept)") from None
+            if len(resps) != len(reqs):
+                raise BackendError(f"backend returned {len(resps)} answers for {len(reqs)} requests")
+            bad = [
+                (i, why)
+                for i, (q, r) in enumerate(zip(reqs, resps, strict=True))
+                if (why := check_response(q, r))
+            ]
+            ok = [
+                (k, q, r)
+                for i, (k, q, r) in enumerate(zip(chunk, reqs, resps, strict=True))
+                if not any(i == b for b, _ in bad)
+            ]
+            cache.put_many((k, label, q.kind, r) for k, q, r in ok)
+            self.state.computed += len(ok)
+            if bad:
+                i, why = bad[0]
+                raise BackendError(
+                    f"model {redact(str(identity.get('model')))} gave a malformed answer to a {reqs[i].kind} "
+                    f"request ({why}); {len(bad)} of {len(reqs)} answers in the batch were malformed and not "
+                    f"cached, {len(ok)} were kept"
+                )
             for k, resp in zip(chunk, resps, strict=True):
                 for w in by_key[k]:
                     w.response = resp
@@ -329,6 +538,13 @@ class Runner:
                 per_variant[variant.id] = agg
             primary = per_variant[cfg.variants[0].id]
             entry = {k: v for k, v in primary.items() if k != "variant"}
+            reasons: dict[str, int] = {}
+            for vs in (scores.get((ti, v.id), []) for v in cfg.variants):
+                for s_ in vs:
+                    if s_.fallback:
+                        reasons[s_.fallback] = reasons.get(s_.fallback, 0) + 1
+            if reasons:  # answers produced another way than the mode asks: never silent
+                entry["fallbacks"] = {"n": sum(reasons.values()), "reasons": reasons}
             entry.update({"modes": sorted(modes), "items": len(items), "description": task.description})
             if len(cfg.variants) > 1:
                 entry["variants"] = per_variant
@@ -337,13 +553,19 @@ class Runner:
 
     def _write_config(self, run_dir: Path, backend: Backend, tasks) -> None:
         cfg = self.config
-        payload = {
-            "config": cfg.model_dump(mode="json"),
-            "backend": backend.describe(),
-            "tasks": {t.name: {**t.info(), "items": len(items)} for t, items in tasks},
-            "versions": package_versions(),
-            "command": " ".join(sys.argv) if sys.argv and "culturelens" in sys.argv[0] else None,
-        }
+        import shlex
+
+        argv = cfg.command or (sys.argv if sys.argv and "culturelens" in sys.argv[0] else None)
+        payload = redact_obj(
+            {
+                "format": rundir.FORMAT_VERSION,
+                "config": cfg.model_dump(mode="json"),
+                "backend": backend.describe(),
+                "tasks": {t.name: {**t.info(), "items": len(items)} for t, items in tasks},
+                "versions": package_versions(),
+                "command": shlex.join(argv) if argv else None,
+            }
+        )
         _atomic_write(run_dir / "config.json", lambda fh: json.dump(payload, fh, indent=1, default=str))
 
 

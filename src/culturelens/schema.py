@@ -142,6 +142,9 @@ class Response(BaseModel):
     logprobs: list[float] | None = None  # per target: next-token log-prob, or summed continuation log-prob
     n_tokens: list[int] | None = None  # per continuation: tokens scored
     text: str | None = None  # generated text
+    #: set when the backend deliberately answered in another way than asked (e.g. generated text
+    #: because the server returns no log-probs): says how and why; recorded in every sample it affects
+    fallback: str | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
     cached: bool = False
 
@@ -157,3 +160,4 @@ class Score(BaseModel):
     prediction: int | str | None = None  # chosen original option index, or parsed text
     probs: list[float] | None = None  # distribution over original options (letter / cloze)
     valid: bool = True  # False: unparseable generation (counted, never dropped)
+    fallback: str | None = None  # the response was a deliberate fallback (see Response.fallback)

@@ -23,6 +23,30 @@ class BackendError(RuntimeError):
     """A model could not be loaded or reached. The message names the model and the cause."""
 
 
+class NativeCrashError(BackendError):
+    """A native backend crashed in its test decode on this machine (see backends/probe.py)."""
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (secrets masked)."""
+    import sys
+
+    from culturelens.redact import redact
+
+    sys.stderr.write(f"warning: {' '.join(redact(message).split())}\n")
+    sys.stderr.flush()
+
+
+class PartialBatchError(BackendError):
+    """A batch failed part-way: ``completed`` maps request positions (in the batch as passed to
+    :meth:`Backend.run`) to the responses that did come back, so the runner can cache them (paid
+    answers are never thrown away) before stopping with the cause."""
+
+    def __init__(self, message: str, completed: dict[int, Response]):
+        super().__init__(message)
+        self.completed = completed
+
+
 class Backend(ABC):
     name: str = "base"
     #: where the chat template came from, recorded in config.json
@@ -62,7 +86,18 @@ class Backend(ABC):
         ):
             idx = [i for i, r in enumerate(batch) if r.kind == kind]
             if idx:
-                for i, resp in zip(idx, fn([batch[i] for i in idx]), strict=True):
+                try:
+                    resps = fn([batch[i] for i in idx])
+                except PartialBatchError as exc:  # positions are within this kind's sub-batch
+                    done = {i: r for i, r in enumerate(out) if r is not None}
+                    done.update({idx[j]: r for j, r in exc.completed.items()})
+                    raise PartialBatchError(str(exc), done) from exc.__cause__ or exc
+                except BaseException as exc:
+                    done = {i: r for i, r in enumerate(out) if r is not None}
+                    if done and isinstance(exc, Exception):
+                        raise PartialBatchError(str(exc), done) from exc
+                    raise
+                for i, resp in zip(idx, resps, strict=True):
                     out[i] = resp
         return [r for r in out if r is not None]
 
@@ -132,12 +167,38 @@ def load_backend(spec: str, lazy: bool = False, **options: Any) -> Backend:
             f"backend {module!r} needs an optional dependency: pip install 'culturelens[{module}]' ({exc})"
         ) from exc
     cls = _REGISTRY[module]
+    check_options(cls, spec, options)
+    if module == "llamacpp" and hasattr(cls, "native_verdict"):
+        fallback = cls.native_verdict(rest, options)  # type: ignore[attr-defined]
+        if fallback is not None:
+            return load_backend(fallback, lazy=lazy)
     if lazy:
         key = cls.card_key(rest, **options)
         card = load_card(key) if key else None
         if card is not None:
             return LazyBackend(spec, card, options)
     return cls(rest, **options)
+
+
+def check_options(cls: type[Backend], spec: str, options: dict[str, Any]) -> None:
+    """Unknown ``--model-opt`` keys are an error: the backend's explicit keyword parameters are
+    its options (a ``**kwargs`` catch-all accepts nothing)."""
+    import difflib
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    known = [
+        n
+        for n, p in params.items()
+        if n not in ("self", "spec") and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise BackendError(
+                f"backend {cls.name!r} ({spec}) has no option {key!r}{hint}; options: {', '.join(known) or 'none'}"
+            )
 
 
 def file_sha256(path: str | Path) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,9 +23,11 @@ class FakeBackend(Backend):
 
     chat_template_source = "plain"
 
-    def __init__(self, spec: str = "hash", generate_text: str | None = None, **_: Any):
+    def __init__(self, spec: str = "hash", generate_text: str | None = None, delay: float = 0.0):
+        """``delay``: seconds to wait per batch (to test interrupts and kills mid-run)."""
         self.policy = spec or "hash"
         self.generate_text = generate_text
+        self.delay = float(delay)
         self.calls: list[int] = []  # batch sizes, for tests
 
     def identity(self) -> dict[str, Any]:
@@ -46,10 +49,14 @@ class FakeBackend(Backend):
 
     def label_logprobs(self, batch: Sequence[Request]) -> list[Response]:
         self.calls.append(len(batch))
+        if self.delay:
+            time.sleep(self.delay)
         return [Response(logprobs=self._scores(r)) for r in batch]
 
     def continuation_logprobs(self, batch: Sequence[Request]) -> list[Response]:
         self.calls.append(len(batch))
+        if self.delay:
+            time.sleep(self.delay)
         out = []
         for r in batch:
             lps = [s * max(1, len(t) // 4) for s, t in zip(self._scores(r), r.targets, strict=True)]
@@ -58,6 +65,8 @@ class FakeBackend(Backend):
 
     def generate(self, batch: Sequence[Request]) -> list[Response]:
         self.calls.append(len(batch))
+        if self.delay:
+            time.sleep(self.delay)
         if self.generate_text is not None:
             return [Response(text=self.generate_text) for _ in batch]
         text = {"first": "A", "last": "D"}.get(self.policy)

@@ -41,6 +41,47 @@ from culturelens.backends.base import (
 )
 from culturelens.schema import Message, Request, Response
 
+# transformers 5.2x renamed the model's KV-cache argument and output `past_key_values` -> `cache`
+# (the old names still work but print a deprecation warning on every run)
+try:
+    from transformers.utils import generic as _tf_generic
+
+    _CACHE_ARG = "cache" if hasattr(_tf_generic, "_rename_kwargs_for_bc") else "past_key_values"
+except ImportError:  # pragma: no cover - transformers missing: the import below fails clearly
+    _CACHE_ARG = "past_key_values"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _hub_reachable_or_fail(what: str, timeout: float = 3.0) -> None:
+    """One quick connection to the hub before transformers would spend about a minute retrying it.
+
+    Offline (``HF_HUB_OFFLINE=1``) or unreachable: a one-line error that says what to do."""
+    import socket
+    from urllib.parse import urlparse
+
+    hint = "pass a local folder or .gguf path, or a model already in the local Hugging Face cache"
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise BackendError(f"{what} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: {hint}")
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError as exc:
+        raise BackendError(
+            f"{what} is not in the local Hugging Face cache and the hub ({url.hostname}) cannot be reached "
+            f"({exc.strerror or exc}): {hint}; set HF_HUB_OFFLINE=1 to skip the hub"
+        ) from None
+
+
+def _kv(res: Any) -> Any:
+    """The KV cache of a model output, under whichever name this transformers uses."""
+    return getattr(res, _CACHE_ARG)
+
+
 try:
     import torch
     import transformers
@@ -119,6 +160,11 @@ class HFBackend(Backend):
             raise BackendError(f"padding_side must be 'left' or 'right', not {padding_side!r}")
         if n_threads:
             torch.set_num_threads(int(n_threads))
+        if device and device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendError(
+                f"device={device}: this torch ({torch.__version__}) has no CUDA device to use; on a machine "
+                "with an NVIDIA GPU install a CUDA build of torch (`make install-gpu`), or leave device unset"
+            )
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = _resolve_dtype(dtype, self.device)
         self.batch_size = max(1, int(batch_size))
@@ -176,9 +222,17 @@ class HFBackend(Backend):
                 try:
                     from huggingface_hub import hf_hub_download
 
-                    gguf_path = Path(hf_hub_download(source, gguf, revision=revision))
+                    try:
+                        gguf_path = Path(
+                            hf_hub_download(source, gguf, revision=revision, local_files_only=True)
+                        )
+                    except Exception:  # noqa: BLE001 - not cached: go to the hub, if it can be reached
+                        _hub_reachable_or_fail(f"{source}#{gguf}")
+                        gguf_path = Path(hf_hub_download(source, gguf, revision=revision))
+                except BackendError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - network, auth, missing file
-                    raise BackendError(f"could not fetch {gguf} from {source}: {exc}") from exc
+                    raise BackendError(f"could not fetch {gguf} from {source}: {_first_line(exc)}") from exc
         elif source.endswith(".gguf"):
             gguf_path = Path(source).expanduser()
         else:
@@ -192,7 +246,13 @@ class HFBackend(Backend):
         kwargs: dict[str, Any] = {"trust_remote_code": trust}
         if not local.is_dir():
             kwargs["revision"] = revision
-        self._from_pretrained(str(local) if local.is_dir() else source, **kwargs)
+            try:  # a model already in the local hub cache loads without touching the network
+                self._from_pretrained(source, local_files_only=True, **kwargs)
+            except BackendError:
+                _hub_reachable_or_fail(source)
+                self._from_pretrained(source, **kwargs)
+        else:
+            self._from_pretrained(str(local), **kwargs)
         if local.is_dir():
             self.loaded_from = str(local.resolve())
             self._identity = {
@@ -391,7 +451,7 @@ class HFBackend(Backend):
             extra = {"logits_to_keep": 1} if self._keep_last else {}
             with torch.inference_mode():
                 res = self.model(input_ids=ids, use_cache=True, **extra)
-            self._prefix_memo = (prefix, res.past_key_values)
+            self._prefix_memo = (prefix, _kv(res))
         cache = copy.deepcopy(self._prefix_memo[1])
         cache.batch_repeat_interleave(rows)
         return cache
@@ -423,7 +483,7 @@ class HFBackend(Backend):
                     input_ids=ids,
                     attention_mask=mask,
                     position_ids=pos,
-                    past_key_values=past,
+                    **{_CACHE_ARG: past},
                     use_cache=True,
                     **extra,
                 ).logits
@@ -491,12 +551,12 @@ class HFBackend(Backend):
                 input_ids=ids,
                 attention_mask=mask,
                 position_ids=pos,
-                past_key_values=past,
+                **{_CACHE_ARG: past},
                 use_cache=True,
                 **extra,
             )
             first = torch.log_softmax(res.logits[:, -1].float(), dim=-1).cpu()
-            cache = res.past_key_values
+            cache = _kv(res)
             rows = [(r, j) for r, cs in enumerate(conts) for j, c in enumerate(cs) if len(c) > 1]
             tail: dict[tuple[int, int], torch.Tensor] = {}
             if rows:
@@ -511,7 +571,7 @@ class HFBackend(Backend):
                     input_ids=cids,
                     attention_mask=full_mask,
                     position_ids=pos,
-                    past_key_values=cache,
+                    **{_CACHE_ARG: cache},
                     use_cache=True,
                 ).logits
                 logp = torch.log_softmax(logits.float(), dim=-1)

@@ -19,6 +19,7 @@ from culturelens.backends.base import (
     EMBEDDED_MODELS,
     Backend,
     BackendError,
+    NativeCrashError,
     embedded_model_path,
     file_sha256,
     logsumexp,
@@ -26,6 +27,7 @@ from culturelens.backends.base import (
     register,
     render_chat_template,
     save_card,
+    warn,
 )
 from culturelens.schema import Message, Request, Response
 
@@ -33,6 +35,34 @@ from culturelens.schema import Message, Request, Response
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     m = logits.max()
     return logits - (m + np.log(np.exp(logits - m).sum()))
+
+
+def open_llama(path: Path, n_ctx: int, n_batch: int, n_threads: int, use_extra_bufts: bool = True) -> Any:
+    """``llama_cpp.Llama`` on ``path``; ``use_extra_bufts=False`` turns off llama.cpp's extra buffer
+    types (weight repacking for AMX and similar kernels), which ``Llama()`` does not expose."""
+    import llama_cpp
+    import llama_cpp.llama_cpp as lib
+
+    original = lib.llama_model_default_params
+
+    def params_without_extra_bufts() -> Any:
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    if not use_extra_bufts:
+        lib.llama_model_default_params = params_without_extra_bufts
+    try:
+        return llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_batch=n_batch,
+            n_threads=n_threads,
+            logits_all=False,
+            verbose=False,
+        )
+    finally:
+        lib.llama_model_default_params = original
 
 
 _MIN_TAIL = 2
@@ -48,8 +78,11 @@ class LlamaCppBackend(Backend):
         n_ctx: int = 4096,
         n_threads: int | None = None,
         n_batch: int = 512,
-        **_: Any,
+        use_extra_bufts: bool | None = None,
+        probe: bool = True,
     ):
+        """``use_extra_bufts``: None lets the native probe decide (see :mod:`culturelens.backends.probe`);
+        ``probe=False`` skips the probe (the probe's own child process)."""
         try:
             import llama_cpp
         except ImportError as exc:
@@ -61,14 +94,25 @@ class LlamaCppBackend(Backend):
         if not path.exists():
             raise BackendError(f"model file not found: {path}")
         self.path = path
+        self.probe_detail = "not probed"
+        if use_extra_bufts is None:
+            use_extra_bufts = True
+            if probe:
+                from culturelens.backends.probe import FIX, check
+
+                verdict = check(path)
+                self.probe_detail = verdict.detail
+                if not verdict.ok:
+                    raise NativeCrashError(
+                        f"llama.cpp cannot run {path.name} on this CPU: {verdict.detail}; fix: {FIX}"
+                    )
+                if not verdict.use_extra_bufts:
+                    use_extra_bufts = False
+                    warn(f"llama.cpp on this CPU: {verdict.detail} (slower); fix: {FIX}")
+        self.use_extra_bufts = use_extra_bufts
         try:
-            self.llm = llama_cpp.Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_batch=n_batch,
-                n_threads=n_threads or max(1, (os.cpu_count() or 2)),
-                logits_all=False,
-                verbose=False,
+            self.llm = open_llama(
+                path, n_ctx, n_batch, n_threads or max(1, (os.cpu_count() or 2)), use_extra_bufts
             )
         except (ValueError, RuntimeError) as exc:
             raise BackendError(f"llama.cpp could not load {path}: {exc}") from exc
@@ -93,6 +137,43 @@ class LlamaCppBackend(Backend):
             save_card(key, card)
 
     @classmethod
+    def native_verdict(cls, spec: str, options: dict[str, Any]) -> str | None:
+        """Probe llama.cpp on this model once per machine (cached). None: use llama.cpp. A crash:
+        for a bundled model, the spec of the transformers backend on the same file (with a warning);
+        otherwise a :class:`NativeCrashError` with the fix."""
+        from culturelens.backends.probe import FIX, check
+
+        if options.get("use_extra_bufts") is not None or options.get("probe") is False:
+            return None
+        try:
+            path = cls._resolve(spec)
+        except BackendError:
+            return None
+        if not path.exists():
+            return None
+        verdict = check(path)
+        if verdict.ok:
+            return None
+        name = spec if spec in EMBEDDED_MODELS else None
+        if spec in ("", "default"):
+            name = "embedded"
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+
+            has_hf = True
+        except ImportError:
+            has_hf = False
+        if name in EMBEDDED_MODELS and has_hf:
+            dropped = f" (llama.cpp options {', '.join(options)} do not apply)" if options else ""
+            warn(
+                f"llama.cpp crashed in a test decode on this CPU ({verdict.detail}); running the same "
+                f"file through transformers (hf:{name}) instead{dropped}; fix: {FIX}"
+            )
+            return f"hf:{name}"
+        raise NativeCrashError(f"llama.cpp cannot run {path.name} on this CPU: {verdict.detail}; fix: {FIX}")
+
+    @classmethod
     def _resolve(cls, spec: str) -> Path:
         if spec in ("", "default"):
             spec = "embedded"
@@ -110,6 +191,13 @@ class LlamaCppBackend(Backend):
     # --- identity and formatting ----------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
         return {"backend": "llamacpp", "model": self.path.name, "sha256": self._sha, "scorer": _SCORER}
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["native"] = {"use_extra_bufts": self.use_extra_bufts, "probe": self.probe_detail}
+        with contextlib.suppress(Exception):
+            info["native"]["system_info"] = self._lib.llama_print_system_info().decode().strip()
+        return info
 
     def _piece(self, token: int) -> str:
         try:

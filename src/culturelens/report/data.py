@@ -327,7 +327,9 @@ def task_view(name: str, entry: dict[str, Any], samples: Sequence[dict[str, Any]
 
 # --- run summary ---------------------------------------------------------------------------------
 def _reproduce(config: dict[str, Any]) -> str:
-    """A command that re-creates the run, rebuilt from config.json when the argv was not recorded."""
+    """A command that re-creates the run: the one the CLI recorded, else rebuilt from config.json."""
+    if config.get("command"):
+        return str(config["command"])
     cfg = config.get("config") or {}
     parts = ["culturelens", "run", "--model", str(cfg.get("model", "default"))]
     for t in cfg.get("tasks") or []:

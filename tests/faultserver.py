@@ -15,7 +15,7 @@ well-formed answer without log-probs), ``nan_logprobs``, ``positive_logprobs``, 
 ``choices_null``, ``list_body``, ``non_json``, ``empty_body``, ``content_string``
 (``logprobs.content`` is a string), ``missing_message``, ``error_body`` (200 with an ``error``
 object), ``no_labels_in_top``, ``partial_labels_in_top`` (one label that is not the top answer is
-left out), ``echo_key`` (401 whose body echoes the Authorization header), ``bad_echo`` (echoed
+left out), ``echo_key`` (401 whose body echoes the Authorization header and the bare key), ``bad_echo`` (echoed
 prompt log-probs that are positive).
 
 Normal answers depend only on the prompt (a hash ranks the labels A-D and Yes/No/Neither), so any
@@ -100,6 +100,16 @@ def prompt_answer(key: str) -> str:
     return _ranked(key, pool)[0]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (timeout) and closed its end is expected here, not an error to print."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class FaultServer:
     """See the module docstring. ``top`` / ``text`` fix the answer for every prompt instead."""
 
@@ -168,7 +178,7 @@ class FaultServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -215,7 +225,9 @@ class FaultServer:
             h.close_connection = True
             return
         if name == "echo_key":
-            h._send(401, {"error": {"message": f"invalid api key: {h.headers.get('Authorization')}"}})
+            auth = h.headers.get("Authorization") or ""
+            bare = auth.split(" ", 1)[-1]
+            h._send(401, {"error": {"message": f"invalid credentials {auth!r} (key {bare})"}})
             return
         if name == "list_body":
             h._send(200, [self.answer(h.path, body)])

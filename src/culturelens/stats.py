@@ -1,19 +1,31 @@
 """Statistics for every number culturelens reports.
 
-* confidence intervals: percentile bootstrap over items, resampling whole clusters (rows that share
-  one underlying question) together;
+* confidence intervals for reported means (:func:`metric_interval`): Wilson score intervals for
+  proportions (per-item values in {0, 1}), on the Kish effective sample size with a Korn-Graubard
+  degrees-of-freedom correction when rows come in clusters; for other metrics the union of a
+  cluster percentile bootstrap, a cluster t-interval and (on [0, 1]) a Wilson interval on the
+  effective n, clipped to [0, 1] and never of zero width there. :func:`cluster_bootstrap_ci` (plain percentile bootstrap, resampling whole clusters, i.e.
+  rows that share one underlying question) stays for callers that want it as it was;
+* partial pooling of per-country proportions (empirical-Bayes beta-binomial,
+  :func:`shrink_proportions`) and ranks with uncertainty drawn from its posteriors
+  (:func:`posterior_ranks`);
 * paired comparisons of two runs on the same items: McNemar (exact binomial when discordant pairs
   are few) for 0/1 metrics, cluster sign-flip permutation test and paired cluster bootstrap otherwise;
 * rank agreement (Kendall's tau-b) and the minimum detectable difference of a paired design, so a
-  non-significant difference can be called "too few items to tell" rather than "no difference".
+  non-significant difference can be called "too few items to tell" rather than "no difference";
+* multiple-comparison adjustment (Holm, Benjamini-Hochberg, Bonferroni: :func:`adjust_pvalues`);
+* comparison of a score with a baseline (:func:`vs_baseline`, :func:`binomial_p_greater`).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +77,407 @@ def cluster_bootstrap_ci(
         boot[start : start + len(idx)] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     return mean, float(lo), float(hi)
+
+
+# --- intervals for reported means ------------------------------------------------------------------
+#: ``ci_method`` values of :class:`Interval`
+WILSON = "wilson"  # 0/1 values, independent rows: Wilson score interval
+WILSON_KISH = "wilson-kish"  # 0/1 values in clusters: Wilson on the Kish effective n (Korn-Graubard df)
+WILSON_BOUND = "wilson-bound"  # [0, 1] values without observed spread: Wilson at the largest variance
+BOOTSTRAP_T_WILSON = "bootstrap-t-wilson"  # other [0, 1] values: bootstrap, t and Wilson-on-n_eff united
+BOOTSTRAP_T = "bootstrap-t"  # unbounded values: cluster percentile bootstrap united with a t-interval
+NO_DATA = "none"
+PROPORTION_METHODS = frozenset({WILSON, WILSON_KISH})
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its confidence interval and how the interval was made."""
+
+    mean: float
+    low: float
+    high: float
+    method: str  # WILSON, WILSON_KISH, WILSON_BOUND, BOOTSTRAP_T_WILSON, BOOTSTRAP_T or NO_DATA
+    n_eff: float | None = None  # effective sample size behind a Wilson interval
+
+
+def _zq(alpha: float) -> float:
+    """Two-sided normal quantile; stdlib, so a Wilson interval does not need scipy."""
+    return NormalDist().inv_cdf(1 - alpha / 2)
+
+
+@functools.lru_cache(maxsize=1024)
+def _tq(alpha: float, df: int) -> float:
+    """Two-sided Student t quantile (cached: every breakdown group asks for one)."""
+    return float(_sps().t.ppf(1 - alpha / 2, df))
+
+
+def wilson_interval(
+    successes: float | np.ndarray, n: float | np.ndarray, alpha: float = 0.05
+) -> tuple[Any, Any]:
+    """Wilson score interval for a binomial proportion; broadcasts over arrays.
+
+    ``successes`` and ``n`` may be fractional (effective counts). n <= 0 gives nan. The interval
+    always contains ``successes / n`` and has positive width for n > 0, also at 0/n and n/n
+    (0/6 -> [0, 0.390], 1/1 -> [0.207, 1]).
+    """
+    x = np.asarray(successes, dtype=float)
+    m = np.asarray(n, dtype=float)
+    z = _zq(alpha)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.clip(x / m, 0.0, 1.0)
+        denom = 1.0 + z * z / m
+        centre = (p + z * z / (2 * m)) / denom
+        half = z * np.sqrt(p * (1 - p) / m + z * z / (4 * m * m)) / denom
+        lo = np.where(m > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
+        hi = np.where(m > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
+    # at 0/n and n/n the bound is exactly 0 / 1 (rounding can leave 1e-17)
+    lo = np.where(p <= 0, 0.0, lo)
+    hi = np.where(p >= 1, 1.0, hi)
+    if lo.ndim == 0:
+        return float(lo), float(hi)
+    return lo, hi
+
+
+def clopper_pearson_interval(successes: float, n: float, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval: coverage never below nominal, at the cost of width."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    beta = _sps().beta
+    lo = 0.0 if successes <= 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    hi = 1.0 if successes >= n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return lo, hi
+
+
+def _cluster_sums(values: np.ndarray, clusters: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
+    if clusters is None:
+        return values, np.ones_like(values)
+    if len(clusters) != values.size:
+        raise ValueError("one cluster id per value")
+    _, inv = np.unique(np.asarray(clusters), return_inverse=True)
+    return np.bincount(inv, weights=values), np.bincount(inv).astype(float)
+
+
+def kish_effective_n(sums: np.ndarray, sizes: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """Effective sample size of a clustered proportion; ``sums`` has shape (..., k), ``sizes`` (k,).
+
+    ``n_eff = p(1 - p) / Var(p)`` with the linearised (ratio-estimator) variance over the k
+    clusters, i.e. n / deff with Kish's design effect, deff kept >= 1. Then the Korn-Graubard
+    correction multiplies it by ``(z / t_{k-1})^2`` for the k - 1 degrees of freedom the variance
+    has. When p is 0 or 1 the variance is 0 and the design effect unknowable: the worst case
+    (intra-cluster correlation 1, every cluster one observation) is taken, ``n_eff = n^2 / sum m^2``
+    (= k for equal clusters), without the df correction since no variance is estimated.
+    """
+    s = np.asarray(sums, dtype=float)
+    m = np.asarray(sizes, dtype=float)
+    k, total = m.size, float(m.sum())
+    worst = total * total / float(np.sum(m * m))
+    p = s.sum(axis=-1) / total
+    if k < 2:
+        return np.full(p.shape, worst)
+    var = k / (k - 1) * np.sum((s - p[..., None] * m) ** 2, axis=-1) / total**2
+    pq = p * (1 - p)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n_eff = np.clip(pq / var, 1.0, total)  # var 0 with 0 < p < 1: clusters agree, deff -> 1
+    z = _zq(alpha)
+    t = _tq(alpha, k - 1)
+    degenerate = pq <= 0
+    return np.where(degenerate, worst, n_eff * (z / t) ** 2)
+
+
+def cluster_wilson(
+    sums: np.ndarray, sizes: np.ndarray, alpha: float = 0.05
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, low, high, n_eff) of clustered 0/1 data given per-cluster success counts.
+
+    Vectorised over leading axes of ``sums`` (shape (..., k)) so coverage can be simulated; see
+    :func:`kish_effective_n` for the effective n and :func:`wilson_interval` for the interval.
+    """
+    s = np.asarray(sums, dtype=float)
+    m = np.asarray(sizes, dtype=float)
+    mean = s.sum(axis=-1) / m.sum()
+    n_eff = kish_effective_n(s, m, alpha)
+    lo, hi = wilson_interval(mean * n_eff, n_eff, alpha)
+    return mean, np.asarray(lo), np.asarray(hi), n_eff
+
+
+def proportion_interval(
+    values: Sequence[float], clusters: Sequence[str] | None = None, alpha: float = 0.05
+) -> Interval:
+    """Mean and CI of 0/1 values (accuracy and the like).
+
+    Independent rows (no clusters, or every cluster a single row): Wilson score interval on the
+    counts. Its coverage stays close to nominal at small n (Brown, Cai & DasGupta 2001), where the
+    percentile bootstrap collapses to a point at 0/n, n/n and n = 1; Clopper-Pearson would never
+    undercover but is much wider (coverage 0.99-1.0 at n = 5). Clustered rows (items that share one
+    underlying question are correlated): Wilson on the Kish effective sample size with the
+    Korn-Graubard degrees-of-freedom correction (:func:`kish_effective_n`), the design-based
+    analogue used for survey proportions; few clusters make it wide, as they should.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), NO_DATA)
+    if not np.all((v == 0) | (v == 1)):
+        raise ValueError("proportion_interval needs values in {0, 1}")
+    sums, sizes = _cluster_sums(v, clusters)
+    if sizes.max() <= 1:
+        lo, hi = wilson_interval(float(v.sum()), float(v.size), alpha)
+        return Interval(float(v.mean()), lo, hi, WILSON, float(v.size))
+    mean, lo, hi, n_eff = cluster_wilson(sums, sizes, alpha)
+    return Interval(float(mean), float(lo), float(hi), WILSON_KISH, float(n_eff))
+
+
+def mean_interval(
+    values: Sequence[float],
+    clusters: Sequence[str] | None = None,
+    n_boot: int = DEFAULT_BOOT,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> Interval:
+    """Mean and CI of a non-binary metric (fractional scores, similarities, distances).
+
+    With k >= 2 clusters (or rows) and some spread, the interval is the union of
+
+    * the cluster percentile bootstrap (follows skew once k is moderate),
+    * a cluster t-interval, ``mean -+ t_{k-1} SE`` with the linearised SE over the clusters (keeps
+      width at small k, where the percentile bootstrap is too narrow), and, for a metric on [0, 1],
+    * the Wilson interval of the mean as a pseudo-proportion on its effective n,
+      ``n_eff = mean (1 - mean) / SE^2`` times the Korn-Graubard factor ``(z / t_{k-1})^2`` (bends
+      toward the middle near 0 and 1, where the symmetric intervals undercover skewed scores),
+
+    clipped to [0, 1] when every value lies there (method ``bootstrap-t-wilson``). A [0, 1] metric
+    without observed spread (one cluster, or every cluster mean equal) gets the Wilson interval on
+    the worst-case effective n, ``n^2 / sum m^2`` (method ``wilson-bound``): a variable on [0, 1]
+    with mean mu has variance at most mu (1 - mu), so this bounds the uncertainty without
+    estimating it. Outside [0, 1] no bound is known: bootstrap and t only (method ``bootstrap-t``),
+    and a metric without spread keeps a zero-width interval.
+    """
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return Interval(float("nan"), float("nan"), float("nan"), NO_DATA)
+    sums, sizes = _cluster_sums(v, clusters)
+    k, total = sums.size, float(sizes.sum())
+    mean = float(sums.sum() / total)
+    bounded = bool(v.min() >= 0.0 and v.max() <= 1.0)
+    se = 0.0
+    if k >= 2:
+        se = math.sqrt(k / (k - 1) * float(np.sum((sums - mean * sizes) ** 2))) / total
+    if se <= 1e-12 * max(1.0, abs(mean)):  # no observed spread
+        if not bounded:
+            return Interval(mean, mean, mean, BOOTSTRAP_T)
+        n_eff = total * total / float(np.sum(sizes * sizes))
+        wlo, whi = wilson_interval(mean * n_eff, n_eff, alpha)
+        return Interval(mean, wlo, whi, WILSON_BOUND, n_eff)
+    _, blo, bhi = cluster_bootstrap_ci(v, clusters, n_boot=n_boot, alpha=alpha, seed=seed)
+    t = _tq(alpha, k - 1)
+    lo, hi = min(blo, mean - t * se), max(bhi, mean + t * se)
+    if not bounded:
+        return Interval(mean, lo, hi, BOOTSTRAP_T)
+    n_eff = mean * (1 - mean) / se**2 * (_zq(alpha) / t) ** 2
+    if n_eff > 0:
+        wlo, whi = wilson_interval(mean * n_eff, n_eff, alpha)
+        lo, hi = min(lo, wlo), max(hi, whi)
+    return Interval(mean, max(0.0, lo), min(1.0, hi), BOOTSTRAP_T_WILSON)
+
+
+def metric_interval(
+    values: Sequence[float],
+    clusters: Sequence[str] | None = None,
+    n_boot: int = DEFAULT_BOOT,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> Interval:
+    """The interval every reported mean gets: :func:`proportion_interval` when every value is 0 or
+    1, :func:`mean_interval` otherwise (see there for the methods and why)."""
+    v = np.asarray(values, dtype=float)
+    if v.size and np.all((v == 0) | (v == 1)):
+        return proportion_interval(v, clusters, alpha)
+    return mean_interval(v, clusters, n_boot=n_boot, alpha=alpha, seed=seed)
+
+
+# --- partial pooling and ranks -------------------------------------------------------------------
+#: prior strength (pseudo-observations) is searched in this range
+KAPPA_RANGE = (0.1, 1e5)
+#: a region's own mean is the prior only when it has this many units; else the global mean
+MIN_REGION_UNITS = 3
+#: no pooling below this many units in all
+MIN_POOL_UNITS = 3
+
+
+@dataclass(frozen=True)
+class Shrunk:
+    """One unit's partially pooled proportion (empirical-Bayes beta-binomial posterior)."""
+
+    mean: float  # posterior mean
+    low: float  # equal-tailed posterior interval
+    high: float
+    prior_mean: float
+    prior_n: float  # prior strength kappa, in pseudo-items
+    toward: str  # "region" (its group's mean) or "global"
+    a: float  # posterior Beta(a, b)
+    b: float
+
+
+def _betaln(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from scipy.special import betaln
+
+    return betaln(a, b)
+
+
+def beta_binomial_strength(
+    successes: Sequence[float], trials: Sequence[float], prior_means: Sequence[float]
+) -> float:
+    """Prior strength kappa maximising the beta-binomial marginal likelihood.
+
+    Unit i has x_i successes in n_i trials (fractional effective counts allowed) and a true rate
+    drawn from Beta(mu_i kappa, (1 - mu_i) kappa) with the given prior means mu_i. Searched over
+    :data:`KAPPA_RANGE`; the upper end means the units do not vary beyond binomial noise.
+    """
+    from scipy.optimize import minimize_scalar
+
+    x = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    mu = np.clip(np.asarray(prior_means, dtype=float), 1e-6, 1 - 1e-6)
+
+    def nll(log_k: float) -> float:
+        kap = math.exp(log_k)
+        a, b = mu * kap, (1 - mu) * kap
+        return -float(np.sum(_betaln(a + x, b + n - x) - _betaln(a, b)))
+
+    lo, hi = math.log(KAPPA_RANGE[0]), math.log(KAPPA_RANGE[1])
+    res = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    best = float(res.x)
+    # the bounded search never lands exactly on an end: take the end when it is at least as good
+    for end in (lo, hi):
+        if nll(end) <= nll(best):
+            best = end
+    return math.exp(best)
+
+
+def shrink_proportions(
+    successes: Sequence[float],
+    trials: Sequence[float],
+    groups: Sequence[str | None] | None = None,
+    alpha: float = 0.05,
+    min_group: int = MIN_REGION_UNITS,
+) -> list[Shrunk]:
+    """Empirical-Bayes partial pooling of unit proportions (e.g. countries) toward a prior mean.
+
+    The prior mean is the unit's group (region) pooled rate when the group has at least
+    ``min_group`` units, else the global pooled rate (both (sum x + 1/2) / (sum n + 1), so never 0
+    or 1); one prior strength kappa is fitted to all units by marginal likelihood
+    (:func:`beta_binomial_strength`). Each unit's posterior is Beta(mu kappa + x, (1 - mu) kappa +
+    n - x). Plug-in empirical Bayes: the uncertainty in kappa and the prior means is not
+    propagated, so with few units the intervals are somewhat too narrow. Counts may be effective
+    (mean * n_eff) for clustered units. Fewer than :data:`MIN_POOL_UNITS` units: empty list.
+    """
+    x = np.asarray(successes, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    if x.shape != n.shape:
+        raise ValueError("one trial count per success count")
+    if x.size < MIN_POOL_UNITS:
+        return []
+    g = list(groups) if groups is not None else [None] * x.size
+    glob = (x.sum() + 0.5) / (n.sum() + 1.0)
+    size: dict[str | None, int] = {}
+    for key in g:
+        size[key] = size.get(key, 0) + 1
+    mu = np.empty_like(x)
+    toward: list[str] = []
+    for i, key in enumerate(g):
+        if key is not None and size[key] >= min_group:
+            members = np.array([gi == key for gi in g])
+            mu[i] = (x[members].sum() + 0.5) / (n[members].sum() + 1.0)
+            toward.append("region")
+        else:
+            mu[i] = glob
+            toward.append("global")
+    kap = beta_binomial_strength(x, n, mu)
+    a, b = mu * kap + x, (1 - mu) * kap + n - x
+    beta = _sps().beta
+    lo, hi = beta.ppf(alpha / 2, a, b), beta.ppf(1 - alpha / 2, a, b)
+    return [
+        Shrunk(
+            float(a[i] / (a[i] + b[i])),
+            float(lo[i]),
+            float(hi[i]),
+            float(mu[i]),
+            kap,
+            t,
+            float(a[i]),
+            float(b[i]),
+        )
+        for i, t in enumerate(toward)
+    ]
+
+
+def posterior_ranks(
+    a: Sequence[float],
+    b: Sequence[float],
+    top_k: int = 3,
+    n_sim: int = 4000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Ranks with uncertainty, by simulation from independent Beta(a_i, b_i) posteriors.
+
+    Rank 1 is the highest rate. Returns lists aligned with the inputs: ``rank_mean``, the
+    equal-tailed ``rank_low`` / ``rank_high`` interval (level 1 - alpha), and ``p_top`` /
+    ``p_bottom``, the probability of being among the ``top_k`` highest / lowest.
+    """
+    aa, bb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    m = aa.size
+    if m == 0:
+        return {"rank_mean": [], "rank_low": [], "rank_high": [], "p_top": [], "p_bottom": []}
+    rng = np.random.default_rng(seed)
+    draws = rng.beta(aa, bb, size=(n_sim, m))
+    ranks = m - np.argsort(np.argsort(draws, axis=1, kind="stable"), axis=1)  # 1 = highest
+    lo, hi = np.quantile(ranks, [alpha / 2, 1 - alpha / 2], axis=0, method="inverted_cdf")
+    k = max(0, min(top_k, m))
+    return {
+        "rank_mean": ranks.mean(axis=0).tolist(),
+        "rank_low": lo.astype(float).tolist(),
+        "rank_high": hi.astype(float).tolist(),
+        "p_top": np.mean(ranks <= k, axis=0).tolist(),
+        "p_bottom": np.mean(ranks > m - k, axis=0).tolist(),
+    }
+
+
+# --- baselines ------------------------------------------------------------------------------------
+def vs_baseline(
+    mean: float | None, ci_low: float | None, ci_high: float | None, baseline: float | None
+) -> str:
+    """Where a score stands against a baseline, from its CI.
+
+    ``"above"`` when the whole CI lies above the baseline, ``"below"`` when it lies below, else
+    ``"indistinguishable"`` (also when a number is missing).
+    """
+    vals = (mean, ci_low, ci_high, baseline)
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in vals):
+        return "indistinguishable"
+    assert ci_low is not None and ci_high is not None and baseline is not None
+    if ci_low > baseline:
+        return "above"
+    if ci_high < baseline:
+        return "below"
+    return "indistinguishable"
+
+
+def binomial_p_greater(successes: float, n: float, p0: float) -> float:
+    """One-sided exact binomial p-value P(X >= successes | n, p0) for "better than p0".
+
+    Regularised incomplete beta, so effective (fractional) counts work: I_{p0}(x, n - x + 1).
+    """
+    if n <= 0:
+        return float("nan")
+    if successes <= 0 or p0 <= 0:
+        return 1.0 if successes <= 0 else 0.0
+    if p0 >= 1:
+        return 1.0 if successes >= n else 0.0
+    from scipy.special import betainc
+
+    x = min(float(successes), float(n))
+    return float(betainc(x, n - x + 1, p0))
 
 
 # --- paired tests ------------------------------------------------------------------------------------
@@ -177,9 +590,20 @@ def _z(q: float) -> float:
     return float(_sps().norm.ppf(q))
 
 
-def min_detectable_diff(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Smallest true difference a two-sided test at ``alpha`` detects with ``power``, given its SE."""
-    return (_z(1 - alpha / 2) + _z(power)) * se
+def min_detectable_diff(
+    se: float, alpha: float = 0.05, power: float = 0.8, max_diff: float | None = 1.0
+) -> float:
+    """Smallest true difference a two-sided test at ``alpha`` detects with ``power``, given its SE.
+
+    ``max_diff`` is the largest |difference| the metric allows (1 for scores on [0, 1], the
+    default; None for no bound). When the normal-approximation answer exceeds it, no difference
+    the metric can show is detectable with that power and the result is ``inf``: never a number
+    like 2.80 for an accuracy.
+    """
+    mde = (_z(1 - alpha / 2) + _z(power)) * se
+    if max_diff is not None and not mde <= max_diff:
+        return math.inf
+    return mde
 
 
 def paired_binary_se(n: int, discordant: int) -> float:
@@ -231,13 +655,50 @@ def sign_flips(x: Sequence[float], y: Sequence[float], tol: float = 1e-12) -> tu
 
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (nan entries are passed through)."""
-    idx = [i for i, p in enumerate(pvalues) if not math.isnan(p)]
-    order = sorted(idx, key=lambda i: pvalues[i])
-    m = len(order)
-    out = list(pvalues)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+    return adjust_pvalues(pvalues, "holm")
+
+
+PADJUST_METHODS = ("holm", "bh", "bonferroni")
+
+
+def adjust_pvalues(pvalues: Sequence[float], method: str = "holm") -> list[float]:
+    """Multiple-comparison adjusted p-values, in the input order; nan entries pass through and do
+    not count as tests.
+
+    * ``holm``: Holm's step-down, controls the family-wise error rate (any false flag);
+    * ``bh``: Benjamini-Hochberg step-up, controls the false discovery rate (the expected share of
+      false flags among the flagged), the usual choice for screening many countries;
+    * ``bonferroni``: p * m.
+    Same values as R's ``p.adjust`` with these method names ("BH" there).
+    """
+    method = method.lower()
+    if method == "fdr":
+        method = "bh"
+    if method not in PADJUST_METHODS:
+        raise ValueError(f"unknown method {method!r} ({', '.join(PADJUST_METHODS)})")
+    vals = [float(p) for p in pvalues]
+    idx = [i for i, p in enumerate(vals) if not math.isnan(p)]
+    out = list(vals)
+    m = len(idx)
+    if m == 0:
+        return out
+    if any(not 0.0 <= vals[i] <= 1.0 for i in idx):
+        raise ValueError("p-values must lie in [0, 1]")
+    if method == "bonferroni":
+        for i in idx:
+            out[i] = min(1.0, m * vals[i])
+        return out
+    if method == "holm":
+        running = 0.0
+        for rank, i in enumerate(sorted(idx, key=lambda j: vals[j])):
+            running = max(running, min(1.0, (m - rank) * vals[i]))
+            out[i] = running
+        return out
+    running = 1.0  # bh: from the largest p down, cumulative minimum of p * m / rank
+    order = sorted(idx, key=lambda j: vals[j])
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, vals[i] * m / rank)
         out[i] = running
     return out
 

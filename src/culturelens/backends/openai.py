@@ -648,7 +648,6 @@ class OpenAIBackend(Backend):
             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
             limits=httpx.Limits(max_connections=self.concurrency),
             follow_redirects=False,
-            trust_env=False,
         )
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -918,7 +917,7 @@ class OpenAIBackend(Backend):
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
     """One TLS context for every client (building one costs about 0.1 s, once per batch otherwise)."""
-    return httpx.create_ssl_context(trust_env=False)
+    return httpx.create_ssl_context()
 
 
 def _run_coroutine(coro: Coroutine[Any, Any, None]) -> None:

@@ -188,7 +188,10 @@ def parse_json(
     hit = _first_undecodable(obj)
     if hit:
         keypath, bad = hit
-        r, field = where(keypath)
+        if row is None:
+            r, field = where(keypath)
+        else:  # a JSON Lines record: the line is the row, the key path the field
+            r, field = row, _json_where(["", *keypath])[1]
         m = _UNDECODABLE.search(text)
         at = f", line {_line_of(text, m.start())}" if m and row is None else ""
         raise DatasetError(

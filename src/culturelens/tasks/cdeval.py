@@ -28,6 +28,7 @@ The three wordings are ours (the paper's exact templates are not in the release)
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,7 +38,7 @@ from culturelens import scoring
 from culturelens.download import fetch_hf_file, resolve_data_dir
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, no_items, read_json, register
+from culturelens.tasks.base import DatasetError, Task, check_unique, no_items, read_json, register
 from culturelens.tasks.blend import render_with_template
 
 DIMENSIONS = ("PDI", "IDV", "UAI", "MAS", "LTO", "IVR")
@@ -127,6 +128,7 @@ class CDEval(Task):
         if not rows:
             raise no_items(path, "the JSON array is empty")
         items: list[Item] = []
+        seen: dict[str, int] = {}
         for idx, row in enumerate(rows):
             if not isinstance(row, dict):
                 raise DatasetError(path, f"question must be an object, got {type(row).__name__}", row=idx)
@@ -143,6 +145,11 @@ class CDEval(Task):
                 raise DatasetError(
                     path, f"unknown dimension {row['Dimension']!r}", row=idx, field="Dimension"
                 )
+            # ids are positions, so a repeated question would count twice under two ids
+            key = json.dumps(
+                [row[f].strip() for f in ("Question", "Option 1", "Option 2")], ensure_ascii=False
+            )
+            check_unique(path, seen, key, idx, "Question", what="question (same text and options)")
             qid = f"cdeval-{idx:04d}"
             high, low = row["Option 1"].strip(), row["Option 2"].strip()
             for tname in self.templates:

@@ -205,7 +205,7 @@ def rows_to_items(
     if rows:
         missing = [c for c in _REQUIRED if c not in rows[0]]
         if missing:
-            raise DatasetError(path, "missing column", field=missing[0])
+            raise DatasetError(path, "missing column", row=first - 1 if first > 1 else None, field=missing[0])
     items = []
     seen: dict[str, int] = {}
     for i, row in enumerate(rows, start=first):

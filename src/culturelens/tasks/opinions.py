@@ -193,6 +193,8 @@ def _read_wide(path: Path) -> tuple[list[str], dict[str, list[float | None]]]:
     first_row: dict[str, int] = {}
     for r, row in rows[1:]:
         if not row[0].strip():
+            if any(c.strip() for c in row[1:]):
+                raise DatasetError(path, "empty country name in a row with data", row=r, field="country")
             continue
         if len(row) != len(head):
             raise DatasetError(path, f"{len(row)} cells, header has {len(head)}", row=r)
@@ -262,6 +264,19 @@ def read_steerability(
 ) -> Iterator[Item]:
     """The wide per-country mean tables (main + optional held-out countries)."""
     header, data = _read_wide(main)
+    parsed: list[tuple[str, list[str]]] = []
+    seen: dict[tuple[str, tuple[str, ...]], int] = {}
+    for j, col in enumerate(header):  # the main file's questions first: its faults are named there
+        question, options = split_header(col, main, j + 2)
+        if (question, tuple(options)) in seen:
+            raise DatasetError(
+                main,
+                f"the same question in columns {seen[question, tuple(options)]} and {j + 2}",
+                row=1,
+                field=f"column {j + 2}",
+            )
+        seen[question, tuple(options)] = j + 2
+        parsed.append((question, options))
     held: dict[str, list[float | None]] = {}
     if heldout is not None:
         h_header, held = _read_wide(heldout)
@@ -272,17 +287,7 @@ def read_steerability(
             raise DatasetError(heldout, f"country {both[0]!r} is also in {main}", field="country")
     scale = _ordinal_map(options_map)
     splits = _paper_split(len(header))
-    seen: dict[tuple[str, tuple[str, ...]], int] = {}
-    for j, col in enumerate(header):
-        question, options = split_header(col, main, j + 2)
-        if (question, tuple(options)) in seen:
-            raise DatasetError(
-                main,
-                f"the same question in columns {seen[question, tuple(options)]} and {j + 2}",
-                row=1,
-                field=f"column {j + 2}",
-            )
-        seen[question, tuple(options)] = j + 2
+    for j, (question, options) in enumerate(parsed):
         means = {c: v[j] for c, v in {**data, **held}.items() if v[j] is not None}
         if not means:
             continue
@@ -313,15 +318,40 @@ def read_stability(path: Path, task: str = "opinions") -> Iterator[Item]:
         if not qid:
             raise DatasetError(path, "empty value", row=rownum, field="question_idx")
         by_q.setdefault(qid, []).append((rownum, row))
+    parsed: dict[int, dict[str, Any]] = {}
+    for rownum, row in rows:  # every row is checked, not only the ones used
+        var = _literal(row["variation"], path, rownum, "variation")
+        if not isinstance(var, dict):
+            raise DatasetError(path, "expected a dict of presentation factors", row=rownum, field="variation")
+        options = _literal(row["options"], path, rownum, "options")
+        if not isinstance(options, list | tuple) or len(options) < 2:
+            raise DatasetError(path, "needs a list of at least two options", row=rownum, field="options")
+        scale = _literal(row["label_to_scale"], path, rownum, "label_to_scale")
+        if (
+            not isinstance(scale, dict)
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in scale.values())
+            or sorted(scale.values()) != list(range(1, len(options) + 1))
+        ):
+            raise DatasetError(
+                path, "label_to_scale must map labels to 1..n", row=rownum, field="label_to_scale"
+            )
+        weights = _literal(row["mean_weights"], path, rownum, "mean_weights")
+        if not isinstance(weights, dict):
+            raise DatasetError(path, "expected a dict country -> mean", row=rownum, field="mean_weights")
+        for c, v in weights.items():
+            if v is not None and (not isinstance(v, int | float) or isinstance(v, bool)):
+                raise DatasetError(path, f"{c}: mean {v!r} is not a number", row=rownum, field="mean_weights")
+        parsed[rownum] = {
+            "variation": var,
+            "options": [str(o) for o in options],
+            "scale": scale,
+            "weights": weights,
+        }
     items = []
     for qid, group in by_q.items():
         chosen = None
         for rownum, row in group:
-            var = _literal(row["variation"], path, rownum, "variation")
-            if not isinstance(var, dict):
-                raise DatasetError(
-                    path, "expected a dict of presentation factors", row=rownum, field="variation"
-                )
+            var = parsed[rownum]["variation"]
             if var.get("direction_format") == "ascending":
                 if chosen is not None and var == chosen[2]:
                     raise DatasetError(
@@ -336,32 +366,15 @@ def read_stability(path: Path, task: str = "opinions") -> Iterator[Item]:
                 path, f"question {qid} has no ascending variation", row=group[0][0], field="variation"
             )
         rownum, row, var = chosen
-        options = _literal(row["options"], path, rownum, "options")
-        if not isinstance(options, list | tuple) or len(options) < 2:
-            raise DatasetError(path, "needs a list of at least two options", row=rownum, field="options")
-        options = [str(o) for o in options]
-        scale = _literal(row["label_to_scale"], path, rownum, "label_to_scale")
-        if (
-            not isinstance(scale, dict)
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in scale.values())
-            or sorted(scale.values()) != list(range(1, len(options) + 1))
-        ):
-            raise DatasetError(
-                path, "label_to_scale must map labels to 1..n", row=rownum, field="label_to_scale"
-            )
+        options, scale, weights = (parsed[rownum][k] for k in ("options", "scale", "weights"))
         if list(scale.values()) != sorted(scale.values()):
             raise DatasetError(
                 path, "ascending variation is not in scale order", row=rownum, field="label_to_scale"
             )
-        weights = _literal(row["mean_weights"], path, rownum, "mean_weights")
-        if not isinstance(weights, dict):
-            raise DatasetError(path, "expected a dict country -> mean", row=rownum, field="mean_weights")
         means: dict[str, float] = {}
         for c, v in weights.items():
             if v is None or v != v:  # NaN
                 continue
-            if not isinstance(v, int | float) or isinstance(v, bool):
-                raise DatasetError(path, f"{c}: mean {v!r} is not a number", row=rownum, field="mean_weights")
             name, ctry = _country_key(str(c))
             if ctry is None:
                 raise DatasetError(path, f"unknown country {c!r}", row=rownum, field="mean_weights")

@@ -181,3 +181,55 @@ def test_real_model_small_slice(shared_datasets: Path, tmp_path: Path):
     table = t["extra"]["orientation_likelihood"]
     assert table and all(0.0 <= v <= 1.0 for row in table.values() for v in row.values())
     assert t["extra"]["n_order_pairs"] == 6  # 2 questions x 3 templates, both orders of each
+
+
+def _groups_per(items, key) -> Counter:
+    return Counter(key(next(it for it in items if it.group == g)) for g in {it.group for it in items})
+
+
+def test_limit_is_representative_on_the_real_release(shared_datasets: Path, tmp_path: Path):
+    """The release's first 120 rows are all one dimension; ``--limit 120`` must cover all six,
+    as whole questions (6 template/order copies each), balanced, the same every time."""
+    data = shared_datasets / "cdeval"
+    first = get_task("cdeval", data_dir=data, limit_mode="first").items(limit=120)
+    assert {it.subset["dimension"] for it in first} == {"IDV"}  # the old behaviour, still available
+    items = get_task("cdeval", data_dir=data).items(limit=120)
+    assert len(items) == 120 and all(n == 6 for n in Counter(it.group for it in items).values())
+    per_dim = _groups_per(items, lambda it: it.subset["dimension"])
+    assert set(per_dim) == {"PDI", "IDV", "UAI", "MAS", "LTO", "IVR"}
+    assert max(per_dim.values()) - min(per_dim.values()) <= 1  # 20 questions over 6 dimensions
+    per_domain = _groups_per(items, lambda it: it.topic)
+    assert len(per_domain) == 7 and max(per_domain.values()) - min(per_domain.values()) <= 1
+    # deterministic, and a larger limit only adds questions
+    assert [it.id for it in get_task("cdeval", data_dir=data).items(limit=120)] == [it.id for it in items]
+    assert {it.id for it in get_task("cdeval", data_dir=data).items(limit=60)} < {it.id for it in items}
+    other = get_task("cdeval", data_dir=data, limit_seed=1).items(limit=120)
+    assert {it.group for it in other} != {it.group for it in items}  # the seed draws another sample
+    # the same selection through the CLI, in a fresh process (its own hash salt)
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    cmd = [
+        str(Path(sys.executable).parent / "culturelens"),
+        "run",
+        "--task",
+        "cdeval",
+        "--data-dir",
+        str(data),
+    ]
+    cmd += [
+        "--limit",
+        "120",
+        "--model",
+        "fake:hash",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run([*cmd, "--no-report", "-q"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with (out / "samples.jsonl").open() as fh:
+        ran = {json.loads(line)["item_id"] for line in fh}
+    assert ran == {it.id for it in items}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -232,3 +233,107 @@ def test_cli_rejects_an_unknown_option_with_exit_2():
 def test_cli_typed_value_error(tmp_path: Path):
     res = CliRunner().invoke(app, ["run", "--task", "blend", "--opt", "max_tokens=lots", "--quiet"])
     assert res.exit_code == 2 and "option max_tokens='lots': expected an integer" in res.stderr
+
+
+# --- --limit: limit_mode / limit_seed --------------------------------------------------------------
+def _synthetic() -> list[Any]:
+    """Groups of 1-3 items: 8 from Japan, 3 from Kenya, 1 from Peru; levels vary inside a group."""
+    from culturelens.countries import normalize_country
+    from culturelens.schema import Item, ItemKind
+
+    items = []
+    for country, n in (("Japan", 8), ("Kenya", 3), ("Peru", 1)):
+        for q in range(n):
+            for level in range(1 + q % 3):
+                items.append(
+                    Item(
+                        id=f"{country}-{q}-{level}",
+                        task="t",
+                        kind=ItemKind.LABEL,
+                        question="q",
+                        options=["Yes", "No"],
+                        correct=[0],
+                        country=normalize_country(country),
+                        topic="food" if q % 2 else "sport",
+                        group=f"{country}-{q}",
+                        subset={"level": str(level)},
+                    )
+                )
+    return items
+
+
+def test_stratified_limit_balances_countries_and_keeps_groups_whole():
+    items = _synthetic()
+    size = Counter(it.group for it in items)
+    previous: set[str] = set()
+    for n in range(1, len(items) + 1):
+        kept = base.limit_items(items, n)
+        groups = {it.group for it in kept}
+        assert all(sum(1 for it in kept if it.group == g) == size[g] for g in groups)  # whole groups
+        assert len(kept) <= n or len(groups) == 1  # at most n items (at least one group)
+        assert [it for it in items if it.group in groups] == kept  # dataset order
+        assert previous <= groups  # a larger limit only adds
+        previous = groups
+        per = Counter(g.split("-")[0] for g in groups)
+        live = [c for c, total in (("Japan", 8), ("Kenya", 3), ("Peru", 1)) if per[c] < total]
+        # a country still holding groups never trails another by more than one group
+        assert all(per[c] >= max(per.values()) - 1 for c in live)
+    assert base.limit_items(items, 4, seed=0) == base.limit_items(items, 4, seed=0)
+    assert {it.country.name for it in base.limit_items(items, 3, unit="groups")} == {"Japan", "Kenya", "Peru"}
+
+
+def test_first_mode_takes_whole_groups_in_file_order():
+    items = _synthetic()
+    kept = base.limit_items(items, 4, mode="first")
+    assert [it.id for it in kept] == [
+        "Japan-0-0",
+        "Japan-1-0",
+        "Japan-1-1",
+    ]  # the next group (3) does not fit
+    assert base.limit_items(items, 4, mode="first", by_group=False) == items[:4]
+    assert len(base.limit_items(items, 2, unit="groups")) == len(
+        base.limit_items(items, 2, unit="groups", seed=0)
+    )
+    with pytest.raises(TaskOptionError, match="limit mode 'random'"):
+        base.limit_items(items, 2, mode="random")
+
+
+def test_stratified_order_is_seeded_and_ignores_keys_that_vary_inside_a_group():
+    items = _synthetic()
+    units: dict[str, list[Any]] = {}
+    for it in items:
+        units.setdefault(it.group, []).append(it)
+    a = list(base.stratified_order(units, ("country", "subset", "topic"), seed=0))
+    assert sorted(a) == sorted(units) and a == list(
+        base.stratified_order(units, ("country", "subset", "topic"))
+    )
+    assert a != list(base.stratified_order(units, ("country", "subset", "topic"), seed=5))
+    # subset.level differs inside groups, so it cannot be balanced and is left out: only country, topic count
+    assert a == list(base.stratified_order(units, ("country", "topic"), seed=0))
+
+
+def test_limit_options_reach_the_tasks():
+    normad = FIX / "normad"
+    strat = get_task("normad", data_dir=normad).items(limit=8)
+    first = get_task("normad", data_dir=normad, limit_mode="first").items(limit=8)
+    all_items = get_task("normad", data_dir=normad).items()
+    assert [it.id for it in first] == [it.id for it in all_items[:8]]
+    assert len({it.country.name for it in strat}) == 2 and len(strat) == 8
+    # blend and kalahi keep a question's copies together
+    blend = get_task("blend", data_dir=FIX / "blend")
+    whole = Counter(it.group for it in blend.items())
+    sliced = blend.items(limit=10)
+    assert len(sliced) <= 10 and all(n == whole[g] for g, n in Counter(it.group for it in sliced).items())
+    assert {it.subset["region"] for it in sliced} == {"US", "South Korea"}
+    kalahi = get_task("kalahi", data_dir=FIX / "kalahi")
+    whole = Counter(it.group for it in kalahi.items())
+    sliced = kalahi.items(limit=2)
+    assert sliced and all(n == whole[g] for g, n in Counter(it.group for it in sliced).items())
+    # opinions and vsm used to take the first N
+    vsm = get_task("vsm").items(limit=30)
+    assert len(vsm) == 30 and len({it.subset["dimension"] for it in vsm}) == 3  # 3 whole items x 10 countries
+    rnr = get_task("opinions", data_dir=FIX / "opinions" / "rnr")
+    assert len(rnr.items(limit=2)) == 2 and {it.subset["split"] for it in rnr.items(limit=2)} == {
+        "steer",
+        "heldout",
+    }

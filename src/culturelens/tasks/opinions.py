@@ -412,6 +412,9 @@ class Opinions(Task):
         "heldout": (bool, "steerability: add the held-out countries' table (default true)"),
     }
 
+    #: ``--limit`` balances the paper's steer / held-out split first, then the GlobalOpinionQA source
+    limit_strata = ("subset.split", "subset.source", "subset.scale", "topic")
+
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
         self.source: str | None = None

@@ -168,6 +168,7 @@ def test_coerce_option_lists_and_floats():
 def test_default_construction_and_declared_help(name: str):
     task = get_task(name)  # no data needed to construct
     schema = type(task).option_schema()
+    assert base.task_class(name).option_schema() == schema
     assert {"limit_mode", "limit_seed"} <= set(schema)
     for opt, (kind, help_text) in schema.items():
         assert kind in (str, int, float, bool, list), f"{name}.{opt}: unsupported type {kind!r}"
@@ -219,6 +220,11 @@ def test_source_reads_only_declared_options(name: str):
     )
     read = set(_READ.findall(source))
     assert read <= set(cls.option_schema()), f"{name}: undeclared {sorted(read - set(cls.option_schema()))}"
+
+
+def test_unknown_task_name():
+    with pytest.raises(KeyError, match=r"unknown task 'normadd' \(did you mean normad\?\)"):
+        base.task_class("normadd")
 
 
 def test_cli_rejects_an_unknown_option_with_exit_2():

@@ -601,7 +601,8 @@ def task_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_task(name: str, data_dir: str | Path | None = None, **options: Any) -> Task:
+def task_class(name: str) -> type[Task]:
+    """The registered class of a task (its :meth:`Task.option_schema` says which ``--opt`` it takes)."""
     _discover()
     if name not in _REGISTRY:
         import difflib
@@ -609,4 +610,8 @@ def get_task(name: str, data_dir: str | Path | None = None, **options: Any) -> T
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise KeyError(f"unknown task {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](data_dir=data_dir, **options)
+    return _REGISTRY[name]
+
+
+def get_task(name: str, data_dir: str | Path | None = None, **options: Any) -> Task:
+    return task_class(name)(data_dir=data_dir, **options)

@@ -255,3 +255,28 @@ def test_one_run_directory_per_model_identity(tmp_path: Path):
     ident = FakeBackend("hash").identity()
     names = {RunConfig(model=m).run_id(ident) for m in ("default", "embedded", "llamacpp:embedded")}
     assert len(names) == 1 and next(iter(names)).startswith("fake-hash-fake__starter__")
+
+
+def test_limit_mode_flag_reaches_every_task(tmp_path: Path):
+    path = mini_starter(tmp_path / "d")
+    args = [
+        "run",
+        "--model",
+        "fake:first",
+        "--data-dir",
+        str(path.parent),
+        "--quiet",
+        "--no-report",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+        "--limit",
+        "2",
+    ]
+    res = runner.invoke(app, [*args, "--limit-mode", "first", "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((tmp_path / "f" / "config.json").read_text())
+    assert cfg["config"]["task_options"] == {"starter": {"limit_mode": "first"}}
+    ids = [json.loads(x)["item_id"] for x in (tmp_path / "f" / "samples.jsonl").read_text().splitlines()]
+    assert ids == ["m-jp-1", "m-fr-1"]  # file order
+    res = runner.invoke(app, [*args, "--limit-mode", "random", "--out", str(tmp_path / "g")])
+    assert res.exit_code == 2 and "--limit-mode" in res.output

@@ -120,3 +120,19 @@ def test_streaming_blocks_give_the_same_outputs(tmp_path: Path):
     assert rows(small.run_dir) == rows(whole.run_dir) and len(rows(small.run_dir)) == 10
     assert seen[0] == (0, 10) and seen[-1] == (10, 10) and len(seen) > 2
     assert not (small.run_dir / "samples.jsonl.tmp").exists()
+
+
+def test_baselines_in_results_and_console(tmp_path: Path):
+    from culturelens.console import baseline_line
+
+    res = _run(tmp_path, FakeBackend("first"))
+    t = res.results["tasks"]["starter"]
+    base = t["baselines"]
+    # four 4-option items and one 3-label item: uniform guessing scores (4 * 1/4 + 1/3) / 5
+    assert abs(base["chance"]["value"] - (1 + 1 / 3) / 5) < 1e-9 and base["chance"]["n"] == 5
+    # gold is displayed first on 2 of 5 items (Japan, Germany): always-A scores 0.4, as the model does
+    assert base["majority_position"]["label"] == "A" and base["majority_position"]["value"] == 0.4
+    line = baseline_line(t, "acc", t["metrics"]["acc"])
+    assert line is not None and "not above chance" in line and "always A 0.400: indistinguishable" in line
+    lo, hi = t["metrics"]["acc"]["ci"]
+    assert hi - lo > 0.3  # 2/5 is not a precise estimate

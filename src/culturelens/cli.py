@@ -128,7 +128,13 @@ def run(
         Mode | None, typer.Option(help="letter | cloze | generate (default: each task's own)")
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="at most N items per task (spread across countries)")
+        int | None, typer.Option(help="at most N items per task (balanced across each task's strata)")
+    ] = None,
+    limit_mode: Annotated[
+        str | None,
+        typer.Option(
+            "--limit-mode", help="how --limit picks: stratified (default, seeded) | first (file order)"
+        ),
     ] = None,
     countries: Annotated[str | None, typer.Option(help="comma-separated countries to keep")] = None,
     out_dir: Annotated[
@@ -182,8 +188,19 @@ def run(
         target, key, value = _parse_opt(kv, "--opt")
         if target and target not in task_options:
             fail(f"--opt {kv!r}: task {target!r} is not in this run ({', '.join(task)})")
-        for name in [target] if target else task:
+        names = [target] if target else task
+        if not target and len(task) > 1:  # an untargeted option goes to the tasks that declare it
+            with _user_errors():
+                from culturelens.tasks.base import task_class
+
+                names = [n for n in task if key in task_class(n).option_schema()] or list(task)
+        for name in names:
             task_options[name][key] = _literal(value)
+    if limit_mode is not None:
+        if limit_mode not in ("stratified", "first"):
+            fail(f"--limit-mode {limit_mode!r}: use stratified or first")
+        for name in task:
+            task_options[name]["limit_mode"] = limit_mode
     backend_options = {k: _literal(v) for _, k, v in (_parse_opt(kv, "--model-opt") for kv in model_opt)}
     if limit is not None and limit < 1:
         fail(f"--limit {limit}: give a positive number of items (or leave it out)")
@@ -196,6 +213,7 @@ def run(
     for flag, value in (
         ("--mode", mode.value if mode else None),
         ("--limit", limit),
+        ("--limit-mode", limit_mode),
         ("--countries", countries),
         ("--data-dir", data_dir),
         ("--persona", persona),

@@ -85,6 +85,37 @@ def _fmt(m: dict[str, Any] | None) -> str:
     return f"{m['mean']:.3f} [{lo:.2f}, {hi:.2f}]"
 
 
+_BASELINE_NAMES = {
+    "chance": "chance",
+    "chance_mc1": "chance (MC1)",
+    "majority_position": "always {label}",
+    "majority_label": "always '{label}'",
+}
+
+
+def baseline_line(task: dict[str, Any], metric: str | None, head: dict[str, Any] | None) -> str | None:
+    """One line comparing the headline with every baseline that applies to it; the words come from
+    one rule (is the baseline inside the interval?), so they cannot contradict the numbers."""
+    from culturelens.aggregate import baselines_for
+    from culturelens.stats import vs_baseline
+
+    if not metric or not head or not head.get("ci"):
+        return None
+    base = baselines_for(task.get("baselines") or {}, metric)
+    if not base:
+        return None
+    parts, below_chance = [], False
+    for name, b in base.items():
+        label = _BASELINE_NAMES.get(name, name).format(label=b.get("label", "?"))
+        verdict = vs_baseline(head["mean"], head["ci"][0], head["ci"][1], b["value"])
+        parts.append(f"{label} {b['value']:.3f}: {verdict}")
+        below_chance |= name.startswith("chance") and verdict != "above"
+    text = f"baselines for {metric}: " + " · ".join(parts)
+    if below_chance:
+        return f"[bold yellow]not above chance:[/] {text}"
+    return f"[dim]{text}[/]"
+
+
 def print_results(results: dict[str, Any], timing: dict[str, float] | None = None) -> None:
     for name, task in results["tasks"].items():
         metric = headline_metric(task)
@@ -92,6 +123,9 @@ def print_results(results: dict[str, Any], timing: dict[str, float] | None = Non
         console.rule(
             f"[bold]{name}[/] · {metric or 'no metric'} {_fmt(head)} · n={task['n']} · modes {','.join(task['modes'])}"
         )
+        line = baseline_line(task, metric, head)
+        if line:
+            console.print(line)
         countries = task.get("by", {}).get("country", {})
         if countries and metric:
             table = Table(title=f"{name}: per country ({metric}, 95% CI)", show_lines=False)

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from culturelens import rundir
-from culturelens.aggregate import aggregate_task
+from culturelens.aggregate import aggregate_task, baselines
 from culturelens.backends.base import Backend, BackendError, PartialBatchError, load_backend
 from culturelens.cache import ResponseCache, model_label
 from culturelens.redact import redact, redact_obj
@@ -238,6 +238,7 @@ def load_tasks(cfg: RunConfig) -> list[tuple[Task, list[Item]]]:
                     f"(its countries: {', '.join(have[:12])}{'...' if len(have) > 12 else ''})"
                 )
             raise EmptyRunError(f"task {name!r} has nothing to score: {why}")
+        task.fewshot_pool()  # validated now too: a broken few-shot file never fails mid-run
         seen: dict[str, Item] = {}
         for it in items:
             if it.id in seen:
@@ -365,6 +366,8 @@ class Runner:
 
         # pass 2: compute, score and write one block at a time; keep only the scores
         scores: dict[tuple[int, str], list[Score]] = {}
+        # (item, displayed order) per task x variant, for the answer-without-looking baselines
+        orders: dict[tuple[int, str], list[tuple[Item, list[int]]]] = {}
         n_samples = done = 0
         t_score = 0.0
         samples_tmp = run_dir / "samples.jsonl.tmp"
@@ -381,11 +384,14 @@ class Runner:
                     if w.response.fallback:
                         w.score.fallback = w.response.fallback
                     scores.setdefault((w.task_index, w.prompt.variant.id), []).append(w.score)
+                    orders.setdefault((w.task_index, w.prompt.variant.id), []).append(
+                        (w.item, w.prompt.order)
+                    )
                     fh.write(json.dumps(_sample_record(w), ensure_ascii=False) + "\n")
                 n_samples += len(block)
                 self.state.samples = n_samples
         t_compute = time.perf_counter()
-        results = self._aggregate(tasks, scores, identity, backend)
+        results = self._aggregate(tasks, scores, identity, backend, orders)
         os.replace(samples_tmp, run_dir / "samples.jsonl")
         _atomic_write(
             run_dir / "results.json", lambda fh: json.dump(results, fh, indent=1, ensure_ascii=False)
@@ -520,7 +526,12 @@ class Runner:
         return done
 
     def _aggregate(
-        self, tasks, scores: dict[tuple[int, str], list[Score]], identity: dict, backend: Backend
+        self,
+        tasks,
+        scores: dict[tuple[int, str], list[Score]],
+        identity: dict,
+        backend: Backend,
+        orders: dict[tuple[int, str], list[tuple[Item, list[int]]]] | None = None,
     ) -> dict[str, Any]:
         cfg = self.config
         out: dict[str, Any] = {"model": identity, "chat_template": backend.chat_template_source, "tasks": {}}
@@ -534,6 +545,10 @@ class Runner:
                 units = task.unit_scores(by_id, vs)
                 agg = aggregate_task(units, n_boot=cfg.n_boot, seed=cfg.seed)
                 agg["extra"] = task.extra_metrics(by_id, vs)
+                agg["baselines"] = baselines(
+                    (orders or {}).get((ti, variant.id), []),
+                    all_of_group=bool(getattr(task, "unit_all_of_group", False)),
+                )
                 agg["variant"] = variant.model_dump(mode="json")
                 per_variant[variant.id] = agg
             primary = per_variant[cfg.variants[0].id]

@@ -196,8 +196,10 @@ def check_options(cls: type[Backend], spec: str, options: dict[str, Any]) -> Non
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
+            from culturelens.redact import redact
+
             raise BackendError(
-                f"backend {cls.name!r} ({spec}) has no option {key!r}{hint}; options: {', '.join(known) or 'none'}"
+                f"backend {cls.name!r} ({redact(spec)}) has no option {key!r}{hint}; options: {', '.join(known) or 'none'}"
             )
 
 

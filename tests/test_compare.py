@@ -135,3 +135,12 @@ def test_compare_two_real_models(tmp_path: Path) -> None:
     al = res["tasks"]["starter"]["rows"][0]
     assert al["n"] == 8 and al["ci"][0] <= al["diff"] <= al["ci"][1] and 0.0 <= al["p"] <= 1.0
     assert al["diff"] == pytest.approx(al["a"] - al["b"])
+
+
+def test_group_p_values_are_adjusted_and_power_stays_in_range(runs):
+    res = compare_runs(*runs)
+    for t in res["tasks"].values():
+        for r in t["rows"][1:]:
+            assert r["p"] <= r["p_bh"] <= r["p_holm"] + 1e-12 <= 1 + 1e-12
+            assert r["mde"] is None or 0 < r["mde"] <= 1
+            assert "detectable" not in r["note"] or "|diff| >= 1." not in r["note"]

@@ -22,6 +22,7 @@ import numpy as np
 from culturelens.aggregate import headline_metric
 from culturelens.robustness import Row, read_json, read_samples, run_label, task_rows, task_variants
 from culturelens.stats import (
+    adjust_pvalues,
     holm,
     mcnemar,
     min_detectable_diff,
@@ -73,7 +74,7 @@ def compare_group(
         p = paired_permutation(x, y, clusters, seed=seed)
         test = "paired permutation" + (" (clustered)" if not one_per_cluster else "")
         se = paired_se(x, y, clusters)
-    mde = min_detectable_diff(se, ALPHA, POWER)
+    mde = min_detectable_diff(se, ALPHA, POWER, max_diff=1.0)
     notes = []
     if n_items < MIN_N:
         notes.append(f"n={n_items} is too small for a reliable test")
@@ -81,6 +82,8 @@ def compare_group(
         notes.append("identical outcomes")
     elif p >= ALPHA and np.isfinite(mde) and abs(diff) < mde:
         notes.append(f"underpowered: only |diff| >= {mde:.2f} is detectable (80% power)")
+    elif p >= ALPHA and not np.isfinite(mde):
+        notes.append("underpowered: no difference within the metric's range is detectable (80% power)")
     return {
         "n": n_items,
         "pairs": len(x),
@@ -136,10 +139,13 @@ def compare_runs(
                 seed=seed,
             )
             rows.append({"group": g, **row})
+        # per-group tests are many: Holm (no false flag) and Benjamini-Hochberg (screening), stated
         adj = holm([r["p"] for r in rows[1:]])
-        rows[0]["p_holm"] = rows[0]["p"]
-        for r, p in zip(rows[1:], adj, strict=True):
+        bh = adjust_pvalues([r["p"] for r in rows[1:]], "bh")
+        rows[0]["p_holm"] = rows[0]["p_bh"] = rows[0]["p"]
+        for r, p, q in zip(rows[1:], adj, bh, strict=True):
             r["p_holm"] = p
+            r["p_bh"] = q
         out["tasks"][name] = {"metric": m, "pairing": pairing, "variants": variants, "rows": rows}
     if not out["tasks"]:
         raise ValueError(f"{run_a} and {run_b} share no scored items")

@@ -407,7 +407,8 @@ def test_two_run_comparison_renders(browser: Browser, tmp_path: Path):
     browser.open(page)
     _check_clean(browser, page)
     assert browser.js("document.getElementById('comparison').hidden") is False
-    assert browser.js("document.querySelectorAll('#headline-table thead th').length") == 2 + 2 * 2 + 1
+    # task, metric, (score, n) per run, paired difference, baselines
+    assert browser.js("document.querySelectorAll('#headline-table thead th').length") == 2 + 2 * 2 + 1 + 1
     assert browser.js("document.querySelectorAll('.compare-table tr').length") > 10
     n = browser.js("document.querySelectorAll('#forest-svg .forest-row').length")
     assert browser.js("document.querySelectorAll('#forest-svg .forest-row .point').length") == 2 * n
@@ -478,3 +479,22 @@ def test_real_model_report(browser: Browser, tmp_path: Path):
     assert browser.js("document.querySelectorAll('#map-svg .has-data').length") >= 10
     assert _size(browser, "#forest-svg")[1] > 200
     browser.screenshot(ARTIFACTS / "report-real-model.png")
+
+
+def test_headline_shows_baselines_and_below_chance_title(browser: Browser, tmp_path: Path):
+    """A run that does not clear chance is titled so, and every headline row shows its baselines."""
+    run = _fake_run(tmp_path / "chance", "hash", limit=60)
+    page = build_report([run], tmp_path / "chance.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    res = json.loads((run / "results.json").read_text())["tasks"]["starter"]
+    lo, hi = res["metrics"]["acc"]["ci"]
+    chance = res["baselines"]["chance"]["value"]
+    title = browser.js("document.getElementById('report-title').textContent")
+    cell = browser.js("document.querySelector('#headline-table td.baselines').textContent")
+    assert f"chance {chance:.3f}" in cell and "always " in cell
+    if lo > chance:
+        assert "not above chance" not in title and title.startswith("Cultural competence")
+    else:
+        assert "not above chance on starter" in title and not title.startswith("Cultural competence")
+    browser.screenshot(ARTIFACTS / "report-baselines.png")

@@ -322,7 +322,35 @@ def task_view(name: str, entry: dict[str, Any], samples: Sequence[dict[str, Any]
         "breakdowns": _breakdowns(by),
         "extra": entry.get("extra") or {},
         "sweep": sweep_view(entry, metric, samples),
+        "baselines": baseline_view(entry, metric),
     }
+
+
+def baseline_view(entry: dict[str, Any], metric: str | None) -> list[dict[str, Any]]:
+    """The headline metric against each baseline that applies to it, with one verdict rule
+    (:func:`culturelens.stats.vs_baseline`: is the whole interval above / below the baseline?)."""
+    from culturelens.aggregate import baselines_for
+    from culturelens.stats import vs_baseline
+
+    m = (entry.get("metrics") or {}).get(metric) if metric else None
+    if not m or not m.get("ci"):
+        return []
+    out = []
+    for name, b in baselines_for(entry.get("baselines") or {}, metric or "").items():
+        label = {"chance": "chance", "chance_mc1": "chance (MC1)"}.get(name) or (
+            f"always {b.get('label', '?')}"
+            if name == "majority_position"
+            else f"always '{b.get('label', '?')}'"
+        )
+        out.append(
+            {
+                "name": name,
+                "label": label,
+                "value": _num(b["value"]),
+                "verdict": vs_baseline(m["mean"], m["ci"][0], m["ci"][1], b["value"]),
+            }
+        )
+    return out
 
 
 # --- run summary ---------------------------------------------------------------------------------

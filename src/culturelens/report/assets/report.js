@@ -113,9 +113,20 @@
 
   // ---------- summary ----------
   function renderSummary() {
-    $('report-title').textContent = runs.length > 1
+    // a model whose headline does not clear chance gets a title that says so
+    var notAbove = [];
+    runs.forEach(function (r, ri) {
+      D.tasks.forEach(function (name) {
+        var t = taskOf(ri, name);
+        (t && t.baselines || []).forEach(function (b) {
+          if (b.name.indexOf('chance') === 0 && b.verdict !== 'above' && notAbove.indexOf(name) < 0) notAbove.push(name);
+        });
+      });
+    });
+    var base = runs.length > 1
       ? 'Comparison: ' + runs.map(function (r) { return r.label; }).join(' vs ')
-      : 'Cultural competence of ' + runs[0].label;
+      : (notAbove.length ? runs[0].label : 'Cultural competence of ' + runs[0].label);
+    $('report-title').textContent = notAbove.length ? base + ': not above chance on ' + notAbove.join(', ') : base;
     $('report-meta').textContent = 'Generated ' + D.generated + ' by culturelens ' + D.culturelens + ' · ' +
       plural(runs.length, 'run') + ' · ' + plural(D.tasks.length, 'task');
     var cards = clear($('run-cards'));
@@ -148,6 +159,7 @@
     var tr = h('tr', {}, h('th', { text: 'task' }), h('th', { text: 'metric' }));
     runs.forEach(function (r) { add(tr, [h('th', { class: 'num', text: r.label }), h('th', { class: 'num', text: 'n' })]); });
     if (runs.length > 1) add(tr, h('th', { text: 'paired difference ' + runs[0].label + ' − ' + runs[1].label + ' [95% CI]' }));
+    add(tr, h('th', { text: 'baselines (answering without looking)' }));
     add(tbl, h('thead', {}, tr));
     var body = h('tbody');
     D.tasks.forEach(function (name) {
@@ -167,6 +179,8 @@
         add(row, h('td', { class: 'num' }, c ? [fmt(c.diff, 3) + ' [' + fmt(c.ci[0], 3) + ', ' + fmt(c.ci[1], 3) + '] p=' +
           (c.p < 0.001 ? '<0.001' : fmt(c.p, 3)) + ' ', h('span', { class: 'sig', text: sigMark(c.p) })] : '–'));
       }
+      var bl = (ref.baselines || []).map(function (b) { return b.label + ' ' + fmt(b.value, 3) + ': ' + b.verdict; });
+      add(row, h('td', { class: 'baselines', text: bl.length ? bl.join(' · ') : '–' }));
       add(body, row);
     });
     add(tbl, body);

@@ -199,8 +199,11 @@ def test_malformed_records_name_file_row_field(tmp_path: Path, rel, mutate, row,
         ('{"id": "x"}', "expected a JSON array"),
         (
             '[{"id": "a", "id": "b", "question": "q", "choices": ["1", "2", "3", "4"], "answer": "1"}]',
-            "twice",
+            "duplicate key 'id'",
         ),
+        ("", "no items"),
+        ("  \n", "no items"),
+        ("[]", "no items"),
     ],
 )
 def test_unreadable_files(tmp_path: Path, payload: str, match: str):

@@ -86,6 +86,30 @@ def test_hard_loader_four_rows_per_question():
     assert len({it.country.name for it in sliced}) == 2
 
 
+def test_hard_limit_honours_limit_options():
+    """``--limit`` on Hard goes through Task.apply_limit (unit: questions), so limit_mode and
+    limit_seed apply; the unit is all four rows of a question right."""
+    from culturelens.tasks.culturalbench import CulturalBenchHard
+
+    assert CulturalBenchHard.unit_all_of_group is True
+    everything = get_task("culturalbench_hard", data_dir=FIXTURE).items()
+    order = list(dict.fromkeys(it.group for it in everything))
+    first = get_task("culturalbench_hard", data_dir=FIXTURE, limit_mode="first").items(limit=2)
+    assert [it.id for it in first] == [it.id for it in everything if it.group in order[:2]]
+    for seed in range(4):
+        sliced = get_task("culturalbench_hard", data_dir=FIXTURE, limit_seed=seed).items(limit=2)
+        assert len(sliced) == 8 and len({it.group for it in sliced}) == 2
+        assert sliced == get_task("culturalbench_hard", data_dir=FIXTURE, limit_seed=seed).items(limit=2)
+
+
+def test_easy_duplicate_question_names_both_rows(tmp_path: Path):
+    rows = _rows(EASY_FILE)
+    rows[4]["question_idx"] = rows[1]["question_idx"]
+    _write(tmp_path, EASY_FILE, rows)
+    with pytest.raises(DatasetError, match=r"duplicate question_idx .* \(rows 3 and 6\)"):
+        get_task("culturalbench_easy", data_dir=tmp_path).items()
+
+
 def test_templates():
     easy = get_task("culturalbench_easy", data_dir=FIXTURE)
     item = easy.items()[1]

@@ -631,13 +631,7 @@ SPECS: list[Spec] = [
 
 #: cases whose loader belongs to another module's owner and does not meet the rule yet:
 #: (spec id, case name) -> why. Strict xfail: when the loader is fixed the test fails until removed.
-KNOWN: dict[tuple[str, str], str] = {
-    ("culturalbench_easy", "CulturalBench-Easy.csv: first data row repeated"): (
-        "culturalbench.py names only the second row of a repeated question_idx"
-    ),
-    ("click", "empty array"): "click.py accepts a release file with no records when other files have some",
-    ("click", "empty file"): "click.py reports an empty file as invalid JSON, not 'no items'",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 # the first case of each category runs as a real subprocess; the rest in-process
 SUBPROCESS_CASES: set[str] = set()

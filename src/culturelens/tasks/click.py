@@ -41,7 +41,6 @@ Differences, on purpose:
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -53,7 +52,7 @@ from culturelens import scoring
 from culturelens.countries import normalize_country
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, register
+from culturelens.tasks.base import DatasetError, Task, no_items, read_json, register
 from culturelens.tasks.blend import render_with_template
 
 GITHUB_REPO = "rladmstn1714/CLIcK"
@@ -118,28 +117,19 @@ def _click_template(v: View) -> Rendered:
 
 
 # --- reading the release -------------------------------------------------------------------------------
+def _where(keypath: Sequence[str | int]) -> tuple[int | str | None, str | None]:
+    """A fault's (row, field) in a release file: records are numbered from 1, the rest is the field."""
+    if not keypath:
+        return None, None
+    first = keypath[0]
+    rest = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keypath[1:]).lstrip(".")
+    return (first + 1 if isinstance(first, int) else first), rest or None
+
+
 def _read_json(path: Path) -> Any:
-    """A release file's JSON; unreadable text, bad syntax and a key given twice in one object are
-    :class:`DatasetError`."""
-    if not path.is_file():
-        raise DatasetError(path, "file not found")
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise DatasetError(path, f"key {key!r} given twice in one object", field=key)
-            out[key] = value
-        return out
-
-    try:
-        return json.loads(path.read_bytes().decode("utf-8-sig"), object_pairs_hook=unique)
-    except UnicodeDecodeError as exc:
-        raise DatasetError(path, f"not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
-    except json.JSONDecodeError as exc:
-        raise DatasetError(path, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
-    except RecursionError as exc:
-        raise DatasetError(path, "invalid JSON: nested too deeply") from exc
+    """A release file's JSON (:func:`base.read_json`): unreadable text, bad syntax and a key given
+    twice in one object are :class:`DatasetError`, and an empty file is ``no items``."""
+    return read_json(path, _where)
 
 
 def _text(path: Path, rec: dict[str, Any], row: int, field: str) -> str:
@@ -180,6 +170,8 @@ def records_to_items(path: Path, relpath: str, records: Any, task: str) -> list[
     source = stem.rsplit("_", 1)[-1] if "_" in stem else stem
     if not isinstance(records, list):
         raise DatasetError(path, f"expected a JSON array of questions, got {type(records).__name__}")
+    if not records:
+        raise no_items(path, "the file holds an empty array of questions")
     country = normalize_country("South Korea")
     items: list[Item] = []
     seen: dict[str, int] = {}

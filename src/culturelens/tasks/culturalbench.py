@@ -49,8 +49,7 @@ from culturelens import render as render_mod
 from culturelens.countries import Country, UnknownCountryError, normalize_country
 from culturelens.render import Rendered, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, read_csv_rows, register
-from culturelens.tasks.normad import spread_groups
+from culturelens.tasks.base import DatasetError, Task, check_unique, read_csv_rows, register
 
 REPO_ID = "kellycyy/CulturalBench"
 EASY_FILE = "CulturalBench-Easy.csv"
@@ -181,12 +180,10 @@ class CulturalBenchEasy(_CulturalBench):
     def load(self) -> Iterator[Item]:
         path = self._path()
         items: list[Item] = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for i, row in read_csv_rows(path, _EASY_REQUIRED):
             qid = _qid(path, row, i)
-            if qid in seen:
-                raise DatasetError(path, f"duplicate question_idx {qid!r}", row=i, field="question_idx")
-            seen.add(qid)
+            check_unique(path, seen, qid, i, "question_idx", what="question_idx")
             _nonempty(path, row, i, ("prompt_question", *(f"prompt_option_{c}" for c in "abcd")))
             answer = (row.get("answer") or "").strip().upper()
             if len(answer) != 1 or answer not in LETTERS:
@@ -241,6 +238,8 @@ class CulturalBenchHard(_CulturalBench):
         "judgements are right"
     )
     filename = HARD_FILE
+    #: the unit scored is a question, right only if all four of its rows are (for aggregate.baselines)
+    unit_all_of_group = True
 
     def load(self) -> Iterator[Item]:
         path = self._path()
@@ -301,11 +300,10 @@ class CulturalBenchHard(_CulturalBench):
         yield from items
 
     def items(self, limit: int | None = None, countries: Sequence[str] | None = None) -> list[Item]:
-        """``limit`` counts questions (the unit scored), each with all four of its rows."""
+        """``limit`` counts questions (the unit scored), each with all four of its rows; the
+        ``limit_mode`` / ``limit_seed`` options apply as in :meth:`Task.apply_limit`."""
         rows = super().items(limit=None, countries=countries)
-        if limit is None:
-            return rows
-        return spread_groups(rows, limit)
+        return self.apply_limit(rows, limit, unit="groups")
 
     def unit_scores(self, items: dict[str, Item], scores: list[Score]) -> list[tuple[Item, Score]]:
         """One unit per question: right only if every judgement of the question is right."""

@@ -176,10 +176,7 @@ def test_default_construction_and_declared_help(name: str):
 
 
 #: tasks owned elsewhere that do not honour an option yet (strict: fails once they do, to be removed)
-KNOWN = {
-    "culturalbench_hard": "CulturalBenchHard.items() limits through normad.spread_groups, not "
-    "Task.apply_limit(..., unit='groups'), so limit_seed / limit_mode=first are ignored",
-}
+KNOWN: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

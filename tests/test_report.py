@@ -263,7 +263,7 @@ def test_two_run_comparison_and_cli(tmp_path: Path):
     assert comp["error"] is None and comp["result"]["tasks"]["starter"]["rows"][0]["group"] == "all"
     assert read_samples_block(page)["total"] == 120 and "samples" not in data
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "nope"), "-o", str(tmp_path / "x.html")])
-    assert bad.exit_code == 2 and "not a directory" in bad.output
+    assert bad.exit_code == 2 and "nope: not found" in bad.output
 
 
 def test_report_states_its_size(starter_run: Path, tmp_path: Path):

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from culturelens.aggregate import headline_metric
-from culturelens.robustness import Row, read_json, read_samples, run_label, task_rows, task_variants
+from culturelens.robustness import Row, task_rows
+from culturelens.runlog import RunLog, read_run
 from culturelens.stats import (
     adjust_pvalues,
     holm,
@@ -38,9 +39,9 @@ MIN_N = 10
 
 
 def _pairs(
-    run_a: Path, run_b: Path, entry_a: dict, entry_b: dict, rows_a: list[Row], rows_b: list[Row]
+    log_a: RunLog, log_b: RunLog, name: str, rows_a: list[Row], rows_b: list[Row]
 ) -> tuple[list[tuple[Row, Row]], str, list[str]]:
-    va, vb = list(task_variants(run_a, entry_a)), list(task_variants(run_b, entry_b))
+    va, vb = list(log_a.task_variants(name)), list(log_b.task_variants(name))
     shared_v = [v for v in va if v in vb]
     idx_b = {(r.item_id, r.variant): r for r in rows_b}
     if shared_v:
@@ -103,23 +104,21 @@ def compare_runs(
 ) -> dict[str, Any]:
     """Paired comparison of two runs per shared task, overall and per country."""
     run_a, run_b = Path(run_a), Path(run_b)
-    res_a, res_b = read_json(run_a / "results.json"), read_json(run_b / "results.json")
-    la, lb = run_label(run_a, res_a), run_label(run_b, res_b)
+    log_a, log_b = read_run(run_a), read_run(run_b)
+    res_a, res_b = log_a.results, log_b.results
+    la, lb = log_a.label, log_b.label
     if la == lb:
         la, lb = f"{la} ({run_a.name})", f"{lb} ({run_b.name})"
     shared_tasks = [t for t in res_a.get("tasks", {}) if t in res_b.get("tasks", {})]
     if not shared_tasks:
         raise ValueError(f"{run_a} and {run_b} share no task")
-    rec_a, rec_b = read_samples(run_a), read_samples(run_b)
     out: dict[str, Any] = {"a": la, "b": lb, "run_a": str(run_a), "run_b": str(run_b), "tasks": {}}
     for name in shared_tasks:
         ea, eb = res_a["tasks"][name], res_b["tasks"][name]
         m = metric or headline_metric(ea)
         if m is None or m not in eb.get("metrics", {}):
             continue
-        pairs, pairing, variants = _pairs(
-            run_a, run_b, ea, eb, task_rows(run_a, name, rec_a), task_rows(run_b, name, rec_b)
-        )
+        pairs, pairing, variants = _pairs(log_a, log_b, name, task_rows(log_a, name), task_rows(log_b, name))
         pairs = [(ra, rb) for ra, rb in pairs if m in ra.metrics and m in rb.metrics]
         if not pairs:
             continue

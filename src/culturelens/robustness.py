@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from culturelens.aggregate import headline_metric
-from culturelens.schema import Variant
+from culturelens.runlog import RunLog, RunLogError, read_run
 from culturelens.stats import cluster_bootstrap_ci, kendall_tau, sign_flips, variants_differ
 from culturelens.sweep import FACTORS
 
@@ -73,122 +73,43 @@ class Row:
     valid: bool
 
 
-# --- reading runs ---------------------------------------------------------------------------------
-def read_json(path: Path) -> Any:
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not found (is {path.parent} a culturelens run directory?)")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def read_samples(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "samples.jsonl"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: not found (is {run_dir} a culturelens run directory?)")
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
+# --- reading runs (only through the run log) ------------------------------------------------------
 def _pred_key(pred: Any) -> Any:
     if isinstance(pred, str):
         return " ".join(pred.lower().split())
     return pred
 
 
-def _unit_rows(run_dir: Path, task_name: str, records: list[dict[str, Any]]) -> list[Row] | None:
-    """Regroup sample records into the task's counting unit when the task defines one.
+def task_rows(log: RunLog, task_name: str) -> list[Row]:
+    """The run's scored units of one task, one per (unit, variant).
 
-    Needs the task's data (to rebuild the items); returns None when the task counts single items or
-    the data cannot be loaded, and the caller falls back to one row per sample.
+    A task that counts another unit than the item (``Task.unit_scores``) is regrouped with the run's
+    item snapshot; a format-1 run without one whose dataset is gone is counted per sample, with a note.
     """
     try:
-        from culturelens.schema import Score
-        from culturelens.tasks.base import Task, get_task
-
-        cfg = read_json(Path(run_dir) / "config.json").get("config", {})
-        task = get_task(
-            task_name, data_dir=cfg.get("data_dir"), **cfg.get("task_options", {}).get(task_name, {})
-        )
-        if type(task).unit_scores is Task.unit_scores:
-            return None
-        wanted = {r["item_id"] for r in records}
-        items = {it.id: it for it in task.load() if it.id in wanted}
-        if len(items) != len(wanted):
-            return None
-        by_variant: dict[str, list[Any]] = defaultdict(list)
-        for r in records:
-            by_variant[r["variant"]].append(
-                Score(
-                    item_id=r["item_id"],
-                    task=task_name,
-                    variant=r["variant"],
-                    mode=r["mode"],
-                    metrics=r["metrics"],
-                    prediction=r["prediction"],
-                    probs=r.get("probs"),
-                    valid=r["valid"],
-                )
-            )
-        rows = []
-        for vid, scores in by_variant.items():
-            for item, score in task.unit_scores(items, scores):
-                rows.append(
-                    Row(
-                        item.id,
-                        item.group or item.id,
-                        item.country.name if item.country else None,
-                        vid,
-                        score.metrics,
-                        _pred_key(score.prediction),
-                        score.valid,
-                    )
-                )
-        return rows
-    except Exception:  # noqa: BLE001 - data gone or task changed: fall back to per-sample rows
-        return None
-
-
-def task_rows(run_dir: Path, task_name: str, records: list[dict[str, Any]]) -> list[Row]:
-    """The run's scored units of one task, one per (unit, variant)."""
-    recs = [r for r in records if r["task"] == task_name]
-    units = _unit_rows(run_dir, task_name, recs)
+        units = log.unit_scores(task_name)
+    except RunLogError as exc:
+        log.notes.append(f"{task_name}: counted per sample, not per the task's unit ({exc})")
+        units = None
     if units is not None:
-        return units
+        return [
+            Row(
+                item.id,
+                item.group or item.id,
+                item.country.name if item.country else None,
+                vid,
+                score.metrics,
+                _pred_key(score.prediction),
+                score.valid,
+            )
+            for vid, pairs in units.items()
+            for item, score in pairs
+        ]
+    samples = log.iter_samples(task_name)
     return [
-        Row(
-            r["item_id"],
-            r.get("group") or r["item_id"],
-            r.get("country"),
-            r["variant"],
-            r.get("metrics") or {},
-            _pred_key(r.get("prediction")),
-            bool(r.get("valid", True)),
-        )
-        for r in recs
+        Row(s.item_id, s.cluster, s.country, s.variant, s.metrics, _pred_key(s.prediction), s.valid)
+        for s in samples
     ]
-
-
-def _primary_variant_id(run_dir: Path) -> str:
-    try:
-        cfg = read_json(Path(run_dir) / "config.json")["config"]
-        return Variant.model_validate(cfg["variants"][0]).id
-    except (FileNotFoundError, KeyError, IndexError, ValueError):
-        return Variant().id
-
-
-def task_variants(run_dir: Path, entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Variant id -> aggregate (with its ``variant`` spec); a single-variant run yields its primary one."""
-    if entry.get("variants"):
-        return entry["variants"]
-    vid = _primary_variant_id(run_dir)
-    return {vid: {**entry, "variant": {}}}
-
-
-def run_label(run_dir: Path, results: dict[str, Any] | None = None) -> str:
-    """A short model label for a run: the model file / id without path and extension."""
-    results = results if results is not None else read_json(Path(run_dir) / "results.json")
-    model = results.get("model") or {}
-    name = str(model.get("model") or model.get("name") or Path(run_dir).name)
-    return name.replace("\\", "/").split("/")[-1].removesuffix(".gguf")
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -335,11 +256,10 @@ def _hashable(x: Any) -> Any:
 
 
 # --- one task -------------------------------------------------------------------------------------
-def analyze_task(
-    run_dir: Path, name: str, entry: dict[str, Any], rows: Sequence[Row], seed: int = 0
-) -> dict[str, Any]:
+def analyze_task(log: RunLog, name: str, rows: Sequence[Row], seed: int = 0) -> dict[str, Any]:
+    entry = log.task_results(name)
     metric = headline_metric(entry)
-    variants = task_variants(run_dir, entry)
+    variants = log.task_variants(name)
     vids = list(variants)
     if metric is None:
         return {
@@ -476,16 +396,12 @@ def _verdicts(name: str, res: dict[str, Any], scores: dict[str, float]) -> list[
 def analyze_run(run_dir: Path, seed: int = 0) -> dict[str, Any]:
     """Robustness of every task of a run; writes ``run_dir/robustness.json`` and returns the dict."""
     run_dir = Path(run_dir)
-    results = read_json(run_dir / "results.json")
-    records = read_samples(run_dir)
-    out: dict[str, Any] = {
-        "run": str(run_dir),
-        "model": run_label(run_dir, results),
-        "criteria": CRITERIA,
-        "tasks": {},
-    }
-    for name, entry in results.get("tasks", {}).items():
-        out["tasks"][name] = analyze_task(run_dir, name, entry, task_rows(run_dir, name, records), seed=seed)
+    log = read_run(run_dir)
+    out: dict[str, Any] = {"run": str(run_dir), "model": log.label, "criteria": CRITERIA, "tasks": {}}
+    for name in log.task_names:
+        out["tasks"][name] = analyze_task(log, name, task_rows(log, name), seed=seed)
+    if log.notes:
+        out["notes"] = list(log.notes)
     tmp = run_dir / "robustness.json.tmp"
     tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
     tmp.replace(run_dir / "robustness.json")
@@ -496,14 +412,14 @@ def analyze_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
     """Model-ranking stability across runs (one model each) over the variants they share, per task."""
     runs = []
     for d in run_dirs:
-        results = read_json(Path(d) / "results.json")
-        runs.append((Path(d), results, run_label(d, results)))
+        log = read_run(d)
+        runs.append((log, log.results, log.label))
     labels = [lab for _, _, lab in runs]
     for i, (d, _, lab) in enumerate(runs):  # duplicate labels: disambiguate with the run folder
         if labels.count(lab) > 1:
-            labels[i] = f"{lab} ({d.name})"
+            labels[i] = f"{lab} ({d.dir.name})"
     out: dict[str, Any] = {
-        "runs": [str(d) for d, _, _ in runs],
+        "runs": [str(d.dir) for d, _, _ in runs],
         "labels": labels,
         "criteria": CRITERIA,
         "tasks": {},
@@ -518,7 +434,7 @@ def analyze_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
         if len(have) < 2:
             continue
         metric = headline_metric(have[0][2])
-        per_run = {lab: task_variants(d, entry) for lab, d, entry in have}
+        per_run = {lab: d.task_variants(name) for lab, d, _ in have}
         shared = [v for v in per_run[have[0][0]] if all(v in pv for pv in per_run.values())]
         scores: dict[str, dict[str, float]] = {}
         for v in shared:

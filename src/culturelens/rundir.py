@@ -11,7 +11,6 @@ is recomputed (from the response cache) instead of trusted.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
@@ -20,13 +19,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = 1
-STATUS_FILE = "run.json"
+from culturelens.runlog import (  # noqa: F401 - the status record lives with the run log
+    FORMAT_VERSION,
+    HASHED,
+    STATUS_FILE,
+    file_digest,
+    is_complete,
+    read_status,
+    write_status,
+)
+
 LOCK_FILE = ".lock"
 #: files a run produces; all are removed before a run is recomputed into the directory
 RUN_FILES = (
     "samples.jsonl",
     "samples.jsonl.tmp",
+    "items.jsonl",
+    "references.json",
     "results.json",
     "timing.json",
     "robustness.json",
@@ -34,8 +43,6 @@ RUN_FILES = (
     "report.html",
     STATUS_FILE,
 )
-#: files whose hashes the status record keeps
-HASHED = ("samples.jsonl", "results.json")
 
 
 class RunDirError(ValueError):
@@ -142,43 +149,6 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def file_digest(path: Path) -> str | None:
-    try:
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-    except OSError:
-        return None
-
-
-def read_status(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((run_dir / STATUS_FILE).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    record = {"format": FORMAT_VERSION, **(read_status(run_dir) or {}), **fields}
-    record["format"] = FORMAT_VERSION
-    tmp = run_dir / (STATUS_FILE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
-    os.replace(tmp, run_dir / STATUS_FILE)
-    return record
-
-
-def is_complete(run_dir: Path, digest: str) -> bool:
-    """A complete run of exactly these requests whose files are whole and unedited."""
-    status = read_status(run_dir)
-    if not status or status.get("status") != "complete" or status.get("requests_digest") != digest:
-        return False
-    hashes = status.get("files") or {}
-    return all(hashes.get(name) and file_digest(run_dir / name) == hashes[name] for name in HASHED)
 
 
 def clear(run_dir: Path) -> list[str]:

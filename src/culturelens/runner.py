@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import platform
 import sys
@@ -24,55 +23,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from culturelens import rundir
 from culturelens.aggregate import aggregate_task, baselines
 from culturelens.backends.base import Backend, BackendError, PartialBatchError, load_backend
 from culturelens.cache import ResponseCache, model_label
 from culturelens.redact import redact, redact_obj
-from culturelens.schema import Item, Mode, Prompt, Request, Response, Score, Variant
+from culturelens.runlog import RunConfig, RunLogWriter, read_run
+from culturelens.schema import Item, Mode, Prompt, Request, Response, Score
 from culturelens.tasks.base import Task, get_task
 
 DEFAULT_CACHE = Path(
     os.environ.get("CULTURELENS_CACHE", Path.home() / ".cache" / "culturelens" / "responses.sqlite")
 )
-
-
-class RunConfig(BaseModel):
-    model: str = "default"
-    tasks: list[str] = Field(default_factory=lambda: ["starter"])
-    mode: Mode | None = None  # None: each task's default
-    limit: int | None = None
-    countries: list[str] | None = None
-    variants: list[Variant] = Field(default_factory=lambda: [Variant()])
-    data_dir: str | None = None
-    out: str | None = None  # run directory; default runs/<run-id>
-    runs_root: str = "runs"
-    cache: str | None = None
-    batch_size: int = 16
-    block_size: int = 4096  # requests held in memory at once (prompts, responses)
-    seed: int = 0
-    n_boot: int = 1000
-    backend_options: dict[str, Any] = Field(default_factory=dict)
-    task_options: dict[str, Any] = Field(default_factory=dict)
-    #: the command line that re-creates this run (set by the CLI; secrets redacted)
-    command: list[str] | None = None
-
-    def run_id(self, identity: dict[str, Any]) -> str:
-        payload = self.model_dump(
-            mode="json", exclude={"out", "runs_root", "cache", "batch_size", "block_size", "command"}
-        )
-        # the model is named by its identity, not by how it was spelled: `default`, `embedded` and
-        # `llamacpp:embedded` are one model and share one run directory
-        del payload["model"]
-        payload["identity"] = identity
-        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
-        model = str(identity.get("model", "model")).split("/")[-1].replace(".gguf", "")
-        backend = str(identity.get("backend", ""))
-        model = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in model)[:40]
-        name = f"{model}-{backend}" if backend else model
-        return f"{name}__{'+'.join(self.tasks)[:40]}__{digest}"
 
 
 @dataclass
@@ -171,13 +133,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _atomic_write(path: Path, writer: Callable[[Any], None]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        writer(fh)
-    os.replace(tmp, path)
-
-
 def _sample_record(w: Work) -> dict[str, Any]:
     item, prompt, resp, score = w.item, w.prompt, w.response, w.score
     assert resp is not None and score is not None
@@ -268,6 +223,7 @@ class Runner:
         self.progress = progress
         self.hold_lock = hold_lock
         self.state = RunState()
+        self._writer: RunLogWriter | None = None
 
     def run(self) -> RunResult:
         cfg = self.config
@@ -305,12 +261,8 @@ class Runner:
         except BaseException as exc:
             status = "failed" if isinstance(exc, Exception) else "interrupted"
             with contextlib.suppress(OSError):
-                (run_dir / "samples.jsonl.tmp").unlink(missing_ok=True)
-                rundir.write_status(
-                    run_dir,
-                    status=status,
-                    ended=time.time(),
-                    error=redact(str(exc))[:500] or type(exc).__name__,
+                (self._writer or RunLogWriter(run_dir)).fail(
+                    status, redact(str(exc))[:500] or type(exc).__name__, ended=time.time()
                 )
             lock.release()
             if (
@@ -349,15 +301,13 @@ class Runner:
             return RunResult(run_dir, finished[0], timing)
         # anything else in the directory belongs to another (or an unfinished) run: never mix two
         rundir.clear(run_dir)
-        self._write_config(run_dir, backend, tasks)
-        rundir.write_status(
-            run_dir,
-            status="started",
-            started=time.time(),
-            requests_digest=digest,
-            pid=os.getpid(),
-            files={},
-            error=None,
+        writer = self._writer = RunLogWriter(run_dir)
+        writer.start(
+            self._header(backend, tasks), started=time.time(), requests_digest=digest, pid=os.getpid()
+        )
+        # the item snapshot: analyses read gold, groups and references from the run, not the dataset
+        writer.write_items(
+            [it for _, items in tasks for it in items], {t.name: t.reference_data() for t, _ in tasks}
         )
         n_unique = len(set(keys))
         todo_total = len(cache.missing(list(dict.fromkeys(keys))))
@@ -370,32 +320,25 @@ class Runner:
         orders: dict[tuple[int, str], list[tuple[Item, list[int]]]] = {}
         n_samples = done = 0
         t_score = 0.0
-        samples_tmp = run_dir / "samples.jsonl.tmp"
         if self.progress:
             self.progress("compute", 0, todo_total)
-        with samples_tmp.open("w", encoding="utf-8") as fh:
-            for block in self._blocks(tasks, backend, identity):
-                t_b = time.perf_counter()
-                done = self._compute(block, backend, cache, identity, done, todo_total)
-                t_score += time.perf_counter() - t_b
-                for w in block:
-                    assert w.response is not None
-                    w.score = w.task.score(w.item, w.prompt, w.response)
-                    if w.response.fallback:
-                        w.score.fallback = w.response.fallback
-                    scores.setdefault((w.task_index, w.prompt.variant.id), []).append(w.score)
-                    orders.setdefault((w.task_index, w.prompt.variant.id), []).append(
-                        (w.item, w.prompt.order)
-                    )
-                    fh.write(json.dumps(_sample_record(w), ensure_ascii=False) + "\n")
-                n_samples += len(block)
-                self.state.samples = n_samples
+        writer.open_samples()
+        for block in self._blocks(tasks, backend, identity):
+            t_b = time.perf_counter()
+            done = self._compute(block, backend, cache, identity, done, todo_total)
+            t_score += time.perf_counter() - t_b
+            for w in block:
+                assert w.response is not None
+                w.score = w.task.score(w.item, w.prompt, w.response)
+                if w.response.fallback:
+                    w.score.fallback = w.response.fallback
+                scores.setdefault((w.task_index, w.prompt.variant.id), []).append(w.score)
+                orders.setdefault((w.task_index, w.prompt.variant.id), []).append((w.item, w.prompt.order))
+                writer.add_sample(_sample_record(w))
+            n_samples += len(block)
+            self.state.samples = n_samples
         t_compute = time.perf_counter()
         results = self._aggregate(tasks, scores, identity, backend, orders)
-        os.replace(samples_tmp, run_dir / "samples.jsonl")
-        _atomic_write(
-            run_dir / "results.json", lambda fh: json.dump(results, fh, indent=1, ensure_ascii=False)
-        )
         t_end = time.perf_counter()
         stats = cache.stats()
         # a lazy backend loads its weights inside the first batch: count that as load, not scoring
@@ -414,13 +357,7 @@ class Runner:
             "model_loaded": float(getattr(backend, "loaded", True)),
             "requests_digest": digest,
         }
-        _atomic_write(run_dir / "timing.json", lambda fh: json.dump(timing, fh, indent=1))
-        rundir.write_status(
-            run_dir,
-            status="complete",
-            ended=time.time(),
-            files={name: rundir.file_digest(run_dir / name) for name in rundir.HASHED},
-        )
+        writer.finish(results, timing, ended=time.time())
         return RunResult(run_dir, results, timing)
 
     def _blocks(self, tasks, backend: Backend, identity: dict) -> Iterator[list[Work]]:
@@ -452,10 +389,10 @@ class Runner:
         if not rundir.is_complete(run_dir, digest):
             return None
         try:
-            timing = json.loads((run_dir / "timing.json").read_text())
-            return json.loads((run_dir / "results.json").read_text()), timing
-        except (OSError, ValueError):
+            log = read_run(run_dir)
+        except ValueError:
             return None
+        return log.results, log.timing
 
     def _compute(
         self,
@@ -566,14 +503,13 @@ class Runner:
             out["tasks"][task.name] = entry
         return out
 
-    def _write_config(self, run_dir: Path, backend: Backend, tasks) -> None:
+    def _header(self, backend: Backend, tasks) -> dict[str, Any]:
         cfg = self.config
         import shlex
 
         argv = cfg.command or (sys.argv if sys.argv and "culturelens" in sys.argv[0] else None)
-        payload = redact_obj(
+        return redact_obj(
             {
-                "format": rundir.FORMAT_VERSION,
                 "config": cfg.model_dump(mode="json"),
                 "backend": backend.describe(),
                 "tasks": {t.name: {**t.info(), "items": len(items)} for t, items in tasks},
@@ -581,7 +517,6 @@ class Runner:
                 "command": shlex.join(argv) if argv else None,
             }
         )
-        _atomic_write(run_dir / "config.json", lambda fh: json.dump(payload, fh, indent=1, default=str))
 
 
 def run(config: RunConfig | None = None, backend: Backend | None = None, **kwargs: Any) -> RunResult:

@@ -11,13 +11,21 @@ from scipy.spatial.distance import jensenshannon
 from typer.testing import CliRunner
 
 from culturelens import alignment as al
+from culturelens.api import steer
 from culturelens.backends.fake import FakeBackend
 from culturelens.cli import app
 from culturelens.render import persona_text, render
 from culturelens.schema import Item, ItemKind, Mode, Variant
-from culturelens.steering import anthropological_persona, parse_profile, run_steering, steering_variants
+from culturelens.steering import anthropological_persona, parse_profile, steering_variants
 from culturelens.sweep import expand
 from culturelens.tasks.base import get_task
+
+
+def run_steering(task, countries, styles, **kwargs):
+    """(finished run, alignment, design) of the steering sweep, through the public API."""
+    done, design = steer(task, countries, styles, report=False, **kwargs)
+    return done, done.alignment, design
+
 
 FIX = Path(__file__).parent / "fixtures"
 GOQA = FIX / "opinions" / "global_opinions.csv"

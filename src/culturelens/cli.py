@@ -255,12 +255,12 @@ def run(
                 result = runner.run()
     try:
         with _user_errors():
-            _finish_run(result, variants, report, quiet)
+            _finish_run(result, report, quiet)
     finally:
         result.release()
 
 
-def _finish_run(result: object, variants: list, report: bool, quiet: bool) -> None:
+def _finish_run(result: object, report: bool, quiet: bool) -> None:
     """Console summary, analyses and report of a run, written while its directory is still locked."""
     from culturelens.runner import RunResult
 
@@ -276,32 +276,15 @@ def _finish_run(result: object, variants: list, report: bool, quiet: bool) -> No
                 highlight=False,
                 soft_wrap=True,
             )
-    reused = bool(result.timing.get("reused"))  # a finished run: its analyses and report are up to date
-    if len(variants) > 1:
-        from culturelens.robustness import analyze_run
+    from culturelens.api import finish
 
-        saved = result.run_dir / "robustness.json"
-        rob = json.loads(saved.read_text()) if reused and saved.exists() else analyze_run(result.run_dir)
-        if not quiet:
-            out.print_robustness(rob)
-    # survey tasks: whose answers the model's resemble, debiased over the variants (alignment.json)
-    from culturelens.alignment import analyze_alignment
-
-    saved = result.run_dir / "alignment.json"
-    aln = json.loads(saved.read_text()) if reused and saved.exists() else analyze_alignment(result.run_dir)
-    if aln.get("tasks") and not quiet:
-        out.print_alignment(aln)
-    if report:
-        path = result.run_dir / "report.html"
-        if not (
-            reused
-            and path.exists()
-            and path.stat().st_mtime >= (result.run_dir / "results.json").stat().st_mtime
-        ):
-            from culturelens.report import build_report
-
-            path = build_report([result.run_dir], path)
-        out.console.print(f"report: [bold]{path}[/]")
+    done = finish(result, report=report)  # the same step as the Python API's run()
+    if done.robustness is not None and not quiet:
+        out.print_robustness(done.robustness)
+    if done.alignment and not quiet:
+        out.print_alignment(done.alignment)
+    if done.report is not None:
+        out.console.print(f"report: [bold]{done.report}[/]")
     out.console.print(f"results: [bold]{result.run_dir / 'results.json'}[/]")
 
 
@@ -409,14 +392,14 @@ def steer(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Steering sweep: unsteered + each style toward each country; gain and specificity with CIs."""
-    from culturelens.steering import run_steering
+    from culturelens.api import steer as run_steer
 
     options = {}
     for kv in opt:
         _, key, value = _parse_opt(kv, "--opt", allow_target=False)
         options[key] = value
     with _user_errors(), out.progress(quiet) as progress:
-        result, aln, design = run_steering(
+        done, design = run_steer(
             task,
             [c.strip() for c in countries.split(",") if c.strip()],
             [s.strip() for s in styles.split(",") if s.strip()],
@@ -432,10 +415,10 @@ def steer(
             ivs_dir=ivs_dir,
         )
     if not quiet:
-        out.print_alignment(aln)
+        out.print_alignment(done.alignment or {})
         for cond, why in design.skipped.items():
             out.console.print(f"[yellow]skipped {cond}: {why}[/]")
-    out.console.print(f"alignment: [bold]{result.run_dir / 'alignment.json'}[/]")
+    out.console.print(f"alignment: [bold]{done.run_dir / 'alignment.json'}[/]")
 
 
 @app.command()

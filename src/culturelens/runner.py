@@ -517,9 +517,3 @@ class Runner:
                 "command": shlex.join(argv) if argv else None,
             }
         )
-
-
-def run(config: RunConfig | None = None, backend: Backend | None = None, **kwargs: Any) -> RunResult:
-    """Python API mirror of ``culturelens run``."""
-    cfg = config or RunConfig(**kwargs)
-    return Runner(cfg, backend=backend).run()

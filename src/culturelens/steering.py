@@ -12,15 +12,14 @@ Styles (``Variant.persona = "style:Country"``; ``@item`` = the item's own countr
   translation into that language.
 
 :func:`steering_variants` builds the design (presentation variants for debiasing x steering
-conditions) and :func:`run_steering` runs it and returns the alignment analysis, whose
-``steering`` section has gain and specificity per style and target country.
+conditions) and :func:`steering_config` the run; :func:`culturelens.api.steer` runs and analyses it:
+the alignment analysis's ``steering`` section has gain and specificity per style and target country.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from culturelens.countries import normalize_country, try_normalize_country
@@ -223,7 +222,7 @@ def steering_variants(
     return SteeringDesign(variants, names, list(styles), per_country_items, skipped)
 
 
-def run_steering(
+def steering_config(
     task: str,
     countries: Sequence[str],
     styles: Sequence[str] = ("typical",),
@@ -234,15 +233,12 @@ def run_steering(
     out: str | None = None,
     cache: str | None = None,
     task_options: dict[str, Any] | None = None,
-    backend: Any = None,
     seed: int = 0,
     n_boot: int = 1000,
-    progress: Any = None,
-    ivs_dir: str | None = None,
-) -> tuple[Any, dict[str, Any], SteeringDesign]:
-    """Run the steering sweep on one task and analyse it: (RunResult, alignment dict, design)."""
-    from culturelens.alignment import analyze_alignment
-    from culturelens.runner import RunConfig, Runner
+) -> tuple[Any, SteeringDesign]:
+    """The run config of the steering sweep on one task, and its design (run it with
+    :func:`culturelens.api.steer`, which also analyses it like any other run)."""
+    from culturelens.runlog import RunConfig
     from culturelens.sweep import expand
     from culturelens.tasks.base import get_task
 
@@ -263,13 +259,4 @@ def run_steering(
         n_boot=n_boot,
         task_options={task: task_options or {}},
     )
-    result = Runner(cfg, backend=backend, progress=progress).run()
-    analysis = analyze_alignment(result.run_dir, ivs_dir=ivs_dir)
-    if design.skipped:
-        analysis.setdefault("skipped_conditions", design.skipped)
-        path = Path(result.run_dir) / "alignment.json"
-        if path.exists():
-            import json
-
-            path.write_text(json.dumps(analysis, indent=1, ensure_ascii=False), encoding="utf-8")
-    return result, analysis, design
+    return cfg, design

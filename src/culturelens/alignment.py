@@ -187,7 +187,7 @@ def vsm_indices(means: Mapping[int, float], constants: Mapping[str, float] | Non
 def load_hofstede(path: str | Path) -> dict[str, dict[str, float]]:
     """Published 6-D country scores: canonical country -> {PDI, IDV, ...}; regions and missing values dropped."""
     from culturelens.countries import UnknownCountryError, hofstede_code, try_normalize_country
-    from culturelens.tasks.base import DatasetError
+    from culturelens.errors import DatasetError
 
     p = Path(path)
     if not p.exists():
@@ -1064,7 +1064,7 @@ def _iw_map(
 def load_ivs(folder: str | Path) -> dict[str, tuple[float, float]]:
     """Latest Inglehart-Welzel point per country from the IVS DDF folder: canonical name -> (trad, surv)."""
     from culturelens.countries import try_normalize_country
-    from culturelens.tasks.base import DatasetError
+    from culturelens.errors import DatasetError
 
     root = Path(folder)
     names: dict[str, str] = {}
@@ -1109,8 +1109,8 @@ def analyze_alignment(
     reloaded from the run's config (same data folder, options, limit and countries) for the human
     reference data, which ``samples.jsonl`` does not carry.
     """
+    from culturelens.errors import DatasetError
     from culturelens.schema import Variant
-    from culturelens.tasks.base import DatasetError
 
     run = Path(run_dir)
     payload = json.loads((run / "config.json").read_text(encoding="utf-8"))

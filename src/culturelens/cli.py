@@ -69,11 +69,8 @@ def _interruptible(runner: object) -> Iterator[None]:
 @contextlib.contextmanager
 def _user_errors() -> Iterator[None]:
     """Bad input (data, model, country, variant, option) ends the command with one clear line."""
-    from culturelens.backends.base import BackendError
     from culturelens.countries import UnknownCountryError
-    from culturelens.render import RenderError
-    from culturelens.sweep import SweepError
-    from culturelens.tasks.base import DatasetError
+    from culturelens.errors import BackendError, DatasetError, RenderError, SweepError
 
     try:
         yield

@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from culturelens.tasks.base import DatasetError
+from culturelens.errors import DatasetError
 
 
 def cache_root() -> Path:

@@ -13,13 +13,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from culturelens.errors import RenderError
 from culturelens.schema import Item, ItemKind, Message, Mode, Prompt, Variant
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-class RenderError(ValueError):
-    pass
 
 
 def option_order(item: Item, variant: Variant) -> list[int]:

@@ -25,8 +25,9 @@ from typing import Any
 
 from culturelens import rundir
 from culturelens.aggregate import aggregate_task, baselines
-from culturelens.backends.base import Backend, BackendError, PartialBatchError, load_backend
+from culturelens.backends.base import Backend, load_backend
 from culturelens.cache import ResponseCache, model_label
+from culturelens.errors import BackendError, PartialBatchError
 from culturelens.redact import redact, redact_obj
 from culturelens.runlog import RunConfig, RunLogWriter, read_run
 from culturelens.schema import Item, Mode, Prompt, Request, Response, Score

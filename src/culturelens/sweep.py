@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from culturelens import render
+from culturelens.errors import SweepError
 from culturelens.schema import ItemKind, Mode, Variant
 
 FACTORS = (
@@ -49,10 +50,6 @@ _TEMPLATED_KINDS = (
     ItemKind.SHORT_ANSWER,
     ItemKind.OPEN,
 )
-
-
-class SweepError(ValueError):
-    pass
 
 
 def _option_order_levels(values: list[str], n_options: int) -> list[str]:

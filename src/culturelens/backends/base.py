@@ -16,15 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from culturelens.errors import BackendError, NativeCrashError, PartialBatchError
 from culturelens.schema import Message, Request, Response
 
-
-class BackendError(RuntimeError):
-    """A model could not be loaded or reached. The message names the model and the cause."""
-
-
-class NativeCrashError(BackendError):
-    """A native backend crashed in its test decode on this machine (see backends/probe.py)."""
+__all__ = ["Backend", "BackendError", "NativeCrashError", "PartialBatchError", "warn", "logsumexp"]
 
 
 def warn(message: str) -> None:
@@ -35,16 +30,6 @@ def warn(message: str) -> None:
 
     sys.stderr.write(f"warning: {' '.join(redact(message).split())}\n")
     sys.stderr.flush()
-
-
-class PartialBatchError(BackendError):
-    """A batch failed part-way: ``completed`` maps request positions (in the batch as passed to
-    :meth:`Backend.run`) to the responses that did come back, so the runner can cache them (paid
-    answers are never thrown away) before stopping with the cause."""
-
-    def __init__(self, message: str, completed: dict[int, Response]):
-        super().__init__(message)
-        self.completed = completed
 
 
 class Backend(ABC):

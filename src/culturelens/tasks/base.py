@@ -22,23 +22,8 @@ from typing import Any, ClassVar
 
 from culturelens import render as render_mod
 from culturelens import scoring
+from culturelens.errors import DatasetError  # defined in the bottom layer; tasks import it from here
 from culturelens.schema import Item, Mode, Prompt, Response, Score, Variant
-
-
-class DatasetError(ValueError):
-    """A dataset file is missing or malformed. Names the file, row and field."""
-
-    def __init__(
-        self, file: str | Path, message: str, row: int | str | None = None, field: str | None = None
-    ):
-        self.file, self.row, self.field = str(file), row, field
-        where = str(file)
-        if row is not None:
-            where += f", row {row}"
-        if field is not None:
-            where += f", field {field!r}"
-        super().__init__(f"{where}: {message}")
-
 
 #: row number of a CSV's first data row in error messages: the header is row 1, as a spreadsheet shows it
 CSV_FIRST_ROW = 2

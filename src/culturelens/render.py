@@ -14,6 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from culturelens.errors import RenderError
+from culturelens.personas import (  # noqa: F401 - the persona API, also reachable from here
+    PersonaFn,
+    check_persona,
+    persona_text,
+    register_persona,
+)
 from culturelens.schema import Item, ItemKind, Message, Mode, Prompt, Variant
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -209,44 +215,6 @@ SYSTEM_PROMPTS: dict[str, str] = {
     "assistant": "You are a helpful assistant.",
     "concise": "You are a knowledgeable assistant. Answer concisely.",
 }
-
-PersonaFn = Callable[[str, Item], str]
-_PERSONAS: dict[str, PersonaFn] = {
-    "typical": lambda arg, item: f"Answer as a typical person from {arg} would.",
-    "citizen": lambda arg, item: f"You are a person from {arg} explaining your culture to a foreigner.",
-}
-
-
-def register_persona(style: str, fn: PersonaFn) -> None:
-    _PERSONAS[style] = fn
-
-
-def check_persona(persona: str) -> None:
-    """Fail early (before any model call) on an unknown persona style or country."""
-    from culturelens.countries import UnknownCountryError, normalize_country
-
-    style, _, arg = persona.partition(":")
-    if style not in _PERSONAS:
-        raise RenderError(f"unknown persona style {style!r} (known: {', '.join(sorted(_PERSONAS))})")
-    country = arg.split("|")[0].strip().replace("_", " ")
-    if country in ("", "@item"):
-        return
-    try:
-        normalize_country(country)
-    except UnknownCountryError as exc:
-        raise RenderError(f"persona {persona!r}: {exc}") from None
-
-
-def persona_text(persona: str, item: Item) -> str:
-    """``style:argument``; argument ``@item`` means the item's own country."""
-    style, _, arg = persona.partition(":")
-    if style not in _PERSONAS:
-        raise RenderError(f"unknown persona style {style!r} (known: {', '.join(sorted(_PERSONAS))})")
-    if arg in ("", "@item"):
-        if item.country is None:
-            raise RenderError(f"persona {persona!r} needs a country but item {item.id} has none")
-        arg = item.country.name
-    return _PERSONAS[style](arg, item)
 
 
 def system_text(variant: Variant, item: Item, rendered: Rendered) -> str | None:

@@ -176,7 +176,7 @@ def load_tasks(cfg: RunConfig) -> list[tuple[Task, list[Item]]]:
         raise EmptyRunError(f"--limit {cfg.limit}: give a positive number of items (or leave it out)")
     if not cfg.tasks:
         raise EmptyRunError("no task given")
-    from culturelens.render import check_persona
+    from culturelens.personas import check_persona
 
     for v in cfg.variants:
         if v.persona:

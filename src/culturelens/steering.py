@@ -1,9 +1,10 @@
-"""Steering a model toward a country: persona styles and the steering sweep.
+"""Steering a model toward a country: the steering sweep over persona styles.
 
-Styles (``Variant.persona = "style:Country"``; ``@item`` = the item's own country):
+Styles (``Variant.persona = "style:Country"``; ``@item`` = the item's own country; the persona
+texts live in :mod:`culturelens.personas`):
 
 * none: unsteered;
-* ``typical``: "answer as a typical person from X" (built into :mod:`culturelens.render`);
+* ``typical``: "answer as a typical person from X";
 * ``anthropological``: an anthropologist answering as one informant from X, with demographic
   detail. A fixed default profile (the same for every country, so only the country changes), or
   your own: ``anthropological:Japan|age=34|sex=woman|education=university degree|area=city|class=middle``;
@@ -22,20 +23,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from culturelens.countries import normalize_country, try_normalize_country
-from culturelens.render import register_persona
+from culturelens.countries import normalize_country
+from culturelens.personas import (  # noqa: F401 - re-exported: the persona texts moved to personas
+    DEFAULT_PROFILE,
+    anthropological_persona,
+    language_persona,
+    parse_profile,
+)
 from culturelens.schema import Item, Variant
 
 STYLES = ("typical", "anthropological", "language")
-
-#: default informant profile: identical across countries so the country is the only thing that changes
-DEFAULT_PROFILE = {
-    "age": "40",
-    "education": "secondary school",
-    "area": "a mid-sized city",
-    "class": "middle",
-    "marital": "married",
-}
 
 #: main language of a country, for the ``language`` style (BCP-47 primary subtags)
 COUNTRY_LANGUAGE = {
@@ -101,63 +98,6 @@ COUNTRY_LANGUAGE = {
     "Venezuela": "es",
     "Vietnam": "vi",
 }
-
-
-def parse_profile(arg: str) -> tuple[str, dict[str, str]]:
-    """``"Japan|age=34|sex=woman"`` -> ("Japan", {"age": "34", "sex": "woman"})."""
-    country, *rest = arg.split("|")
-    details = {}
-    for part in rest:
-        key, sep, value = part.partition("=")
-        if sep and key.strip() and value.strip():
-            details[key.strip().lower()] = value.strip().replace("_", " ")
-    return country.strip().replace("_", " "), details
-
-
-def _country_name(raw: str) -> str:
-    c = try_normalize_country(raw)
-    return c.name if c else raw
-
-
-def anthropological_persona(arg: str, item: Item) -> str:
-    """An anthropologist answering as one informant from the country, described demographically."""
-    country, details = parse_profile(arg)
-    if country in ("", "@item") and item.country is not None:
-        country = item.country.name
-    country = _country_name(country)
-    p = {**DEFAULT_PROFILE, **details}
-    who = p.get("sex") or "person"
-    bits = [f"a {p['age']}-year-old {who}" if p.get("age") else f"a {who}"]
-    if p.get("area"):
-        bits.append(f"living in {p['area']} in {country}")
-    else:
-        bits.append(f"living in {country}")
-    if p.get("marital"):
-        bits.append(f"{p['marital']}")
-    if p.get("education"):
-        bits.append(f"whose highest education is {p['education']}")
-    if p.get("class"):
-        bits.append(f"who considers their household {p['class']} class")
-    if p.get("religion"):
-        bits.append(f"religion: {p['religion']}")
-    if p.get("occupation"):
-        bits.append(f"working as {p['occupation']}")
-    profile = ", ".join(bits)
-    return (
-        f"You are an anthropologist who has done years of fieldwork in {country}. One of your informants is "
-        f"{profile}. Drawing on what you know of {country}'s history, religion, economy, social norms and everyday "
-        f"life, and of how people with this background there see things, answer each survey question exactly as "
-        f"this informant would, not as yourself."
-    )
-
-
-def language_persona(arg: str, item: Item) -> str:
-    """No text: the variant's ``language`` does the steering; the argument names the target country."""
-    return ""
-
-
-register_persona("anthropological", anthropological_persona)
-register_persona("language", language_persona)
 
 
 def country_language(country: str) -> str | None:

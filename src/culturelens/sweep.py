@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from culturelens import render
+from culturelens import personas, render
 from culturelens.errors import SweepError
 from culturelens.schema import ItemKind, Mode, Variant
 
@@ -118,9 +118,9 @@ def _levels(factor: str, spec: str, n_options: int, kinds: Sequence[ItemKind] | 
         return [None if v in ("local", "none", "default") else v for v in values]
     if factor == "persona":
         for v in values:
-            if v not in ("none", "default") and v.partition(":")[0] not in render._PERSONAS:
+            if v not in ("none", "default") and personas.parse_persona(v).style not in personas.styles():
                 raise SweepError(
-                    f"persona level {v!r}: use none or style:arg, styles {', '.join(render._PERSONAS)}"
+                    f"persona level {v!r}: use none or style:arg, styles {', '.join(personas.styles())}"
                 )
         return [None if v in ("none", "default") else v for v in values]
     if factor == "system":

@@ -34,7 +34,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-import culturelens.steering  # noqa: F401 - registers the anthropological and language persona styles
 from culturelens import render as render_mod
 from culturelens.countries import Country, try_normalize_country
 from culturelens.render import Rendered, View, template

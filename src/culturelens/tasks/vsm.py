@@ -28,7 +28,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-import culturelens.steering  # noqa: F401 - registers the anthropological and language persona styles
 from culturelens.alignment import VSM_DIMENSIONS
 from culturelens.countries import Country, normalize_country
 from culturelens.schema import Item, ItemKind

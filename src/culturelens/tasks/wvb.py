@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-import culturelens.steering  # noqa: F401 - registers the anthropological and language persona styles
 from culturelens import scoring
 from culturelens.countries import Country, try_normalize_country
 from culturelens.schema import Item, ItemKind, Prompt, Response, Score

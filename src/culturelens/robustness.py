@@ -34,7 +34,7 @@ import numpy as np
 from culturelens.aggregate import headline_metric
 from culturelens.runlog import RunLog, RunLogError, read_run
 from culturelens.stats import cluster_bootstrap_ci, kendall_tau, sign_flips, variants_differ
-from culturelens.sweep import FACTORS
+from culturelens.variants import FACTORS
 
 #: a score is called stable when all variants agree within this absolute tolerance (or see CRITERIA)
 STABLE_ABS_TOL = 0.02

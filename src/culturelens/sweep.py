@@ -29,18 +29,9 @@ from pydantic import ValidationError
 from culturelens import personas, render
 from culturelens.errors import SweepError
 from culturelens.schema import ItemKind, Mode, Variant
+from culturelens.variants import FACTORS
 
-FACTORS = (
-    "option_order",
-    "labels",
-    "template",
-    "scale_direction",
-    "mode",
-    "language",
-    "persona",
-    "system",
-    "few_shot",
-)
+__all__ = ["FACTORS", "SweepError", "expand", "factor_values", "parse_vary", "swept_factors"]
 
 #: item kinds that have prompt templates; ``template=all`` must work for any of them
 _TEMPLATED_KINDS = (

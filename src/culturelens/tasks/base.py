@@ -1,18 +1,17 @@
 """Stage 1: the task interface. A task turns dataset rows into items and says how to grade them.
 
 A new benchmark is one module in ``culturelens.tasks`` that subclasses :class:`Task` and
-decorates it with :func:`register`; discovery imports every module of the package.
+decorates it with :func:`register`; discovery imports every module of the package, and the
+entry-point group ``culturelens.tasks`` adds other packages' tasks (:mod:`culturelens.tasks.registry`).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import importlib
 import io
 import json
 import os
-import pkgutil
 import re
 import sys
 from abc import ABC, abstractmethod
@@ -24,6 +23,12 @@ from culturelens import render as render_mod
 from culturelens import scoring
 from culturelens.errors import DatasetError  # defined in the bottom layer; tasks import it from here
 from culturelens.schema import Item, Mode, Prompt, Response, Score, Variant
+from culturelens.tasks.registry import (  # noqa: F401 - the registry lives in tasks/registry.py
+    get_task,
+    register,
+    task_class,
+    task_names,
+)
 
 #: row number of a CSV's first data row in error messages: the header is row 1, as a spreadsheet shows it
 CSV_FIRST_ROW = 2
@@ -563,40 +568,3 @@ def stratified_order(units: dict[str, list[Item]], strata: Sequence[str], seed: 
         for n in path:
             remaining[id(n)] -= 1
         yield node[pos]
-
-
-_REGISTRY: dict[str, type[Task]] = {}
-
-
-def register(cls: type[Task]) -> type[Task]:
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _discover() -> None:
-    import culturelens.tasks as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name != "base" and not mod.name.startswith("_"):
-            importlib.import_module(f"culturelens.tasks.{mod.name}")
-
-
-def task_names() -> list[str]:
-    _discover()
-    return sorted(_REGISTRY)
-
-
-def task_class(name: str) -> type[Task]:
-    """The registered class of a task (its :meth:`Task.option_schema` says which ``--opt`` it takes)."""
-    _discover()
-    if name not in _REGISTRY:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise KeyError(f"unknown task {name!r}{hint}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name]
-
-
-def get_task(name: str, data_dir: str | Path | None = None, **options: Any) -> Task:
-    return task_class(name)(data_dir=data_dir, **options)

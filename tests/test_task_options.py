@@ -1,4 +1,4 @@
-"""Task options are declared (``Task.options_schema``), checked and typed; unknown ones are errors."""
+"""Task options are declared (a typed ``Task.Options`` model), checked and typed; unknown ones are errors."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ import culturelens.tasks.base as base
 from culturelens.cli import app
 from culturelens.schema import Variant
 from culturelens.tasks.base import (
+    SurveyTask,
     Task,
     TaskOptionError,
+    TaskOptions,
     UnknownTaskOption,
     coerce_option,
     get_task,
@@ -67,22 +69,22 @@ VALUES: dict[str, dict[str, Any]] = {
 }
 
 
-class Recording(dict):
-    """The task's options dict, remembering every key the task looks up."""
+class Recording:
+    """Which options a task reads from its typed ``Options`` (an undeclared one is an AttributeError)."""
 
     reads: ClassVar[set[str]] = set()
 
-    def get(self, key: str, default: Any = None) -> Any:
-        Recording.reads.add(key)
-        return super().get(key, default)
+    @staticmethod
+    def wrap(opts: TaskOptions) -> TaskOptions:
+        """The same options, as an instance that records every field the task reads."""
 
-    def __getitem__(self, key: str) -> Any:
-        Recording.reads.add(key)
-        return super().__getitem__(key)
+        class Recorded(type(opts)):  # type: ignore[misc, valid-type]
+            def __getattribute__(self, key: str) -> Any:
+                if not key.startswith(("_", "model_")):
+                    Recording.reads.add(key)
+                return super().__getattribute__(key)
 
-    def __contains__(self, key: object) -> bool:
-        Recording.reads.add(str(key))
-        return super().__contains__(key)
+        return Recorded.model_construct(**dict(opts))
 
 
 def _exercise(task: Task) -> None:
@@ -90,7 +92,7 @@ def _exercise(task: Task) -> None:
     items = task.items(limit=3)
     assert items
     task.render(items[0], Variant(), task.default_mode)
-    if hasattr(task, "hofstede_path"):
+    if isinstance(task, SurveyTask):
         task.hofstede_path()
 
 
@@ -98,8 +100,8 @@ def _exercise(task: Task) -> None:
 def recording(monkeypatch: pytest.MonkeyPatch) -> type[Recording]:
     original = Task.check_options.__func__  # type: ignore[attr-defined]
 
-    def wrapped(cls: type[Task], options: dict[str, Any]) -> dict[str, Any]:
-        return Recording(original(cls, options))
+    def wrapped(cls: type[Task], options: dict[str, Any]) -> TaskOptions:
+        return Recording.wrap(original(cls, options))
 
     monkeypatch.setattr(Task, "check_options", classmethod(wrapped))
     Recording.reads = set()
@@ -123,14 +125,12 @@ def test_values_are_coerced_to_the_declared_type():
     blend = get_task("blend", prompts="inst-4, pers-3", max_tokens="32")
     assert blend.prompt_ids == ("inst-4", "pers-3") and blend.max_tokens == 32
     assert get_task("blend", max_tokens=24.0).max_tokens == 24
-    assert get_task("opinions", heldout="false").options["heldout"] is False
-    assert get_task("opinions", heldout=0).options["heldout"] is False
+    assert get_task("opinions", heldout="false").options.heldout is False
+    assert get_task("opinions", heldout=0).options.heldout is False
     assert get_task("global_mmlu", lang=["en", "fr"]).langs == ["en", "fr"]
-    assert get_task("kalahi", prompts="full").options["prompts"] == "full"
-    assert (
-        get_task("vsm", items_file=2024).options["items_file"] == "2024"
-    )  # `--opt x=2024` arrives as an int
-    assert get_task("normad", limit_seed="7").options["limit_seed"] == 7
+    assert get_task("kalahi", prompts="full").options.prompts == "full"
+    assert get_task("vsm", items_file=2024).options.items_file == "2024"  # `--opt x=2024` arrives as an int
+    assert get_task("normad", limit_seed="7").options.limit_seed == 7
     assert get_task("normad", levels=None).levels == get_task("normad").levels  # None: unset
 
 
@@ -188,7 +188,8 @@ KNOWN: dict[str, str] = {}
 )
 def test_every_option_a_task_reads_is_declared(name: str, recording: type[Recording], tmp_path: Path):
     """Run each task on its fixture with each declared option set (and once with none): every
-    option it looks up is declared, and every declared option is looked up when set."""
+    option it looks up is declared (reading another is an AttributeError on the typed model), and
+    every declared option is looked up when set."""
     schema = get_task(name).option_schema()
     values = {**VALUES["*"], **VALUES.get(name, {})}
     assert set(schema) <= set(values), f"{name}: give a test value for {sorted(set(schema) - set(values))}"
@@ -205,12 +206,12 @@ def test_every_option_a_task_reads_is_declared(name: str, recording: type[Record
             assert opt in recording.reads, f"{name}: declared option {opt!r} is never read"
 
 
-_READ = re.compile(r"""options(?:\.get\(|\[)\s*["']([A-Za-z_]+)["']""")
+_READ = re.compile(r"""\bself\.options\.([A-Za-z_]\w*)""")
 
 
 @pytest.mark.parametrize("name", task_names())
 def test_source_reads_only_declared_options(name: str):
-    """A static guard for reads the fixtures do not reach (``options.get("x")`` / ``options["x"]``)."""
+    """A static guard for reads the fixtures do not reach (``self.options.x``)."""
     cls = type(get_task(name))
     source = "".join(
         inspect.getsource(k) for k in cls.__mro__ if k.__module__.startswith("culturelens.tasks")

@@ -720,7 +720,7 @@ def _baseline_matrices(
 
 
 def primary_metric(task: Any, refs: Mapping[str, Reference]) -> str | None:
-    declared = getattr(task, "alignment_metric", None)
+    declared = task.alignment_metric
     avail = {m for r in refs.values() for m in r.metrics()}
     if declared in avail:
         return declared
@@ -945,13 +945,13 @@ def vsm_report(
 
 
 def _task_items(name: str, cfg: Mapping[str, Any]) -> tuple[Any, dict[str, Any]] | None:
-    from culturelens.tasks.base import get_task
+    from culturelens.tasks.base import SurveyTask, get_task
 
     try:
         task = get_task(name, data_dir=cfg.get("data_dir"), **(cfg.get("task_options") or {}).get(name, {}))
     except KeyError:
         return None
-    if getattr(task, "alignment_kind", None) not in ("survey", "vsm"):
+    if not isinstance(task, SurveyTask):
         return None
     items = task.items(limit=cfg.get("limit"), countries=cfg.get("countries"))
     return task, {it.id: it for it in items}
@@ -971,7 +971,7 @@ def analyze_task(
     samples, invalid = _load_samples(run_dir, task.name, items, variants)
     debiased, per_pres = _debias(samples)
     entry: dict[str, Any] = {
-        "kind": task.alignment_kind,
+        "kind": task.survey_kind,
         "samples": len(samples),
         "invalid": invalid,
         "presentations": sorted({s.presentation for s in samples}),
@@ -982,7 +982,7 @@ def analyze_task(
         for cond in debiased
         if len(per_pres[cond]) > 1
     }
-    if task.alignment_kind == "vsm":
+    if task.survey_kind == "vsm":
         numbers = {
             it.group or it.id: int(it.metadata["number"]) for it in items.values() if "number" in it.metadata
         }
@@ -992,7 +992,7 @@ def analyze_task(
     refs: dict[str, Reference] = {}
     split_of: dict[str, str] = {}
     heldout: set[str] = set()
-    shared = task.group_references() if hasattr(task, "group_references") else {}
+    shared = task.group_references()
     for it in items.values():
         g = it.group or it.id
         if g not in refs:
@@ -1105,7 +1105,8 @@ def analyze_alignment(
 ) -> dict[str, Any]:
     """Alignment of every survey task in a run; writes ``alignment.json`` when there is any.
 
-    Tasks opt in with a class attribute ``alignment_kind`` ("survey" or "vsm"). Their items are
+    Tasks opt in by subclassing :class:`culturelens.tasks.base.SurveyTask` (``survey_kind``: "survey"
+    or "vsm"). Their items are
     reloaded from the run's config (same data folder, options, limit and countries) for the human
     reference data, which ``samples.jsonl`` does not carry.
     """
@@ -1132,11 +1133,11 @@ def analyze_alignment(
             continue
         task, items = loaded
         hof = None
-        path = hofstede_file or (task.hofstede_path() if hasattr(task, "hofstede_path") else None)
-        if task.alignment_kind == "vsm" and path:
+        path = hofstede_file or task.hofstede_path()
+        if task.survey_kind == "vsm" and path:
             hof = load_hofstede(path)
         out["tasks"][name] = analyze_task(run, task, items, variants, n_boot, seed, hof, ivs)
-        if task.alignment_kind == "vsm":
+        if task.survey_kind == "vsm":
             out["tasks"][name]["hofstede_file"] = str(path) if path else None
     out = _clean(out)
     if write and out["tasks"]:

@@ -1,7 +1,8 @@
 """Fetch and cache official dataset releases.
 
-Shared by the benchmark tasks: a task first looks for ``--data-dir`` / its environment variable
-(:func:`resolve_data_dir`) and only when neither is given downloads the official release with
+Shared by the benchmark tasks: a task first looks for a local copy (``--data-dir``, its environment
+variable or ``$CULTURELENS_DATA``: :meth:`culturelens.tasks.base.Task.locate`) and only when there is
+none downloads the official release with
 :func:`fetch_hf_file` (Hugging Face hub) or :func:`fetch_url` (plain HTTPS, e.g. GitHub raw files).
 Downloads land under ``~/.cache/culturelens/datasets/`` (``CULTURELENS_DATA_CACHE`` overrides) and
 are reused; failures (offline, optional package missing, 404) raise a one-line
@@ -102,19 +103,3 @@ def fetch_url(url: str, dest_name: str, timeout: float = 60.0) -> Path:
         raise
     os.replace(tmp, dest)
     return dest
-
-
-def resolve_data_dir(task_name: str, data_dir: str | Path | None, env_var: str | None) -> Path | None:
-    """The local dataset folder given by ``--data-dir`` or ``env_var``, or None (download instead).
-
-    A path that is given but does not exist is an error, not a silent download.
-    """
-    source = "--data-dir"
-    path: Path | None = Path(data_dir).expanduser() if data_dir else None
-    if path is None and env_var and os.environ.get(env_var):
-        path, source = Path(os.environ[env_var]).expanduser(), env_var
-    if path is None:
-        return None
-    if not path.exists():
-        raise DatasetError(path, f"{task_name}: data folder given by {source} does not exist")
-    return path

@@ -16,8 +16,12 @@ import re
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
 
 from culturelens import render as render_mod
 from culturelens import scoring
@@ -218,6 +222,7 @@ def check_unique(
 # --- task options ------------------------------------------------------------------------------------
 #: an option's declared type: ``list`` is a list of strings (a comma-separated string on the command line)
 OptionType = type[str] | type[int] | type[float] | type[bool] | type[list]
+#: name -> (type, one-line help): :meth:`Task.option_schema`, derived from the task's ``Options`` model
 OptionsSchema = dict[str, tuple[OptionType, str]]
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 _TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list"}
@@ -294,64 +299,196 @@ def coerce_option(task: str, name: str, kind: OptionType, value: Any) -> Any:
 LIMIT_MODES = ("stratified", "first")
 
 
+def option_kind(field: FieldInfo) -> OptionType:
+    """The option type of a field of a :class:`TaskOptions` model (``X | None`` is ``X``)."""
+    kind: Any = field.annotation
+    if get_origin(kind) in (Union, type(int | None)):
+        args = [a for a in get_args(kind) if a is not type(None)]
+        kind = args[0] if len(args) == 1 else kind
+    if get_origin(kind) is list:
+        return list
+    if kind in (str, int, float, bool):
+        return kind
+    raise TypeError(f"unsupported option type {field.annotation!r}: str, int, float, bool or list[str]")
+
+
+class TaskOptions(BaseModel):
+    """A task's ``--opt KEY=VALUE`` options, typed. Each task declares a subclass as ``Task.Options``;
+    every field has a default and a one-line ``description``. Values are converted once, here, as
+    :func:`coerce_option` does (a ``list[str]`` field takes ``"a,b"``); unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit_mode: str = Field(
+        "stratified",
+        description="how --limit picks items: stratified (default; across strata) or first (file order)",
+    )
+    limit_seed: int = Field(0, description="seed of the stratified --limit order (default 0)")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _coerce(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        return coerce_option(_option_task(info), name, option_kind(cls.model_fields[name]), value)
+
+    @field_validator("limit_mode")
+    @classmethod
+    def _limit_mode(cls, value: str, info: ValidationInfo) -> str:
+        if value not in LIMIT_MODES:
+            raise TaskOptionError(
+                f"task {_option_task(info)!r} option limit_mode={value!r}: choose from {', '.join(LIMIT_MODES)}"
+            )
+        return value
+
+
+def _option_task(info: ValidationInfo) -> str:
+    """The task named in error messages (passed as validation context by :meth:`Task.check_options`)."""
+    return str((info.context or {}).get("task", "?"))
+
+
+# --- what a task declares ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Headline:
+    """The number a task's results lead with: a per-unit metric of its aggregate, how to say it, and which
+    way is better (``None``: neither, e.g. an orientation or a survey answer)."""
+
+    metric: str
+    label: str
+    higher_is_better: bool | None = True
+
+    @property
+    def direction(self) -> str:
+        return {True: "higher is better", False: "lower is better", None: "no better direction"}[
+            self.higher_is_better
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a task's data come from, and where :meth:`Task.locate` looks for a local copy of them.
+
+    ``release`` names the release for people (repository, licence), ``url`` is where to get it;
+    ``env`` is the environment variable that may point at a local copy and ``folder`` the copy's
+    folder name under a datasets root (``$CULTURELENS_DATA/<folder>``); ``files`` are where the data
+    sit inside a copy, tried in order (relative paths or glob patterns such as ``**/vsm*.json``, with
+    ``{fields}`` the task fills in), and ``missing`` is the error when none is there."""
+
+    release: str
+    url: str = ""
+    env: str | None = None
+    folder: str | None = None
+    files: tuple[str, ...] = ()
+    missing: str = "file not found"
+
+
+def resolve_data_dir(source: DataSource | None, data_dir: str | Path | None) -> tuple[Path | None, str]:
+    """The one rule for where a task's local data are, and what named them: ``data_dir``
+    (``--data-dir``), else the source's environment variable, else ``$CULTURELENS_DATA/<folder>`` when
+    that exists (one folder holding every release, as ../shared/datasets), else None (the task downloads
+    its release or uses shipped data)."""
+    if data_dir:
+        return Path(data_dir).expanduser(), "--data-dir"
+    env = os.environ.get(source.env) if source and source.env else None
+    if env and source and source.env:
+        return Path(env).expanduser(), source.env
+    root = os.environ.get("CULTURELENS_DATA")
+    if root and source and source.folder and (Path(root) / source.folder).exists():
+        return Path(root) / source.folder, "CULTURELENS_DATA"
+    return None, ""
+
+
+_GLOB = re.compile(r"[*?\[]")
+
+
+def asks_default_template(item: Item, variant: Variant) -> bool:
+    """True when the variant asks for the default wording (directly or as sweep slot ``#0``)."""
+    return render_mod.template_slot(item.kind, variant.template) == "default"
+
+
 class Task(ABC):
+    """A benchmark: how its rows become items, how they are asked and graded, and what it declares
+    about itself (shown by ``culturelens tasks --details``): :attr:`headline`, :attr:`protocol`,
+    :attr:`default_template`, :attr:`source`, its typed ``Options`` and, for survey tasks,
+    :class:`SurveyTask`."""
+
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    #: the paper's protocol in a few sentences (what is asked, how it is scored, our differences)
+    protocol: ClassVar[str] = ""
+    #: the metric the results lead with, its label and direction (each task declares its own)
+    headline: ClassVar[Headline] = Headline("acc", "accuracy (share correct)")
+    #: the task's other per-unit metrics beside the generic scorer's: name -> one-line meaning
+    metrics: ClassVar[dict[str, str]] = {}
     default_mode: ClassVar[Mode] = Mode.LETTER
-    #: environment variable that may point at the dataset folder
-    data_env: ClassVar[str | None] = None
-    #: the dataset's folder name under a datasets root (``$CULTURELENS_DATA/<data_folder>``)
-    data_folder: ClassVar[str | None] = None
-    #: variant fields the benchmark's protocol fixes (a sweep may not override them silently)
-    default_variant: ClassVar[Variant] = Variant()
-    #: the ``--opt KEY=VALUE`` options a task accepts: name -> (type, one-line help). Each class
-    #: declares its own; :meth:`option_schema` merges them along the class hierarchy, so the options
-    #: declared here (how ``--limit`` picks items) exist for every task.
-    options_schema: ClassVar[OptionsSchema] = {
-        "limit_mode": (
-            str,
-            "how --limit picks items: stratified (default; across strata) or first (file order)",
-        ),
-        "limit_seed": (int, "seed of the stratified --limit order (default 0)"),
-    }
+    #: the wording a variant asking for ``default`` gets: the benchmark's own registered template
+    default_template: ClassVar[str] = "default"
+    #: where the data come from and where a local copy is looked for (None: shipped or built in)
+    source: ClassVar[DataSource | None] = None
+    #: the ``--opt KEY=VALUE`` options, a :class:`TaskOptions` model (subclass it to add options)
+    Options: ClassVar[type[TaskOptions]] = TaskOptions
     #: what ``--limit`` balances, in priority order: ``country``, ``language``, ``topic``, ``group``,
     #: ``subset`` (every subset key, sorted) or ``subset.KEY``. Keys whose value differs between the
     #: items of one group (the template copies of a question) are left out automatically.
     limit_strata: ClassVar[tuple[str, ...]] = ("country", "language", "subset", "topic")
     #: ``--limit`` keeps the items of a group (one underlying question) together
     limit_groups: ClassVar[bool] = True
+    #: the scored unit is a group, right only if all its rows are (CulturalBench-Hard; for baselines)
+    unit_all_of_group: ClassVar[bool] = False
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
-        env = os.environ.get(self.data_env) if self.data_env else None
-        self.data_dir = Path(data_dir) if data_dir else (Path(env) if env else None)
-        root = os.environ.get("CULTURELENS_DATA")
-        if self.data_dir is None and root and self.data_folder and (Path(root) / self.data_folder).exists():
-            self.data_dir = (
-                Path(root) / self.data_folder
-            )  # one folder holding every release, as ../shared/datasets
-        self.options: dict[str, Any] = self.check_options(options)
-        mode = self.options.get("limit_mode", "stratified")
-        if mode not in LIMIT_MODES:
-            raise TaskOptionError(
-                f"task {self.name!r} option limit_mode={mode!r}: choose from {', '.join(LIMIT_MODES)}"
-            )
+        self.data_dir, self.data_from = resolve_data_dir(self.source, data_dir)
+        self.options = self.check_options(options)
 
     @classmethod
     def option_schema(cls) -> OptionsSchema:
-        """Every option the task accepts (its own and those of its base classes)."""
-        merged: OptionsSchema = {}
-        for klass in reversed(cls.__mro__):
-            merged.update(vars(klass).get("options_schema", {}))
-        return merged
+        """Every option the task accepts: name -> (type, one-line help), from its ``Options`` model."""
+        return {n: (option_kind(f), f.description or "") for n, f in cls.Options.model_fields.items()}
 
     @classmethod
-    def check_options(cls, options: dict[str, Any]) -> dict[str, Any]:
-        """Options checked against :meth:`option_schema` and converted to their declared types.
+    def declaration(cls) -> dict[str, Any]:
+        """Everything the task declares, JSON-able (``culturelens tasks --details``)."""
+        options = []
+        for name, f in cls.Options.model_fields.items():
+            default = f.get_default(call_default_factory=True)
+            options.append(
+                {
+                    "name": name,
+                    "type": option_kind(f).__name__,
+                    "default": default,
+                    "help": f.description or "",
+                }
+            )
+        survey = None
+        if issubclass(cls, SurveyTask):
+            survey = {
+                "kind": cls.survey_kind,
+                "per_country_items": cls.per_country_items,
+                "alignment_metric": cls.alignment_metric,
+            }
+        return {
+            "name": cls.name,
+            "description": cls.description,
+            "protocol": cls.protocol,
+            "mode": cls.default_mode.value,
+            "default_template": cls.default_template,
+            "headline": {**cls.headline.as_dict(), "direction": cls.headline.direction},
+            "metrics": dict(cls.metrics),
+            "options": options,
+            "source": asdict(cls.source) if cls.source else None,
+            "survey": survey,
+            "limit_strata": list(cls.limit_strata),
+        }
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any]) -> TaskOptions:
+        """``options`` as the task's typed ``Options`` (a value of None means unset: the default).
         An unknown name is :class:`UnknownTaskOption` (a ``KeyError``), a bad value
         :class:`TaskOptionError` (a ``ValueError``); both are one line."""
         schema = cls.option_schema()
-        out: dict[str, Any] = {}
-        for key, value in options.items():
+        for key in options:
             if key not in schema:
                 import difflib
 
@@ -360,10 +497,53 @@ class Task(ABC):
                 raise UnknownTaskOption(
                     f"task {cls.name!r} has no option {key!r}{hint}; options: {', '.join(sorted(schema))}"
                 )
-            if value is None:
-                continue  # unset: the task's default
-            out[key] = coerce_option(cls.name, key, schema[key][0], value)
-        return out
+        given = {k: v for k, v in options.items() if v is not None}
+        try:
+            return cls.Options.model_validate(given, context={"task": cls.name})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            cause = (first.get("ctx") or {}).get("error")
+            if isinstance(cause, TaskOptionError):
+                raise cause from None
+            key = ".".join(str(k) for k in first["loc"])
+            raise TaskOptionError(
+                f"task {cls.name!r} option {key}={first.get('input')!r}: {first['msg']}"
+            ) from None
+
+    def data_path(self) -> Path | None:
+        """The local data folder (or file) of :func:`resolve_data_dir`, which must exist; None when
+        there is none (download the release, or use shipped data)."""
+        if self.data_dir is not None and not self.data_dir.exists():
+            raise DatasetError(
+                self.data_dir, f"{self.name}: data folder given by {self.data_from} does not exist"
+            )
+        return self.data_dir
+
+    def locate(
+        self,
+        files: Sequence[str] | None = None,
+        kind: Literal["file", "dir"] = "file",
+        file_ok: bool = True,
+        missing: str | None = None,
+        **fields: str,
+    ) -> Path | None:
+        """The task's data in its local copy, or None when there is no copy (then download or use
+        shipped data). A copy that is itself a file is the data (with ``file_ok``); otherwise the
+        first of ``files`` (default: :attr:`DataSource.files`, ``{fields}`` filled in) that is a
+        ``kind`` inside it, else a :class:`DatasetError` naming where it was expected."""
+        base = self.data_path()
+        if base is None:
+            return None
+        if file_ok and base.is_file():
+            return base
+        src = self.source
+        wanted = [f.format(**fields) for f in (files if files is not None else src.files if src else ())]
+        for pattern in wanted:
+            for path in sorted(base.glob(pattern)) if _GLOB.search(pattern) else [base / pattern]:
+                if path.is_dir() if kind == "dir" else path.is_file():
+                    return path
+        where = base / wanted[0] if wanted and not _GLOB.search(wanted[0]) else base
+        raise DatasetError(where, missing or (src.missing if src else "file not found"))
 
     @abstractmethod
     def load(self) -> Iterable[Item]:
@@ -404,8 +584,8 @@ class Task(ABC):
         return limit_items(
             items,
             limit,
-            mode=mode or self.options.get("limit_mode", "stratified"),
-            seed=int(self.options.get("limit_seed", 0)),
+            mode=mode or self.options.limit_mode,
+            seed=self.options.limit_seed,
             strata=self.limit_strata,
             by_group=self.limit_groups,
             unit=unit,
@@ -415,7 +595,12 @@ class Task(ABC):
         return []
 
     def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
-        return render_mod.render(item, variant, mode, shots)
+        """The prompt; a variant asking for the ``default`` wording gets :attr:`default_template`, and
+        the prompt keeps the run's variant so results group under it."""
+        if self.default_template == "default" or not asks_default_template(item, variant):
+            return render_mod.render(item, variant, mode, shots)
+        shown = variant.model_copy(update={"template": self.default_template})
+        return render_mod.render(item, shown, mode, shots).model_copy(update={"variant": variant})
 
     def score(self, item: Item, prompt: Prompt, response: Response) -> Score:
         return scoring.score(item, prompt, response)
@@ -428,8 +613,43 @@ class Task(ABC):
         """Task-level metrics that are not means of per-item values (macro-F1, orientation...)."""
         return {}
 
+    def reference_data(self) -> dict[str, Any]:
+        """Data the task's analyses need besides its items (shared survey references, a country
+        table), JSON-able. Saved with the run (``references.json``) so a run analyses without its
+        dataset; read back with :meth:`culturelens.runlog.RunLog.references`."""
+        return {}
+
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "mode": self.default_mode.value}
+        """What the task declares, as recorded in a run's ``config.json``."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "mode": self.default_mode.value,
+            "headline": self.headline.as_dict(),
+            "protocol": self.protocol,
+        }
+
+
+class SurveyTask(Task):
+    """A task whose answers are compared with human survey answers (:mod:`culturelens.alignment`
+    analyses exactly the tasks that subclass this). Items carry their reference answers, or the task
+    gives them per group (:meth:`group_references`)."""
+
+    #: ``survey``: answer distributions vs each country's; ``vsm``: Hofstede's indices vs published scores
+    survey_kind: ClassVar[Literal["survey", "vsm"]] = "survey"
+    #: items are replicated per country, so a persona ``@item`` asks each copy as its country (vsm)
+    per_country_items: ClassVar[bool] = False
+    #: the alignment metric to report when the reference data allow it (None: the first available);
+    #: a task may set it per instance once it knows its data
+    alignment_metric: str | None = None
+
+    def group_references(self) -> dict[str, dict[str, list[float]]]:
+        """Group (question) id -> country -> answer distribution, for items that do not carry their own."""
+        return {}
+
+    def hofstede_path(self) -> Path | None:
+        """Hofstede's published country scores to compare a ``vsm`` task's indices with (None: none)."""
+        return None
 
 
 # --- representative --limit ------------------------------------------------------------------------

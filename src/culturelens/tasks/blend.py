@@ -57,15 +57,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from culturelens import render as render_mod
 from culturelens.countries import UnknownCountryError, normalize_country
-from culturelens.download import fetch_hf_file, fetch_url, resolve_data_dir
+from culturelens.download import fetch_hf_file, fetch_url
 from culturelens.lemmatize import lemma_match
 from culturelens.render import Rendered, View, template
-from culturelens.schema import GoldAnswer, Item, ItemKind, Mode, Prompt, Response, Score, Variant
+from culturelens.schema import GoldAnswer, Item, ItemKind, Mode, Prompt, Response, Score
 from culturelens.tasks.base import (
     DatasetError,
+    DataSource,
+    Headline,
     Task,
+    TaskOptions,
+    asks_default_template,
     check_unique,
     no_items,
     read_csv_rows,
@@ -261,57 +267,60 @@ def _blend_mc_prompt(v: View) -> Rendered:
     return Rendered(f"{stem}{lines}{trailer}", prefix)
 
 
-def uses_task_template(item: Item, variant: Variant) -> bool:
-    """True when the variant asks for the default wording (directly or as sweep slot ``#0``)."""
-    slot = getattr(render_mod, "template_slot", lambda kind, name: name)(item.kind, variant.template)
-    return slot == "default"
-
-
-def render_with_template(
-    task_template: str, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None
-) -> Prompt:
-    """Render with the benchmark's own template when the variant asks for the default one.
-
-    The prompt keeps the caller's variant so results group under the variant the run asked for.
-    """
-    if not uses_task_template(item, variant):
-        return render_mod.render(item, variant, mode, shots)
-    prompt = render_mod.render(item, variant.model_copy(update={"template": task_template}), mode, shots)
-    return prompt.model_copy(update={"variant": variant})
+BLEND_SOURCE = DataSource(
+    "nlee0212/BLEnD on GitHub (pinned commit; short answer), HF nayeon212/BLEnD (multiple choice)",
+    url="https://github.com/nlee0212/BLEnD",
+    env="CULTURELENS_BLEND_DIR",
+    folder="blend",
+    files=("data/annotations", "annotations"),
+    missing="BLEnD folder not found (expected data/annotations/*_data.json)",
+)
 
 
 # --- short answer task ------------------------------------------------------------------------------------
 @register
 class Blend(Task):
     name = "blend"
-    data_folder = "blend"
     description = (
         "BLEnD short-answer everyday cultural knowledge: 16 regions, local language + English, "
         "prompts inst-4/pers-3 from the release; soft exact match (binary, weighted)"
     )
+    protocol = (
+        "Each question in the region's language and in English under the release prompts inst-4 and "
+        "pers-3, answered by greedy generation; graded with the authors' soft exact match (cleaned reply, "
+        "answer clusters by votes, substring or lemma match): binary = any cluster matched, weighted = its "
+        "vote share. Questions the annotators could not answer are dropped."
+    )
+    headline = Headline("binary", "accuracy (binary match)")
+    metrics = {"weighted": "vote count of the matched answer cluster / the largest cluster's"}
     default_mode = Mode.GENERATE
-    data_env = "CULTURELENS_BLEND_DIR"
+    default_template = "blend"
+    source = BLEND_SOURCE
 
-    options_schema = {
-        "prompts": (list, f"release prompt ids, comma-separated (default: {','.join(PAPER_PROMPTS)})"),
-        "max_tokens": (int, "generation budget per answer (default 64)"),
-    }
+    class Options(TaskOptions):
+        prompts: list[str] = Field(
+            list(PAPER_PROMPTS),
+            description=f"release prompt ids, comma-separated (default: {','.join(PAPER_PROMPTS)})",
+        )
+        max_tokens: int = Field(64, description="generation budget per answer (default 64)")
+
     #: ``--limit`` keeps a question's language / prompt copies together, balanced over regions, then topics
     limit_strata = ("subset.region", "topic")
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
-        self.prompt_ids: tuple[str, ...] = tuple(self.options.get("prompts", PAPER_PROMPTS))
+        self.prompt_ids: tuple[str, ...] = tuple(self.options.prompts)
         if not self.prompt_ids:
             raise ValueError("blend option prompts: give at least one prompt id (e.g. inst-4,pers-3)")
-        self.max_tokens = int(self.options.get("max_tokens", 64))
+        self.max_tokens = self.options.max_tokens
         if self.max_tokens < 1:
             raise ValueError(f"blend option max_tokens={self.max_tokens}: give a positive number")
         self.skipped: dict[str, dict[str, int]] = {}
 
     def root(self) -> Path:
-        base = resolve_data_dir(self.name, self.data_dir, None)  # Task.__init__ already read data_env
-        return _data_root(base) if base is not None else download_release()
+        """The release's ``data`` folder (the one holding ``annotations/``), downloaded when no copy is given."""
+        annotations = self.locate(kind="dir", file_ok=False)
+        return annotations.parent if annotations is not None else download_release()
 
     def load(self) -> Iterator[Item]:
         root = self.root()
@@ -398,9 +407,6 @@ class Blend(Task):
         self.skipped[region] = stats
         return items
 
-    def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
-        return render_with_template("blend", item, variant, mode, shots)
-
     def score(self, item: Item, prompt: Prompt, response: Response) -> Score:
         user = next((m.content for m in reversed(prompt.messages) if m.role == "user"), "")
         cleaned = clean_response(response.text or "", user)
@@ -469,15 +475,21 @@ def parse_mc_answer(response: str, prompt_text: str, labels: list[str], options:
 @register
 class BlendMC(Task):
     name = "blend_mc"
-    data_folder = "blend"
     description = "BLEnD multiple-choice: one region's answer among other regions' answers; accuracy"
+    protocol = (
+        "The released multiple-choice prompts (one region's answer among other regions' answers), answered "
+        "by greedy generation and parsed as the authors do (the answer_choice field of a JSON object, else "
+        "the first capital letter); accuracy against answer_idx."
+    )
+    headline = Headline("acc", "accuracy (share correct)")
     default_mode = Mode.GENERATE
-    data_env = "CULTURELENS_BLEND_DIR"
+    default_template = "blend_mc"
+    source = BLEND_SOURCE
     limit_strata = ("subset.region", "topic")
 
     def mc_files(self) -> tuple[list[Path], Path | None]:
         """(MC question files, BLEnD ``data`` folder or None)."""
-        base = resolve_data_dir(self.name, self.data_dir, None)
+        base = self.data_path()
         if base is not None:
             files = sorted(base.rglob("mc_questions_file*.csv")) if base.is_dir() else [base]
             if not files:
@@ -571,11 +583,8 @@ class BlendMC(Task):
             metadata={"stem": stem, "trailer": trailer, "question_id": qid, "region": region},
         )
 
-    def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
-        return render_with_template("blend_mc", item, variant, mode, shots)
-
     def score(self, item: Item, prompt: Prompt, response: Response) -> Score:
-        if prompt.mode is not Mode.GENERATE or not uses_task_template(item, prompt.variant):
+        if prompt.mode is not Mode.GENERATE or not asks_default_template(item, prompt.variant):
             return super().score(item, prompt, response)
         user = next((m.content for m in reversed(prompt.messages) if m.role == "user"), "")
         shown = [item.options[i] for i in prompt.order]

@@ -34,12 +34,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from culturelens import scoring
-from culturelens.download import fetch_hf_file, resolve_data_dir
+from culturelens.download import fetch_hf_file
 from culturelens.render import Rendered, View, template
-from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, check_unique, no_items, read_json, register
-from culturelens.tasks.blend import render_with_template
+from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score
+from culturelens.tasks.base import (
+    DatasetError,
+    DataSource,
+    Headline,
+    Task,
+    TaskOptions,
+    check_unique,
+    no_items,
+    read_json,
+    register,
+)
 
 DIMENSIONS = ("PDI", "IDV", "UAI", "MAS", "LTO", "IVR")
 FIELDS = ("Dimension", "Domain", "Question", "Option 1", "Option 2")
@@ -90,35 +101,46 @@ def _cdeval_prompt(v: View) -> Rendered:
 @register
 class CDEval(Task):
     name = "cdeval"
-    data_folder = "cdeval"
     description = (
         "CDEval: Hofstede dimensions x 7 domains, 2,953 two-option questions x 3 templates x 2 orders; "
         "orientation likelihood (share choosing the high pole)"
     )
+    protocol = (
+        "Each two-option question is asked under several prompt templates and both option orders; the "
+        "orientation likelihood is the share of choices for the high pole of the dimension, averaged over "
+        "questions, templates and orders. No right answer. The three wordings are ours (the paper's are "
+        "not released)."
+    )
+    headline = Headline("orientation", "orientation (share choosing the high pole)", higher_is_better=None)
+    metrics = {"p_high": "probability of the high pole (letter and cloze modes)"}
     default_mode = Mode.LETTER
-    data_env = "CULTURELENS_CDEVAL_DIR"
+    default_template = "cdeval"
+    source = DataSource(
+        "HF Rykeryuhang/CDEval",
+        url="https://huggingface.co/datasets/Rykeryuhang/CDEval",
+        env="CULTURELENS_CDEVAL_DIR",
+        folder="cdeval",
+        files=("CDEval.json",),
+    )
 
-    options_schema = {
-        "templates": (list, f"prompt wordings, comma-separated (default: all of {', '.join(TEMPLATES)})")
-    }
+    class Options(TaskOptions):
+        templates: list[str] = Field(
+            list(TEMPLATES),
+            description=f"prompt wordings, comma-separated (default: all of {', '.join(TEMPLATES)})",
+        )
+
     #: ``--limit`` keeps whole questions (all template / order copies) and balances dimensions, then domains
     limit_strata = ("subset.dimension", "topic")
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
-        self.templates = tuple(self.options.get("templates", TEMPLATES))
+        self.templates = tuple(self.options.templates)
         unknown = [t for t in self.templates if t not in TEMPLATES]
         if unknown or not self.templates:
             raise ValueError(f"cdeval templates {unknown or '(none)'}: choose from {', '.join(TEMPLATES)}")
 
     def path(self) -> Path:
-        base = resolve_data_dir(self.name, self.data_dir, None)
-        if base is None:
-            return fetch_hf_file(HF_REPO, "CDEval.json")
-        path = base / "CDEval.json" if base.is_dir() else base
-        if not path.exists():
-            raise DatasetError(path, "file not found")
-        return path
+        return self.locate() or fetch_hf_file(HF_REPO, "CDEval.json")
 
     def load(self) -> Iterator[Item]:
         path = self.path()
@@ -175,9 +197,6 @@ class CDEval(Task):
                         )  # fmt: skip
                     )
         yield from items
-
-    def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
-        return render_with_template("cdeval", item, variant, mode, shots)
 
     def score(self, item: Item, prompt: Prompt, response: Response) -> Score:
         base = scoring.score_choice(item, prompt, response)

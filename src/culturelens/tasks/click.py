@@ -51,9 +51,8 @@ from urllib.parse import quote
 from culturelens import scoring
 from culturelens.countries import normalize_country
 from culturelens.render import Rendered, View, template
-from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, no_items, read_json, register
-from culturelens.tasks.blend import render_with_template
+from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score
+from culturelens.tasks.base import DatasetError, DataSource, Headline, Task, no_items, read_json, register
 
 GITHUB_REPO = "rladmstn1714/CLIcK"
 GITHUB_COMMIT = "38373acdf73a11e9fbf3667747da61021439d7b7"
@@ -232,41 +231,46 @@ def records_to_items(path: Path, relpath: str, records: Any, task: str) -> list[
 @register
 class CLIcK(Task):
     name = "click"
-    data_folder = "click"
     description = (
         "CLIcK: 1,995 Korean exam questions on Korean culture (8 sub-categories) and language (3); "
         "accuracy per sub-category and group, 4- and 5-option items shown in full"
     )
+    protocol = (
+        "Zero-shot (paper, Section 4): a Korean instruction to read the context and question and answer with "
+        "one letter, then 맥락 / 질문 / 보기 and the cue 정답:; the next-token distribution over the shown "
+        "letters (--mode generate parses a reply). Every option is shown; the wording is ours. Accuracy per "
+        "sub-category and group."
+    )
+    headline = Headline("acc", "accuracy (share correct)")
     default_mode = Mode.LETTER
-    data_env = "CULTURELENS_CLICK_DIR"
-    default_variant = Variant(template="click")
+    default_template = "click"
+    source = DataSource(
+        f"{GITHUB_REPO} on GitHub (pinned commit)",
+        url=f"https://github.com/{GITHUB_REPO}",
+        env="CULTURELENS_CLICK_DIR",
+        folder="click",
+        files=("Dataset", "click/Dataset"),
+        missing=(
+            "folder not found (the CLIcK release layout: Dataset/Culture/<category>/*.json and "
+            f"Dataset/Language/<category>/*.json, from GitHub {GITHUB_REPO})"
+        ),
+    )
     #: ``--limit`` balances the sub-categories, then the exams within one (every item has one country)
     limit_strata = ("subset.subcategory", "subset.source")
 
     def files(self) -> list[tuple[str, Path]]:
         """(release-relative path, local path) of every release file, downloading when no copy is given."""
-        from culturelens.download import fetch_url, resolve_data_dir
+        from culturelens.download import fetch_url
 
-        base = resolve_data_dir(self.name, self.data_dir, self.data_env)
-        if base is None:
+        files = ("Dataset", "click/Dataset") + (
+            (".",) if self.data_dir and self.data_dir.name == "Dataset" else ()
+        )
+        root = self.locate(files, kind="dir", file_ok=False)
+        if root is None:
             return [
                 (rel, fetch_url(f"{GITHUB_RAW}/{quote(rel)}", f"click/{GITHUB_COMMIT[:12]}/{rel}"))
                 for rel in RELEASE_FILES
             ]
-        root = next(
-            (
-                c
-                for c in (base / "Dataset", base / "click" / "Dataset", base)
-                if c.is_dir() and c.name == "Dataset"
-            ),
-            None,
-        )
-        if root is None:
-            raise DatasetError(
-                base / "Dataset",
-                "folder not found (the CLIcK release layout: Dataset/Culture/<category>/*.json and "
-                f"Dataset/Language/<category>/*.json, from GitHub {GITHUB_REPO})",
-            )
         found = [
             (str(Path("Dataset") / p.relative_to(root)), p)
             for group in GROUPS
@@ -281,9 +285,6 @@ class CLIcK(Task):
         for rel, path in self.files():
             items.extend(records_to_items(path, rel, _read_json(path), self.name))
         yield from items
-
-    def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
-        return render_with_template("click", item, variant, mode, shots)
 
     def score(self, item: Item, prompt: Prompt, response: Response) -> Score:
         """Generic scoring, plus Korean answer cues ("정답은 B입니다") in generated replies."""

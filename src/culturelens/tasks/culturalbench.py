@@ -45,11 +45,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from culturelens import render as render_mod
 from culturelens.countries import Country, UnknownCountryError, normalize_country
 from culturelens.render import Rendered, View, template
-from culturelens.schema import Item, ItemKind, Mode, Prompt, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, check_unique, read_csv_rows, register
+from culturelens.schema import Item, ItemKind, Mode, Score
+from culturelens.tasks.base import (
+    DatasetError,
+    DataSource,
+    Headline,
+    Task,
+    check_unique,
+    read_csv_rows,
+    register,
+)
 
 REPO_ID = "kellycyy/CulturalBench"
 EASY_FILE = "CulturalBench-Easy.csv"
@@ -142,39 +149,34 @@ def _qid(path: Path, row: dict[str, str], i: int) -> str:
 class _CulturalBench(Task):
     filename: str = ""
     default_mode = Mode.LETTER
-    data_env = "CULTURELENS_CULTURALBENCH_DIR"
-    default_variant = Variant(template="culturalbench")
+    default_template = "culturalbench"
+    source = DataSource(
+        f"HF {REPO_ID} (CC BY 4.0)",
+        url=f"https://huggingface.co/datasets/{REPO_ID}",
+        env="CULTURELENS_CULTURALBENCH_DIR",
+        folder="culturalbench",
+        files=("{file}", "Cul/data/{file}", "culturalbench/{file}", "culturalbench/Cul/data/{file}"),
+    )
 
     def _path(self) -> Path:
-        from culturelens.download import fetch_hf_file, resolve_data_dir
+        from culturelens.download import fetch_hf_file
 
-        base = resolve_data_dir(self.name, self.data_dir, self.data_env)
-        if base is None:
-            return fetch_hf_file(REPO_ID, self.filename)
-        if base.is_file():
-            return base
-        for folder in (base, base / "culturalbench"):
-            for cand in (folder / self.filename, folder / "Cul" / "data" / self.filename):
-                if cand.is_file():
-                    return cand
-        raise DatasetError(
-            base / self.filename, f"file not found (the {self.name} release file, from HF {REPO_ID})"
+        found = self.locate(
+            file=self.filename, missing=f"file not found (the {self.name} release file, from HF {REPO_ID})"
         )
-
-    def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
-        shown = (
-            variant.model_copy(update={"template": "culturalbench"})
-            if variant.template == "default"
-            else variant
-        )
-        return render_mod.render(item, shown, mode, shots).model_copy(update={"variant": variant})
+        return found or fetch_hf_file(REPO_ID, self.filename)
 
 
 @register
 class CulturalBenchEasy(_CulturalBench):
     name = "culturalbench_easy"
-    data_folder = "culturalbench"
     description = "CulturalBench-Easy: 4-option cultural knowledge questions about 45 regions; accuracy"
+    protocol = (
+        "Zero-shot: an instruction to pick exactly one of A-D, the question and the options as A. ... lines "
+        "(the paper's structure, our words); the next-token distribution over A-D after Answer: (--mode "
+        "generate for the paper's generate-and-compare). Accuracy per question; always-A scores 53.6%."
+    )
+    headline = Headline("acc", "accuracy (share correct)")
     filename = EASY_FILE
 
     def load(self) -> Iterator[Item]:
@@ -232,11 +234,16 @@ class CulturalBenchEasy(_CulturalBench):
 @register
 class CulturalBenchHard(_CulturalBench):
     name = "culturalbench_hard"
-    data_folder = "culturalbench"
     description = (
         "CulturalBench-Hard: each candidate answer judged True / False; a question counts only if all four "
         "judgements are right"
     )
+    protocol = (
+        "Each of a question's four candidate answers is judged True / False zero-shot; the question counts "
+        "as right only if all four judgements are (row_acc keeps the per-judgement mean)."
+    )
+    headline = Headline("acc", "accuracy (all four judgements right)")
+    metrics = {"row_acc": "share of a question's four judgements that are right"}
     filename = HARD_FILE
     #: the unit scored is a question, right only if all four of its rows are (for aggregate.baselines)
     unit_all_of_group = True

@@ -24,12 +24,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from culturelens import render as render_mod
 from culturelens.countries import Country, try_normalize_country
 from culturelens.render import Rendered, RenderError, View, template
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Score, Variant
-from culturelens.tasks.base import CSV_FIRST_ROW, DatasetError, Task, check_unique, read_csv_rows, register
+from culturelens.tasks.base import (
+    CSV_FIRST_ROW,
+    DatasetError,
+    DataSource,
+    Headline,
+    Task,
+    TaskOptions,
+    check_unique,
+    read_csv_rows,
+    register,
+)
 
 LETTERS = "ABCD"
 CS_KEY = "cultural_sensitivity"
@@ -279,11 +289,20 @@ def cs_ca_gap(cs: list[float], ca: list[float]) -> dict[str, Any]:
 class _GlobalMMLU(Task):
     repo_id: str = ""
     languages: tuple[str, ...] = ()
-    folder: str = ""
+    protocol = (
+        "The standard MMLU prompt (question, A. ... to D. ..., Answer:) in each item's language, zero-shot "
+        "by default (k-shot from the dev split of the same language); accuracy overall and separately on "
+        "the culturally sensitive (CS) and agnostic (CA) subsets, with the CS - CA gap."
+    )
+    headline = Headline("acc", "accuracy (share correct)")
     default_mode = Mode.LETTER
-    default_variant = Variant(template="mmlu")
+    default_template = "mmlu"
 
-    options_schema = {"lang": (list, "languages, comma-separated (default: every language available)")}
+    class Options(TaskOptions):
+        lang: list[str] | None = Field(
+            None, description="languages, comma-separated (default: every language available)"
+        )
+
     #: ``--limit`` balances languages, then the CS / CA / unlabelled subsets, then subject categories;
     #: a question's translations are separate items (not kept together)
     limit_strata = ("language", f"subset.{CS_KEY}", "topic")
@@ -291,18 +310,11 @@ class _GlobalMMLU(Task):
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
-        self.langs: list[str] | None = list(dict.fromkeys(self.options.get("lang") or [])) or None
+        self.langs: list[str] | None = list(dict.fromkeys(self.options.lang or [])) or None
 
     # where the files are
     def _local_root(self) -> Path | None:
-        from culturelens.download import resolve_data_dir
-
-        base = resolve_data_dir(self.name, self.data_dir, self.data_env)
-        if base is None:
-            return None
-        if (base / self.folder).is_dir():
-            return base / self.folder
-        return base
+        return self.locate(kind="dir")
 
     def _wanted(self, root: Path | None) -> list[str]:
         if self.langs:
@@ -371,7 +383,6 @@ class _GlobalMMLU(Task):
 
     def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
         """MMLU prompt by default; k-shot uses dev examples of the same language, same subject first."""
-        shown = variant.model_copy(update={"template": "mmlu"}) if variant.template == "default" else variant
         if variant.few_shot:
             same = [s for s in shots or [] if s.language == item.language]
             same.sort(key=lambda s: s.metadata.get("subject") != item.metadata.get("subject"))
@@ -381,7 +392,7 @@ class _GlobalMMLU(Task):
                     f"(found {len(same)} examples)"
                 )
             shots = same
-        return render_mod.render(item, shown, mode, shots).model_copy(update={"variant": variant})
+        return super().render(item, variant, mode, shots)
 
     def extra_metrics(self, items: dict[str, Item], scores: list[Score]) -> dict[str, Any]:
         """CS and CA accuracy and CS - CA gap, overall and per language."""
@@ -404,25 +415,33 @@ class _GlobalMMLU(Task):
 @register
 class GlobalMMLU(_GlobalMMLU):
     name = "global_mmlu"
-    data_folder = "global_mmlu"
     description = (
         "Global-MMLU: MMLU in 42 languages; accuracy overall and on culturally sensitive vs agnostic items"
     )
-    data_env = "CULTURELENS_GLOBAL_MMLU_DIR"
+    source = DataSource(
+        "HF CohereLabs/Global-MMLU (Apache 2.0)",
+        url="https://huggingface.co/datasets/CohereLabs/Global-MMLU",
+        env="CULTURELENS_GLOBAL_MMLU_DIR",
+        folder="global_mmlu",
+        files=("global_mmlu", "."),
+    )
     repo_id = "CohereLabs/Global-MMLU"
     languages = FULL_LANGS
-    folder = "global_mmlu"
 
 
 @register
 class GlobalMMLULite(_GlobalMMLU):
     name = "global_mmlu_lite"
-    data_folder = "global_mmlu_lite"
     description = "Global-MMLU-Lite: 200 culturally sensitive + 200 agnostic MMLU items in 15 human-translated languages"
-    data_env = "CULTURELENS_GLOBAL_MMLU_LITE_DIR"
+    source = DataSource(
+        "HF CohereLabs/Global-MMLU-Lite (Apache 2.0)",
+        url="https://huggingface.co/datasets/CohereLabs/Global-MMLU-Lite",
+        env="CULTURELENS_GLOBAL_MMLU_LITE_DIR",
+        folder="global_mmlu_lite",
+        files=("global_mmlu_lite", "."),
+    )
     repo_id = "CohereLabs/Global-MMLU-Lite"
     languages = LITE_LANGS
-    folder = "global_mmlu_lite"
 
 
 # --- comparing runs ----------------------------------------------------------------------------------

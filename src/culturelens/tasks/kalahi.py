@@ -31,13 +31,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from culturelens import scoring
 from culturelens.countries import normalize_country
-from culturelens.download import fetch_hf_file, fetch_url, resolve_data_dir
+from culturelens.download import fetch_hf_file, fetch_url
 from culturelens.render import Rendered, View, template
-from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
-from culturelens.tasks.base import DatasetError, Task, check_unique, read_csv_rows, register
-from culturelens.tasks.blend import render_with_template
+from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score
+from culturelens.tasks.base import (
+    DatasetError,
+    DataSource,
+    Headline,
+    Task,
+    TaskOptions,
+    check_unique,
+    read_csv_rows,
+    register,
+)
 
 FILES = {
     "full": "filipino.csv",
@@ -84,30 +94,45 @@ def _kalahi_prompt(v: View) -> Rendered:
 @register
 class Kalahi(Task):
     name = "kalahi"
-    data_folder = "kalahi"
     description = "Kalahi: Filipino cultural situations; MC1/MC2 on byte-normalised answer log-probs"
+    protocol = (
+        "The release README's TruthfulQA-style multiple choice: the log-probability of each reference answer "
+        "as the assistant's reply to the Filipino prompt (the whole user turn), divided by its length in "
+        "UTF-8 bytes; MC1 = the best answer beats every irrelevant one, MC2 = the relevant answers' share "
+        "of the probability mass."
+    )
+    headline = Headline("mc1", "MC1 accuracy")
+    metrics = {
+        "mc2": "the relevant answers' share of the probability mass (byte-normalised log-probs)",
+        "mc1_sum": "MC1 on summed (unnormalised) log-probs, as TruthfulQA",
+        "mc2_sum": "MC2 on summed (unnormalised) log-probs, as TruthfulQA",
+    }
     default_mode = Mode.CLOZE
-    data_env = "CULTURELENS_KALAHI_DIR"
+    default_template = "kalahi"
+    source = DataSource(
+        "aisingapore/kalahi on GitHub (pinned commit), mirrored on HF aisingapore/kalahi",
+        url="https://github.com/aisingapore/kalahi",
+        env="CULTURELENS_KALAHI_DIR",
+        folder="kalahi",
+        files=("data/{file}", "{file}"),
+    )
 
-    options_schema = {"prompts": (str, f"prompt file: {', '.join(FILES)} (default full)")}
+    class Options(TaskOptions):
+        prompts: str = Field("full", description=f"prompt file: {', '.join(FILES)} (default full)")
+
     limit_strata = ("subset.category", "topic")
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
-        self.prompts = str(self.options.get("prompts", "full"))
+        self.prompts = self.options.prompts
         if self.prompts not in FILES:
             raise ValueError(f"kalahi option prompts={self.prompts!r}: use one of {', '.join(FILES)}")
 
     def path(self) -> Path:
         fname = FILES[self.prompts]
-        base = resolve_data_dir(self.name, self.data_dir, None)
-        if base is not None:
-            if base.is_file():
-                return base
-            for cand in (base / "data" / fname, base / fname):
-                if cand.exists():
-                    return cand
-            raise DatasetError(base / "data" / fname, "file not found")
+        local = self.locate(file=fname)
+        if local is not None:
+            return local
         try:
             return fetch_url(f"{GITHUB_RAW}/data/{fname}", f"kalahi/{GITHUB_COMMIT[:12]}/data/{fname}")
         except DatasetError:
@@ -161,9 +186,6 @@ class Kalahi(Task):
                 )
             )
         yield from items
-
-    def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
-        return render_with_template("kalahi", item, variant, mode, shots)
 
     def score(self, item: Item, prompt: Prompt, response: Response) -> Score:
         if prompt.mode is not Mode.CLOZE:

@@ -20,15 +20,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from culturelens import render as render_mod
+from pydantic import Field
+
 from culturelens import scoring
 from culturelens.countries import UnknownCountryError, normalize_country
 from culturelens.render import Rendered, View, template
-from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score, Variant
+from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score
 from culturelens.tasks.base import (
     CSV_FIRST_ROW,
     DatasetError,
+    DataSource,
+    Headline,
     Task,
+    TaskOptions,
     check_unique,
     limit_items,
     read_csv_rows,
@@ -152,10 +156,7 @@ def _acc_table(pairs: Sequence[tuple[Item, Score]], key) -> dict[str, dict[str, 
     return {k: {"n": len(v), "acc": _mean(v)} for k, v in sorted(groups.items())}
 
 
-def _levels(option: Any) -> tuple[str, ...]:
-    if option is None:
-        return LEVELS
-    names = [x.strip() for x in option.split(",")] if isinstance(option, str) else list(option)
+def _levels(names: list[str]) -> tuple[str, ...]:
     bad = [n for n in names if n not in ALL_LEVELS]
     if bad or not names:
         raise ValueError(f"normad: unknown level(s) {bad or names!r}; choose from {', '.join(ALL_LEVELS)}")
@@ -183,42 +184,47 @@ def spread_groups(items: list[Item], n_groups: int, mode: str = "stratified", se
 @register
 class NormAd(Task):
     name = "normad"
-    data_folder = "normad"
     description = (
         "NormAd-Eti: is a story character's action socially acceptable (Yes / No / Neither), judged with no "
         "context, the country, country + value, or the rule-of-thumb; accuracy and macro-F1 per level"
     )
-    default_mode = Mode.LETTER
-    data_env = "CULTURELENS_NORMAD_DIR"
-    default_variant = Variant(template="normad")
-
-    options_schema = {
-        "levels": (
-            list,
-            f"context levels, comma-separated, from {', '.join(ALL_LEVELS)} (default: {','.join(LEVELS)})",
-        )
+    protocol = (
+        "The official run_model_inference.py prompts: a task description per context level (none, country, "
+        "country + value, rule-of-thumb), the story, the options Yes / No / Neither and an answer line; "
+        "generation parsed with the official rule (no answer is invalid). Accuracy and macro-F1 per level."
+    )
+    headline = Headline("acc", "accuracy (share correct)")
+    metrics = {
+        "parse_fallback": "generate mode: the official rule defaulted to Neither without the reply saying it"
     }
+    default_mode = Mode.LETTER
+    default_template = "normad"
+    source = DataSource(
+        f"HF {REPO_ID} ({FILENAME}, CC BY 4.0)",
+        url=f"https://huggingface.co/datasets/{REPO_ID}",
+        env="CULTURELENS_NORMAD_DIR",
+        folder="normad",
+        files=(FILENAME, f"normad/{FILENAME}", f"data/{FILENAME}"),
+        missing=f"file not found (the normad release file, from HF {REPO_ID})",
+    )
+
+    class Options(TaskOptions):
+        levels: list[str] = Field(
+            list(LEVELS),
+            description=f"context levels, comma-separated, from {', '.join(ALL_LEVELS)} (default: {','.join(LEVELS)})",
+        )
+
     #: ``--limit`` counts items but keeps whole stories (all levels of one, at least one story)
     limit_strata = ("country", "subset.gold", "topic")
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
-        self.levels = _levels(self.options.get("levels"))
+        self.levels = _levels(self.options.levels)
 
     def _path(self) -> Path:
-        from culturelens.download import fetch_hf_file, resolve_data_dir
+        from culturelens.download import fetch_hf_file
 
-        base = resolve_data_dir(self.name, self.data_dir, self.data_env)
-        if base is None:
-            return fetch_hf_file(REPO_ID, FILENAME)
-        if base.is_file():
-            return base
-        for cand in (base / FILENAME, base / "normad" / FILENAME, base / "data" / FILENAME):
-            if cand.is_file():
-                return cand
-        raise DatasetError(
-            base / FILENAME, f"file not found (the {self.name} release file, from HF {REPO_ID})"
-        )
+        return self.locate() or fetch_hf_file(REPO_ID, FILENAME)
 
     def load(self) -> Iterator[Item]:
         path = self._path()
@@ -278,14 +284,6 @@ class NormAd(Task):
                     )
                 )
         yield from items
-
-    def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
-        """The official prompt unless the variant names another template."""
-        shown = (
-            variant.model_copy(update={"template": "normad"}) if variant.template == "default" else variant
-        )
-        prompt = render_mod.render(item, shown, mode, shots)
-        return prompt.model_copy(update={"variant": variant})  # scores stay keyed by the run's variant
 
     def score(self, item: Item, prompt: Prompt, response: Response) -> Score:
         if prompt.mode is not Mode.GENERATE:

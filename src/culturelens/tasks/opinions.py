@@ -32,15 +32,19 @@ import ast
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from culturelens import render as render_mod
+from pydantic import Field
+
 from culturelens.countries import Country, try_normalize_country
 from culturelens.render import Rendered, View, template
-from culturelens.schema import Item, ItemKind, Mode, Prompt, Variant
+from culturelens.schema import Item, ItemKind, Mode
 from culturelens.tasks.base import (
     DatasetError,
-    Task,
+    DataSource,
+    Headline,
+    SurveyTask,
+    TaskOptions,
     check_unique,
     no_items,
     read_csv_records,
@@ -397,19 +401,37 @@ def read_stability(path: Path, task: str = "opinions") -> Iterator[Item]:
 
 
 @register
-class Opinions(Task):
+class Opinions(SurveyTask):
     name = "opinions"
-    data_folder = "randomness_not_representation"
     description = (
         "Survey opinions (GlobalOpinionQA, Randomness-not-Representation): nearest countries, steerability"
     )
-    data_env = "CULTURELENS_OPINIONS"
-    alignment_kind: ClassVar[str] = "survey"
+    protocol = (
+        "Survey questions asked with the GlobalOpinionQA prompt (Durmus et al. 2023, default condition); the "
+        "model's answer distribution is compared with each country's: 1 - Jensen-Shannon distance on "
+        "GlobalOpinionQA, absolute error of the 0-1 mean on the Randomness-not-Representation tables "
+        "(steer / held-out split of the paper). The comparison is the alignment analysis."
+    )
+    headline = Headline(
+        "expected", "mean answer position (0 = first option, 1 = last)", higher_is_better=None
+    )
+    default_template = "goqa"
+    source = DataSource(
+        "HF Anthropic/llm_global_opinions (GlobalOpinionQA) or the Randomness, Not Representation release "
+        "(Khan et al. 2025; CC BY-NC-SA 4.0, not bundled)",
+        url="https://huggingface.co/datasets/Anthropic/llm_global_opinions",
+        env="CULTURELENS_OPINIONS",
+        folder="randomness_not_representation",
+        files=(*GOQA_NAMES, str(STEER_MAIN), str(STABILITY)),
+    )
 
-    options_schema = {
-        "source": (str, f"which data: {', '.join(SOURCES)} (default: the first found, in that order)"),
-        "heldout": (bool, "steerability: add the held-out countries' table (default true)"),
-    }
+    class Options(TaskOptions):
+        source: str | None = Field(
+            None, description=f"which data: {', '.join(SOURCES)} (default: the first found, in that order)"
+        )
+        heldout: bool = Field(
+            True, description="steerability: add the held-out countries' table (default true)"
+        )
 
     #: ``--limit`` balances the paper's steer / held-out split first, then the GlobalOpinionQA source
     limit_strata = ("subset.split", "subset.source", "subset.scale", "topic")
@@ -421,18 +443,16 @@ class Opinions(Task):
 
     def resolve(self) -> tuple[str, Path]:
         """(source, path) from the ``source`` option and the data folder / file."""
-        if self.data_dir is None:
+        d = self.data_path()
+        if d is None:
             raise DatasetError(
                 "<no data>",
                 "opinions needs --data-dir: the GlobalOpinionQA CSV "
                 "(Anthropic/llm_global_opinions) or the 'randomness_not_representation' folder",
             )
-        want = self.options.get("source")
+        want = self.options.source
         if want is not None and want not in SOURCES:
-            raise DatasetError(
-                self.data_dir, f"unknown source {want!r} (known: {', '.join(SOURCES)})", field="source"
-            )
-        d = self.data_dir
+            raise DatasetError(d, f"unknown source {want!r} (known: {', '.join(SOURCES)})", field="source")
         if d.is_file():
             records = read_csv_records(d)
             first = records[0][1] if records else []
@@ -444,8 +464,6 @@ class Opinions(Task):
                 else "steerability"
             )
             return want or kind, d
-        if not d.exists():
-            raise DatasetError(d, "data folder not found")
         found = {
             "goqa": next((d / n for n in GOQA_NAMES if (d / n).exists()), None),
             "steerability": d / STEER_MAIN if (d / STEER_MAIN).exists() else None,
@@ -473,7 +491,7 @@ class Opinions(Task):
         else:
             root = path.parents[2] if path.name == STEER_MAIN.name and path.parent.name == "data" else None
             held = path.with_name(STEER_HELDOUT.name)
-            use_held = self.options.get("heldout", True) and held.exists() and held != path
+            use_held = self.options.heldout and held.exists() and held != path
             omap = root / OPTIONS_MAP if root is not None and (root / OPTIONS_MAP).exists() else None
             yield from read_steerability(path, held if use_held else None, omap, self.name)
 
@@ -496,13 +514,3 @@ class Opinions(Task):
                     kept.append(it.model_copy(update={"reference": ref, "reference_means": means}))
             items = kept
         return self.apply_limit(items, limit)
-
-    def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
-        """The default wording is the GlobalOpinionQA prompt; other templates as named."""
-        if variant.template == "default":
-            variant = variant.model_copy(update={"template": "goqa"})
-            prompt = render_mod.render(item, variant, mode, shots)
-            return prompt.model_copy(
-                update={"variant": prompt.variant.model_copy(update={"template": "default"})}
-            )
-        return render_mod.render(item, variant, mode, shots)

@@ -14,6 +14,8 @@ from culturelens.countries import UnknownCountryError, normalize_country
 from culturelens.schema import Item, ItemKind
 from culturelens.tasks.base import (
     DatasetError,
+    DataSource,
+    Headline,
     Task,
     check_unique,
     no_items,
@@ -113,11 +115,17 @@ def read_jsonl_items(path: Path, task: str) -> Iterator[Item]:
 class Starter(Task):
     name = "starter"
     description = "Built-in smoke-test suite: everyday-life MCQs and norm judgements across world regions"
+    protocol = (
+        "Not a paper: original multiple-choice questions and norm judgements, asked zero-shot with the "
+        "generic templates; accuracy against the written answer."
+    )
+    headline = Headline("acc", "accuracy (share correct)")
+    source = DataSource(
+        "culturelens starter suite (shipped: tasks/data/starter.jsonl); --data-dir replaces it",
+        files=("starter.jsonl",),
+    )
     limit_strata = ("country", "subset.format", "topic")
 
     def load(self) -> Iterator[Item]:
-        if self.data_dir is not None:
-            path = self.data_dir / "starter.jsonl" if self.data_dir.is_dir() else self.data_dir
-        else:
-            path = Path(str(resources.files("culturelens.tasks") / "data" / "starter.jsonl"))
+        path = self.locate() or Path(str(resources.files("culturelens.tasks") / "data" / "starter.jsonl"))
         yield from read_jsonl_items(path, self.name)

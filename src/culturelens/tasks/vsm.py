@@ -26,12 +26,24 @@ import os
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
+
+from pydantic import Field
 
 from culturelens.alignment import VSM_DIMENSIONS
 from culturelens.countries import Country, normalize_country
 from culturelens.schema import Item, ItemKind
-from culturelens.tasks.base import DatasetError, Task, check_unique, no_items, read_json, register
+from culturelens.tasks.base import (
+    DatasetError,
+    DataSource,
+    Headline,
+    SurveyTask,
+    TaskOptions,
+    check_unique,
+    no_items,
+    read_json,
+    register,
+)
 
 N_ITEMS = 24
 N_OPTIONS = 5
@@ -185,41 +197,48 @@ def _find(folder: Path, patterns: Sequence[str]) -> Path | None:
 
 
 @register
-class VSM(Task):
+class VSM(SurveyTask):
     name = "vsm"
     description = "Hofstede VSM 2013 items asked per country persona; six indices vs published scores"
-    data_env = "CULTURELENS_VSM"
-    alignment_kind: ClassVar[str] = "vsm"
-    per_country_items: ClassVar[bool] = True
-    options_schema = {
-        "items_file": (
-            str,
-            "the items' wording: a VSM 2013 .xlsx or .json file (default: the shipped paraphrase)",
-        ),
-        "hofstede_file": (str, "Hofstede's published country scores (6-dimensions*.csv)"),
-        "countries": (list, f"the country panel, comma-separated (default: {', '.join(DEFAULT_PANEL)})"),
-    }
+    protocol = (
+        "The 24 content items of Hofstede's Values Survey Module 2013, asked as a respondent from each "
+        "country of the panel (--persona typical:@item); the answer distributions give item means on the "
+        "1-5 codes and the six indices by the VSM 2013 formulas, compared across countries with Hofstede's "
+        "published scores (the alignment analysis). The shipped wording is our paraphrase."
+    )
+    headline = Headline(
+        "expected", "mean answer position (0 = first option, 1 = last)", higher_is_better=None
+    )
+    survey_kind = "vsm"
+    per_country_items = True
+    source = DataSource(
+        "Hofstede's VSM 2013 (culturelens paraphrase shipped; the official wording as a user file)",
+        env="CULTURELENS_VSM",
+        files=("**/vsm*.json", "**/vsm*.xlsx", "**/*vsm*.xlsx", "**/*VSM*.xlsx"),
+        missing="no VSM items file (vsm*.json or vsm*.xlsx) in this folder",
+    )
+
+    class Options(TaskOptions):
+        items_file: str | None = Field(
+            None,
+            description="the items' wording: a VSM 2013 .xlsx or .json file (default: the shipped paraphrase)",
+        )
+        hofstede_file: str | None = Field(
+            None, description="Hofstede's published country scores (6-dimensions*.csv)"
+        )
+        countries: list[str] | None = Field(
+            None, description=f"the country panel, comma-separated (default: {', '.join(DEFAULT_PANEL)})"
+        )
+
     limit_strata = ("subset.dimension",)
 
     def items_file(self) -> Path | None:
         """User wording: ``items_file`` option, else a VSM xlsx/json in ``--data-dir``; None = shipped."""
-        opt = self.options.get("items_file")
-        if opt:
-            return Path(opt)
-        d = self.data_dir
-        if d is None:
-            return None
-        if d.is_file():
-            return d
-        if not d.exists():
-            raise DatasetError(d, "data folder not found")
-        found = _find(d, ("vsm*.json", "vsm*.xlsx", "*vsm*.xlsx", "*VSM*.xlsx"))
-        if found is None:
-            raise DatasetError(d, "no VSM items file (vsm*.json or vsm*.xlsx) in this folder")
-        return found
+        opt = self.options.items_file
+        return Path(opt) if opt else self.locate()
 
     def hofstede_path(self) -> Path | None:
-        opt = self.options.get("hofstede_file") or os.environ.get("CULTURELENS_HOFSTEDE")
+        opt = self.options.hofstede_file or os.environ.get("CULTURELENS_HOFSTEDE")
         if opt:
             return Path(opt)
         d = self.data_dir
@@ -244,9 +263,7 @@ class VSM(Task):
         return read_vsm(path), str(path)
 
     def panel(self, countries: Sequence[str] | None = None) -> list[Country]:
-        names = countries or self.options.get("countries") or DEFAULT_PANEL
-        if isinstance(names, str):
-            names = [n.strip() for n in names.split(",") if n.strip()]
+        names = countries or self.options.countries or DEFAULT_PANEL
         panel: dict[str, Country] = {}
         for n in names:
             c = normalize_country(n)

@@ -23,16 +23,20 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from culturelens import scoring
 from culturelens.countries import Country, try_normalize_country
 from culturelens.schema import Item, ItemKind, Prompt, Response, Score
 from culturelens.tasks.base import (
     DatasetError,
-    Task,
+    DataSource,
+    Headline,
+    SurveyTask,
+    TaskOptions,
     check_unique,
     no_items,
     read_csv_rows,
@@ -156,22 +160,38 @@ def _country_of(code: Any, codebook: dict[str, Any]) -> Country | None:
 
 
 @register
-class WorldValuesBench(Task):
+class WorldValuesBench(SurveyTask):
     name = "wvb"
-    data_folder = "worldvaluesbench"
     description = (
         "WorldValuesBench probe: a WVS respondent's value answers from their demographics (needs raw WVS-7)"
     )
-    data_env = "CULTURELENS_WVB"
-    alignment_kind: ClassVar[str] = "survey"
-    alignment_metric: ClassVar[str] = "w1"
-    options_schema = {
-        "wvs_file": (str, "the raw WVS Wave 7 CSV (or set CULTURELENS_WVS_FILE)"),
-        "demographics": (
-            list,
-            "demographic variables shown to the model, comma-separated (default: the release's)",
-        ),
+    protocol = (
+        "Each probe row (value question x respondent) shows the respondent's demographic answers and asks "
+        "how they would answer the value question on its (recoded) scale. The paper's metric: per question, "
+        "Wasserstein-1 between the predicted and the true answer distributions of the probed respondents "
+        "(in extra); the alignment analysis compares each question with every country's answers."
+    )
+    headline = Headline("acc", "accuracy (the respondent's own answer)")
+    metrics = {
+        "w1": "Wasserstein-1 between the predicted distribution and the respondent's answer (lower is better)",
+        "abs_err_mean": "absolute error of the expected answer position (lower is better)",
     }
+    alignment_metric = "w1"
+    source = DataSource(
+        "WorldValuesBench release (Zhao, Mondal et al. 2024: probe design, codebook, prompts) and the raw "
+        "WVS Wave 7 file from worldvaluessurvey.org (not redistributed)",
+        env="CULTURELENS_WVB",
+        folder="worldvaluesbench",
+        files=tuple(str(p) for p in (PROBE, CODEBOOK, METADATA, VALUE_QUESTIONS, ADJUSTMENT)),
+    )
+
+    class Options(TaskOptions):
+        wvs_file: str | None = Field(None, description="the raw WVS Wave 7 CSV (or set CULTURELENS_WVS_FILE)")
+        demographics: list[str] | None = Field(
+            None,
+            description="demographic variables shown to the model, comma-separated (default: the release's)",
+        )
+
     #: ``--limit`` balances questions, then continents and countries; respondents are separate items
     limit_strata = ("group", "subset.continent", "country")
     limit_groups = False
@@ -182,18 +202,14 @@ class WorldValuesBench(Task):
         self.skipped: Counter[str] = Counter()
 
     def _path(self, rel: Path) -> Path:
-        if self.data_dir is None:
+        """A release file: at its place in the repository folder, else the first of that name below it."""
+        found = self.locate((str(rel), f"**/{rel.name}"), file_ok=False)
+        if found is None:
             raise DatasetError("<no data>", "wvb needs --data-dir: the WorldValuesBench repository folder")
-        direct = self.data_dir / rel
-        if direct.exists():
-            return direct
-        hits = sorted(self.data_dir.rglob(rel.name))
-        if not hits:
-            raise DatasetError(direct, "file not found")
-        return hits[0]
+        return found
 
     def wvs_file(self) -> Path:
-        opt = self.options.get("wvs_file") or os.environ.get("CULTURELENS_WVS_FILE")
+        opt = self.options.wvs_file or os.environ.get("CULTURELENS_WVS_FILE")
         if opt:
             p = Path(opt)
             if not p.exists():
@@ -310,10 +326,8 @@ class WorldValuesBench(Task):
             )
 
     def _demographic_fields(self) -> list[str]:
-        opt = self.options.get("demographics")
-        if opt:
-            return [f.strip() for f in (opt.split(",") if isinstance(opt, str) else opt) if f.strip()]
-        return list(DEMOGRAPHICS)
+        opt = self.options.demographics
+        return [f for f in opt if f] if opt else list(DEMOGRAPHICS)
 
     def _read_raw(
         self, path: Path, scales: dict[str, Scale], wanted: set[str], codebook: dict[str, Any]

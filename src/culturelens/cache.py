@@ -33,7 +33,7 @@ class CacheError(ValueError):
     """The cache file cannot be used. One line naming the file and what to do."""
 
 
-def _damaged(path: Path, exc: BaseException) -> CacheError:
+def _damaged(path: Path, exc: BaseException | str) -> CacheError:
     return CacheError(
         f"response cache {path} is damaged ({exc}): move it aside (mv {path} {path}.bad) "
         "and re-run; answers in it will be computed again"

@@ -156,7 +156,7 @@ def main_effects(
             "share": _r(share),
             "level_means": {lvl: _r(float(np.mean(g))) for lvl, g in sorted(groups.items())},
             "level_range": _r(
-                max(np.mean(g) for g in groups.values()) - min(np.mean(g) for g in groups.values())
+                float(max(np.mean(g) for g in groups.values()) - min(np.mean(g) for g in groups.values()))
             ),
         }
     out["interaction_share"] = _r(max(0.0, 1.0 - explained)) if ss_total > 1e-15 else 0.0
@@ -410,9 +410,9 @@ def analyze_run(run_dir: Path, seed: int = 0) -> dict[str, Any]:
 
 def analyze_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
     """Model-ranking stability across runs (one model each) over the variants they share, per task."""
-    runs = []
-    for d in run_dirs:
-        log = read_run(d)
+    runs: list[tuple[RunLog, dict[str, Any], str]] = []
+    for run_dir in run_dirs:
+        log = read_run(run_dir)
         runs.append((log, log.results, log.label))
     labels = [lab for _, _, lab in runs]
     for i, (d, _, lab) in enumerate(runs):  # duplicate labels: disambiguate with the run folder

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from culturelens import rundir
 from culturelens.aggregate import aggregate_task, baselines
@@ -161,8 +161,8 @@ def _sample_record(w: Work) -> dict[str, Any]:
         "valid": score.valid,
         "cache_key": w.key,
     }
-    if w.response.fallback:
-        rec["fallback"] = w.response.fallback
+    if resp.fallback:
+        rec["fallback"] = resp.fallback
     return rec
 
 
@@ -198,9 +198,10 @@ def load_tasks(cfg: RunConfig) -> list[tuple[Task, list[Item]]]:
         seen: dict[str, Item] = {}
         for it in items:
             if it.id in seen:
+                first = seen[it.id].country
                 raise EmptyRunError(
                     f"task {name!r}: item id {it.id!r} appears twice (countries "
-                    f"{seen[it.id].country.name if seen[it.id].country else '-'} and "
+                    f"{first.name if first else '-'} and "
                     f"{it.country.name if it.country else '-'}): ids must be unique"
                 )
             seen[it.id] = it
@@ -260,7 +261,9 @@ class Runner:
         try:
             result = self._locked(cfg, tasks, backend, identity, run_dir, cache, t0, t_data, t_load)
         except BaseException as exc:
-            status = "failed" if isinstance(exc, Exception) else "interrupted"
+            status: Literal["failed", "interrupted"] = (
+                "failed" if isinstance(exc, Exception) else "interrupted"
+            )
             with contextlib.suppress(OSError):
                 (self._writer or RunLogWriter(run_dir)).fail(
                     status, redact(str(exc))[:500] or type(exc).__name__, ended=time.time()
@@ -476,7 +479,7 @@ class Runner:
         for ti, (task, items) in enumerate(tasks):
             by_id = {it.id: it for it in items}
             per_variant: dict[str, Any] = {}
-            modes = set()
+            modes: set[str] = set()
             for variant in cfg.variants:
                 vs = scores.get((ti, variant.id), [])
                 modes.update(s.mode.value for s in vs)

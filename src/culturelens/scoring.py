@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from typing import Any
 
 from culturelens.schema import Item, ItemKind, Mode, Prompt, Response, Score
 
@@ -101,20 +102,25 @@ def _label_index(found: str, labels: list[str]) -> int:
 
 def score_choice(item: Item, prompt: Prompt, resp: Response) -> Score:
     """Multiple-choice, label and survey items in any mode."""
-    base = {"item_id": item.id, "task": item.task, "variant": prompt.variant.id, "mode": prompt.mode}
+    base: dict[str, Any] = {
+        "item_id": item.id,
+        "task": item.task,
+        "variant": prompt.variant.id,
+        "mode": prompt.mode,
+    }
     # a letter/cloze request answered with text (an API without log-probs) is scored as a generation
     if prompt.mode is Mode.GENERATE or (resp.logprobs is None and resp.text is not None):
         pos = parse_choice(resp.text or "", prompt)
         if pos is None:
-            metrics = {"acc": 0.0, "invalid": 1.0} if item.correct else {"invalid": 1.0}
-            return Score(**base, metrics=metrics, prediction=None, valid=False)
+            bad = {"acc": 0.0, "invalid": 1.0} if item.correct else {"invalid": 1.0}
+            return Score(**base, metrics=bad, prediction=None, valid=False)
         pred = prompt.order[pos]
-        metrics = {"invalid": 0.0}
+        gen_metrics = {"invalid": 0.0}
         if item.correct:
-            metrics["acc"] = float(pred in item.correct)
+            gen_metrics["acc"] = float(pred in item.correct)
         probs = [0.0] * len(item.options)
         probs[pred] = 1.0
-        return Score(**base, metrics=metrics, prediction=pred, probs=probs)
+        return Score(**base, metrics=gen_metrics, prediction=pred, probs=probs)
     probs, extra = option_probs(prompt, resp)
     pred = argmax(probs)
     metrics: dict[str, float] = {k: v for k, v in extra.items() if not k.startswith("_")}
@@ -131,7 +137,12 @@ def score_choice(item: Item, prompt: Prompt, resp: Response) -> Score:
 def score_text(item: Item, prompt: Prompt, resp: Response) -> Score:
     """Default short-answer grading: any gold string is a substring of the answer."""
     text = _norm(resp.text or "")
-    base = {"item_id": item.id, "task": item.task, "variant": prompt.variant.id, "mode": prompt.mode}
+    base: dict[str, Any] = {
+        "item_id": item.id,
+        "task": item.task,
+        "variant": prompt.variant.id,
+        "mode": prompt.mode,
+    }
     if item.kind is ItemKind.OPEN or not item.answers:
         return Score(**base, metrics={}, prediction=resp.text)
     hit = any(_norm(g) and _norm(g) in text for ans in item.answers for g in [*ans.texts, *ans.en_texts])

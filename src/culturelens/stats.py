@@ -28,6 +28,11 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+
+#: numbers given as a sequence or an array (every function converts with np.asarray)
+Floats = Sequence[float] | NDArray[Any]
+Matrix = Sequence[Sequence[float]] | NDArray[Any]
 
 
 def _sps():  # scipy.stats takes ~1.5 s to import: only when a test statistic is asked for
@@ -45,7 +50,7 @@ EXACT_PERM_MAX_CLUSTERS = 14
 
 
 def cluster_bootstrap_ci(
-    values: Sequence[float],
+    values: Floats,
     clusters: Sequence[str] | None = None,
     n_boot: int = DEFAULT_BOOT,
     alpha: float = 0.05,
@@ -202,7 +207,7 @@ def cluster_wilson(
 
 
 def proportion_interval(
-    values: Sequence[float], clusters: Sequence[str] | None = None, alpha: float = 0.05
+    values: Floats, clusters: Sequence[str] | None = None, alpha: float = 0.05
 ) -> Interval:
     """Mean and CI of 0/1 values (accuracy and the like).
 
@@ -228,7 +233,7 @@ def proportion_interval(
 
 
 def mean_interval(
-    values: Sequence[float],
+    values: Floats,
     clusters: Sequence[str] | None = None,
     n_boot: int = DEFAULT_BOOT,
     alpha: float = 0.05,
@@ -281,7 +286,7 @@ def mean_interval(
 
 
 def metric_interval(
-    values: Sequence[float],
+    values: Floats,
     clusters: Sequence[str] | None = None,
     n_boot: int = DEFAULT_BOOT,
     alpha: float = 0.05,
@@ -324,9 +329,7 @@ def _betaln(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return betaln(a, b)
 
 
-def beta_binomial_strength(
-    successes: Sequence[float], trials: Sequence[float], prior_means: Sequence[float]
-) -> float:
+def beta_binomial_strength(successes: Floats, trials: Floats, prior_means: Floats) -> float:
     """Prior strength kappa maximising the beta-binomial marginal likelihood.
 
     Unit i has x_i successes in n_i trials (fractional effective counts allowed) and a true rate
@@ -355,8 +358,8 @@ def beta_binomial_strength(
 
 
 def shrink_proportions(
-    successes: Sequence[float],
-    trials: Sequence[float],
+    successes: Floats,
+    trials: Floats,
     groups: Sequence[str | None] | None = None,
     alpha: float = 0.05,
     min_group: int = MIN_REGION_UNITS,
@@ -412,8 +415,8 @@ def shrink_proportions(
 
 
 def posterior_ranks(
-    a: Sequence[float],
-    b: Sequence[float],
+    a: Floats,
+    b: Floats,
     top_k: int = 3,
     n_sim: int = 4000,
     alpha: float = 0.05,
@@ -511,7 +514,7 @@ def mcnemar_counts(b: int, c: int, exact: bool | None = None) -> McNemar:
     return McNemar(b, c, stat, float(_sps().chi2.sf(stat, 1)), "chi2")
 
 
-def mcnemar(a: Sequence[float], b: Sequence[float], exact: bool | None = None) -> McNemar:
+def mcnemar(a: Floats, b: Floats, exact: bool | None = None) -> McNemar:
     """McNemar's test on paired 0/1 outcomes of the same items under A and B."""
     x = np.asarray(a, dtype=float) > 0.5
     y = np.asarray(b, dtype=float) > 0.5
@@ -520,9 +523,7 @@ def mcnemar(a: Sequence[float], b: Sequence[float], exact: bool | None = None) -
     return mcnemar_counts(int(np.sum(x & ~y)), int(np.sum(~x & y)), exact=exact)
 
 
-def _cluster_diff_sums(
-    a: Sequence[float], b: Sequence[float], clusters: Sequence[str] | None
-) -> tuple[np.ndarray, np.ndarray]:
+def _cluster_diff_sums(a: Floats, b: Floats, clusters: Sequence[str] | None) -> tuple[np.ndarray, np.ndarray]:
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if np.asarray(b).shape != np.asarray(a).shape:
         raise ValueError("paired samples must have the same length")
@@ -533,8 +534,8 @@ def _cluster_diff_sums(
 
 
 def paired_bootstrap(
-    a: Sequence[float],
-    b: Sequence[float],
+    a: Floats,
+    b: Floats,
     clusters: Sequence[str] | None = None,
     n_boot: int = DEFAULT_BOOT,
     alpha: float = 0.05,
@@ -555,8 +556,8 @@ def paired_bootstrap(
 
 
 def paired_permutation(
-    a: Sequence[float],
-    b: Sequence[float],
+    a: Floats,
+    b: Floats,
     clusters: Sequence[str] | None = None,
     n_perm: int = DEFAULT_PERM,
     seed: int = 0,
@@ -617,7 +618,7 @@ def paired_binary_se(n: int, discordant: int) -> float:
     return math.sqrt(psi / n)
 
 
-def paired_se(a: Sequence[float], b: Sequence[float], clusters: Sequence[str] | None = None) -> float:
+def paired_se(a: Floats, b: Floats, clusters: Sequence[str] | None = None) -> float:
     """SE of the mean paired difference, from the spread of per-cluster mean differences."""
     sums, counts = _cluster_diff_sums(a, b, clusters)
     k = sums.size
@@ -628,7 +629,7 @@ def paired_se(a: Sequence[float], b: Sequence[float], clusters: Sequence[str] | 
 
 
 # --- rank agreement and multiple testing ---------------------------------------------------------
-def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+def kendall_tau(x: Floats, y: Floats) -> float:
     """Kendall's tau-b between two score vectors over the same entities (nan if undefined)."""
     xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if xa.shape != ya.shape:
@@ -638,7 +639,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     return float(_sps().kendalltau(xa, ya).statistic)
 
 
-def sign_flips(x: Sequence[float], y: Sequence[float], tol: float = 1e-12) -> tuple[int, int]:
+def sign_flips(x: Floats, y: Floats, tol: float = 1e-12) -> tuple[int, int]:
     """(flipped, decided) over entity pairs: pairs ordered one way by ``x`` and strictly the other by ``y``.
 
     ``decided`` counts pairs that are strictly ordered under both; ties are no conclusion either way.
@@ -704,7 +705,7 @@ def adjust_pvalues(pvalues: Sequence[float], method: str = "holm") -> list[float
 
 
 # --- do several presentations of the same items differ? ---------------------------------------------
-def cochran_q(matrix: Sequence[Sequence[float]]) -> tuple[float, float]:
+def cochran_q(matrix: Matrix) -> tuple[float, float]:
     """Cochran's Q test: do k related 0/1 outcomes (columns) share one success rate? Returns (Q, p).
 
     ``matrix`` is items x variants. Items answered identically under every variant carry no
@@ -723,7 +724,7 @@ def cochran_q(matrix: Sequence[Sequence[float]]) -> tuple[float, float]:
     return float(q), float(_sps().chi2.sf(q, k - 1))
 
 
-def variants_differ(matrix: Sequence[Sequence[float]], binary: bool) -> tuple[str, float]:
+def variants_differ(matrix: Matrix, binary: bool) -> tuple[str, float]:
     """Omnibus test that the column means of an items x variants matrix differ: (test name, p).
 
     Cochran's Q for 0/1 outcomes, Friedman for continuous ones (3+ variants), the sign-flip

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from culturelens.schema import Item, ItemKind, Score
 from culturelens.stats import (
@@ -23,6 +23,9 @@ from culturelens.stats import (
     posterior_ranks,
     shrink_proportions,
 )
+
+if TYPE_CHECKING:
+    from culturelens.tasks.base import Headline
 
 Unit = tuple[Item, Score]
 
@@ -160,19 +163,43 @@ def breakdown(units: Sequence[Unit], n_boot: int = 1000, seed: int = 0) -> dict[
     return out
 
 
-def aggregate_task(units: Sequence[Unit], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def aggregate_task(
+    units: Sequence[Unit], n_boot: int = 1000, seed: int = 0, task: str | None = None
+) -> dict[str, Any]:
+    """Summary, breakdowns and country ranks on the headline metric that ``task`` (default: the units'
+    task) declares (see :func:`headline_metric`)."""
     result = summarize(units, n_boot=n_boot, seed=seed)
     result["by"] = breakdown(units, n_boot=n_boot, seed=seed)
-    metric = headline_metric(result)
+    metric = headline_metric(result, task=task or (units[0][0].task if units else None))
     ranks = country_ranks(result["by"].get("country", {}), metric, seed=seed) if metric else None
     if ranks is not None:
         result["country_ranks"] = ranks
     return result
 
 
-def headline_metric(summary: dict[str, Any]) -> str | None:
+#: the headline of a summary whose task declares none that it has (an unknown task, another mode's
+#: metrics): the first of these present, else the first metric
+FALLBACK_HEADLINES = ("acc", "score", "binary", "mc1", "alignment", "orientation")
+
+
+def declared_headline(task: str) -> Headline | None:
+    """The :class:`~culturelens.tasks.base.Headline` a registered task declares (None: no such task)."""
+    from culturelens.tasks.base import task_class
+
+    try:
+        return task_class(task).headline
+    except KeyError:
+        return None
+
+
+def headline_metric(summary: dict[str, Any], task: str | Headline | None = None) -> str | None:
+    """The metric a task's results lead with: the one ``task`` (a registered task's name, or a
+    declaration) declares when the summary has it, else :data:`FALLBACK_HEADLINES`."""
     metrics = summary.get("metrics", {})
-    for name in ("acc", "score", "binary", "mc1", "alignment", "orientation"):
+    declared = declared_headline(task) if isinstance(task, str) else task
+    if declared is not None and declared.metric in metrics:
+        return declared.metric
+    for name in FALLBACK_HEADLINES:
         if name in metrics:
             return name
     return next(iter(metrics), None)

@@ -17,8 +17,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from culturelens.aggregate import headline_metric
+from culturelens.aggregate import declared_headline, headline_metric
 from culturelens.countries import try_normalize_country
+from culturelens.tasks.base import Headline
 
 #: total characters of (distinct) prompt text embedded before prompts get shortened
 PROMPT_BUDGET = 4_000_000
@@ -29,6 +30,7 @@ TEXT_CAP = 4000
 #: side files written by other analyses; shown only when present (and smaller than this)
 SIDE_FILE_MAX = 2_000_000
 
+#: labels of metrics that are no task's declared headline (and of every headline, for old runs)
 METRIC_LABELS = {
     "acc": "accuracy (share correct)",
     "acc_norm": "accuracy, length-normalised cloze",
@@ -57,8 +59,23 @@ def _num(x: Any, nd: int = 4) -> float | None:
     return None if math.isnan(v) or math.isinf(v) else round(v, nd)
 
 
-def metric_label(name: str) -> str:
+def metric_label(name: str, headline: Headline | None = None) -> str:
+    """The declared label when ``name`` is the task's headline, else the table's (or the name)."""
+    if headline is not None and headline.metric == name:
+        return headline.label
     return METRIC_LABELS.get(name, name.replace("_", " "))
+
+
+def task_headline(name: str, config: dict[str, Any]) -> Headline | None:
+    """The headline a task declared: as recorded in the run's ``config.json``, else as the task is
+    registered now; None for an old run of a task that no longer exists."""
+    recorded = ((config.get("tasks") or {}).get(name) or {}).get("headline")
+    if isinstance(recorded, dict):
+        try:
+            return Headline(**recorded)
+        except TypeError:
+            pass
+    return declared_headline(name)
 
 
 def _read_json(path: Path) -> Any:
@@ -299,9 +316,11 @@ def sweep_view(
     }
 
 
-def task_view(name: str, entry: dict[str, Any], samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def task_view(
+    name: str, entry: dict[str, Any], samples: Sequence[dict[str, Any]], headline: Headline | None = None
+) -> dict[str, Any]:
     by = entry.get("by") or {}
-    metric = headline_metric(entry)
+    metric = headline_metric(entry, headline)
     countries = country_rows(by.get("country") or {})
     regions = _group_rows(by.get("region") or {})
     metrics = _metrics(entry)
@@ -314,7 +333,7 @@ def task_view(name: str, entry: dict[str, Any], samples: Sequence[dict[str, Any]
         "modes": entry.get("modes", []),
         "metric": metric,
         "metrics": metrics,
-        "metric_labels": {m: metric_label(m) for m in metrics},
+        "metric_labels": {m: metric_label(m, headline) for m in metrics},
         "countries": countries,
         "map": map_assignment(countries),
         "regions": regions,
@@ -398,7 +417,10 @@ def run_view(run: dict[str, Any], index: int) -> dict[str, Any]:
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in run["samples"]:
         by_task[s.get("task", "")].append(s)
-    tasks = {name: task_view(name, entry, by_task.get(name, [])) for name, entry in results["tasks"].items()}
+    tasks = {
+        name: task_view(name, entry, by_task.get(name, []), task_headline(name, config))
+        for name, entry in results["tasks"].items()
+    }
     cfg = config.get("config") or {}
     variants = cfg.get("variants") or []
     return {
@@ -492,7 +514,10 @@ def pack_samples(runs: Sequence[dict[str, Any]], prompt_budget: int = PROMPT_BUD
     shortened = 0
     rows = []
     for ri, run in enumerate(runs):
-        metrics = {name: headline_metric(t) for name, t in run["results"]["tasks"].items()}
+        metrics = {
+            name: headline_metric(t, task_headline(name, run["config"]))
+            for name, t in run["results"]["tasks"].items()
+        }
         for s in run["samples"]:
             task = s.get("task", "")
             prompt = s.get("prompt") or ""

@@ -515,7 +515,7 @@ def pack_samples(runs: Sequence[dict[str, Any]], prompt_budget: int = PROMPT_BUD
     rows = []
     for ri, run in enumerate(runs):
         metrics = {
-            name: headline_metric(t, task_headline(name, run["config"]))
+            name: headline_metric(t, task_headline(name, run.get("config") or {}))
             for name, t in run["results"]["tasks"].items()
         }
         for s in run["samples"]:

@@ -7,10 +7,11 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from culturelens import console as out
 from culturelens.schema import Mode
@@ -108,15 +109,26 @@ def _literal(value: str) -> object:
     return {"true": True, "false": False}.get(value.lower(), value)
 
 
-@app.command()
+class _ModelHelp(TyperCommand):
+    """A command whose ``--model`` help lists the registered backends, read from the registry only
+    when the help is shown (discovery imports other packages' backends)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from rich.markup import escape
+
+        from culturelens.backends.registry import model_help
+
+        for param in self.params:
+            if param.name == "model":
+                param.help = escape(model_help())  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_ModelHelp)
 def run(
     model: Annotated[
         str,
-        typer.Option(
-            "--model",
-            "-m",
-            help="llamacpp:PATH | hf:ID_OR_PATH[#file.gguf] | openai:MODEL@BASE_URL | default",
-        ),
+        typer.Option("--model", "-m", help="PREFIX:SPEC of a registered backend, or default"),
     ] = "default",
     task: Annotated[
         list[str], typer.Option("--task", "-t", help="task name (repeatable); see `culturelens tasks`")
@@ -304,21 +316,110 @@ def _task_rows(data_dir: str | None) -> list[dict]:
     return rows
 
 
+def _task_details(name: str, data_dir: str | None) -> dict:
+    """What a task declares, plus where its data were found and its subsets (when the data are there)."""
+    from collections import Counter
+
+    from culturelens.tasks.base import get_task, task_class
+
+    info = task_class(name).declaration()
+    t = get_task(name, data_dir=data_dir)
+    info["data_dir"] = {"path": str(t.data_dir), "given_by": t.data_from} if t.data_dir else None
+    try:
+        items = t.items()
+    except Exception as exc:  # noqa: BLE001 - data not available: still describe the task
+        info.update(items=None, subsets=None, note=str(exc))
+        return info
+    subsets: dict[str, Counter[str]] = {}
+    for it in items:
+        for key, value in it.subset.items():
+            subsets.setdefault(key, Counter())[value] += 1
+    info.update(items=len(items), subsets={k: dict(sorted(c.items())) for k, c in sorted(subsets.items())})
+    return info
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _print_details(d: dict) -> None:
+    """The declaration as plain lines (no markup: help texts hold brackets)."""
+    head = d["headline"]
+    lines = [f"{d['name']}: {d['description']}", "", f"protocol: {d['protocol'] or '-'}"]
+    lines.append(f"mode: {d['mode']} · default template: {d['default_template']}")
+    lines += ["", "metrics:"]
+    lines.append(f"  * {head['metric']}: {head['label']} (headline; {head['direction']})")
+    lines += [f"    {m}: {text}" for m, text in d["metrics"].items() if m != head["metric"]]
+    lines += ["", "options (--opt KEY=VALUE):"]
+    own = [o for o in d["options"] if o["name"] not in ("limit_mode", "limit_seed")]
+    for o in own + [o for o in d["options"] if o not in own]:
+        lines.append(f"  {o['name']} ({o['type']}, default {_shown(o['default'])}): {o['help']}")
+    lines += ["", "subsets:"]
+    if d.get("subsets") is None:
+        lines.append(f"  shown when the data are available ({(d.get('note') or '')[:160]})")
+    else:
+        lines.append(f"  {d['items']} items" + ("" if d["subsets"] else "; no subsets"))
+        for key, counts in d["subsets"].items():
+            shown = ", ".join(f"{v} ({n})" for v, n in list(counts.items())[:12])
+            lines.append(f"  {key}: {shown}{', ...' if len(counts) > 12 else ''}")
+    src = d.get("source")
+    lines += ["", "data:"]
+    if src is None:
+        lines.append("  built in")
+    else:
+        lines.append(f"  release: {src['release']}" + (f" ({src['url']})" if src["url"] else ""))
+        where = ["--data-dir"] + ([f"${src['env']}"] if src["env"] else [])
+        where += [f"$CULTURELENS_DATA/{src['folder']}"] if src["folder"] else []
+        lines.append(f"  local copy: {', '.join(where)} (first given)")
+        if src["files"]:
+            lines.append(f"  looked for inside it: {', '.join(src['files'])}")
+    found = d.get("data_dir")
+    lines.append(f"  here: {found['path']} (from {found['given_by']})" if found else "  here: no local copy")
+    if d.get("survey"):
+        sv = d["survey"]
+        lines += [
+            "",
+            f"survey: {sv['kind']} (alignment metric: {sv['alignment_metric'] or 'the first available'})",
+        ]
+    print("\n".join(lines))
+
+
 @app.command()
 def tasks(
     data_dir: Annotated[
         str | None, typer.Option("--data-dir", help="dataset folder for tasks that need one")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    details: Annotated[
+        str | None,
+        typer.Option(
+            "--details",
+            metavar="TASK",
+            help="everything one task declares: options, subsets, metrics, data, protocol",
+        ),
+    ] = None,
 ) -> None:
     """List tasks with item counts and countries (counts need the data to be available)."""
     import os
 
+    if details is not None:
+        from culturelens.tasks.base import task_class
+
+        try:
+            task_class(details)
+        except KeyError as exc:
+            fail(str(exc.args[0]))
     # listing never downloads: tasks whose data is neither local nor cached say so
     previous = os.environ.get("CULTURELENS_OFFLINE")
     os.environ["CULTURELENS_OFFLINE"] = "1"
     try:
-        rows = _task_rows(data_dir)
+        rows = _task_details(details, data_dir) if details is not None else _task_rows(data_dir)
     finally:
         if previous is None:
             os.environ.pop("CULTURELENS_OFFLINE", None)
@@ -326,6 +427,8 @@ def tasks(
             os.environ["CULTURELENS_OFFLINE"] = previous
     if as_json:
         print(json.dumps(rows, indent=1))
+    elif isinstance(rows, dict):
+        _print_details(rows)
     else:
         out.print_tasks(rows)
 
@@ -357,6 +460,29 @@ def report(
     with _user_errors():
         path = build_report(runs, output)
     out.console.print(f"report: [bold]{path}[/]")
+
+
+@app.command()
+def export(
+    runs: Annotated[list[Path], typer.Argument(help="one or more run directories")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md (Markdown table) | csv")] = "md",
+    by: Annotated[
+        str | None, typer.Option("--by", help="also one row per group: country | region | language | topic")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="write here (default: stdout)")
+    ] = None,
+) -> None:
+    """Results table for papers and READMEs: score, CI, n, baselines and the verdict against chance."""
+    from culturelens.export import export as make_table
+
+    with _user_errors():
+        text = make_table(runs, fmt=fmt, by=by)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.console.print(f"table: [bold]{output}[/]")
 
 
 @app.command()

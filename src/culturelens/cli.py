@@ -7,10 +7,11 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from culturelens import console as out
 from culturelens.schema import Mode
@@ -108,15 +109,26 @@ def _literal(value: str) -> object:
     return {"true": True, "false": False}.get(value.lower(), value)
 
 
-@app.command()
+class _ModelHelp(TyperCommand):
+    """A command whose ``--model`` help lists the registered backends, read from the registry only
+    when the help is shown (discovery imports other packages' backends)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from rich.markup import escape
+
+        from culturelens.backends.registry import model_help
+
+        for param in self.params:
+            if param.name == "model":
+                param.help = escape(model_help())  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_ModelHelp)
 def run(
     model: Annotated[
         str,
-        typer.Option(
-            "--model",
-            "-m",
-            help="llamacpp:PATH | hf:ID_OR_PATH[#file.gguf] | openai:MODEL@BASE_URL | default",
-        ),
+        typer.Option("--model", "-m", help="PREFIX:SPEC of a registered backend, or default"),
     ] = "default",
     task: Annotated[
         list[str], typer.Option("--task", "-t", help="task name (repeatable); see `culturelens tasks`")

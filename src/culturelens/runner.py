@@ -25,7 +25,8 @@ from typing import Any, Literal
 
 from culturelens import rundir
 from culturelens.aggregate import aggregate_task, baselines
-from culturelens.backends.base import Backend, load_backend
+from culturelens.backends.base import Backend
+from culturelens.backends.registry import load_backend
 from culturelens.cache import ResponseCache, model_label
 from culturelens.errors import BackendError, PartialBatchError
 from culturelens.redact import redact, redact_obj

@@ -8,7 +8,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from culturelens.backends.base import Backend, plain_format, register
+from culturelens.backends.base import Backend
+from culturelens.backends.registry import register_backend
+from culturelens.backends.templates import plain_format
 from culturelens.schema import Message, Request, Response
 
 
@@ -17,7 +19,7 @@ def _u(*parts: str) -> float:
     return int.from_bytes(h[:8], "big") / 2**64
 
 
-@register
+@register_backend("fake", usage="fake:first|last|hash", hidden=True)
 class FakeBackend(Backend):
     """Policies: ``first`` prefers the first target, ``last`` the last, ``hash`` is pseudo-random per prompt."""
 

@@ -29,16 +29,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from culturelens.backends.base import (
-    EMBEDDED_MODELS,
-    Backend,
-    BackendError,
-    embedded_model_path,
-    file_sha256,
-    logsumexp,
-    plain_format,
-    register,
-)
+from culturelens.backends.base import Backend, BackendError, logsumexp
+from culturelens.backends.embedded import EMBEDDED_MODELS, embedded_model_path
+from culturelens.backends.files import file_sha256
+from culturelens.backends.registry import register_backend
+from culturelens.backends.templates import plain_format
 from culturelens.schema import Message, Request, Response
 
 # transformers 5.2x renamed the model's KV-cache argument and output `past_key_values` -> `cache`
@@ -136,7 +131,7 @@ class _Quiet:
             transformers.utils.logging.enable_progress_bar()
 
 
-@register
+@register_backend("hf", usage="hf:ID_OR_PATH[#file.gguf]", extra="hf")
 class HFBackend(Backend):
     def __init__(
         self,

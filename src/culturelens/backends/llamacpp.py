@@ -15,20 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from culturelens.backends.base import (
-    EMBEDDED_MODELS,
-    Backend,
-    BackendError,
-    NativeCrashError,
-    embedded_model_path,
-    file_sha256,
-    logsumexp,
-    plain_format,
-    register,
-    render_chat_template,
-    save_card,
-    warn,
-)
+from culturelens.backends.base import Backend, BackendError, NativeCrashError, logsumexp, warn
+from culturelens.backends.cards import save_card
+from culturelens.backends.embedded import EMBEDDED_MODELS, embedded_model_path
+from culturelens.backends.files import file_sha256
+from culturelens.backends.registry import register_backend
+from culturelens.backends.templates import plain_format, render_chat_template
 from culturelens.schema import Message, Request, Response
 
 
@@ -70,7 +62,7 @@ _MIN_TAIL = 2
 _SCORER = 2
 
 
-@register
+@register_backend("llamacpp", "gguf", usage="llamacpp:PATH", extra="llamacpp")
 class LlamaCppBackend(Backend):
     def __init__(
         self,

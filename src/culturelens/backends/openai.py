@@ -88,14 +88,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from culturelens.backends.base import (
-    Backend,
-    BackendError,
-    PartialBatchError,
-    logsumexp,
-    plain_format,
-    register,
-)
+from culturelens.backends.base import Backend, BackendError, PartialBatchError, logsumexp
+from culturelens.backends.registry import register_backend
+from culturelens.backends.templates import plain_format
 from culturelens.redact import redact
 from culturelens.schema import Message, Request, Response
 
@@ -511,7 +506,7 @@ def _option(name: str, value: Any, conv: Callable[[Any], _T], check: Callable[[_
     return out
 
 
-@register
+@register_backend("openai", usage="openai:MODEL@BASE_URL", extra="openai")
 class OpenAIBackend(Backend):
     def __init__(
         self,

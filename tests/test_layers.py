@@ -73,9 +73,6 @@ COMPONENTS = ("culturelens.tasks", "culturelens.backends")
 
 #: known violations, (importer or its package, imported) -> why it is still there; empty this as they go
 ALLOWED: dict[tuple[str, str], str] = {
-    # the survey analysis still gets the run's task objects (isinstance SurveyTask)
-    ("culturelens.alignment", "culturelens.tasks.base"): "being removed by the run-log change "
-    "(alignment asks the tasks which are surveys; the run log is to say so)",
     # the report builds the task's Headline declaration type from tasks/base.py
     ("culturelens.report.data", "culturelens.tasks.base"): "being removed by the run-log change "
     "(the report rebuilds Headline from the run log; the type belongs in a lower module)",

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from culturelens.aggregate import headline_metric
 from culturelens.robustness import Row, task_rows
 from culturelens.runlog import RunLog, read_run
 from culturelens.stats import (
@@ -114,8 +113,8 @@ def compare_runs(
         raise ValueError(f"{run_a} and {run_b} share no task")
     out: dict[str, Any] = {"a": la, "b": lb, "run_a": str(run_a), "run_b": str(run_b), "tasks": {}}
     for name in shared_tasks:
-        ea, eb = res_a["tasks"][name], res_b["tasks"][name]
-        m = metric or headline_metric(ea)
+        eb = res_b["tasks"][name]
+        m = metric or log_a.headline_metric(name)
         if m is None or m not in eb.get("metrics", {}):
             continue
         pairs, pairing, variants = _pairs(log_a, log_b, name, task_rows(log_a, name), task_rows(log_b, name))

@@ -118,7 +118,7 @@ def baseline_line(task: dict[str, Any], metric: str | None, head: dict[str, Any]
 
 def print_results(results: dict[str, Any], timing: dict[str, float] | None = None) -> None:
     for name, task in results["tasks"].items():
-        metric = headline_metric(task)
+        metric = headline_metric(task, name)
         head = task["metrics"].get(metric) if metric else None
         console.rule(
             f"[bold]{name}[/] · {metric or 'no metric'} {_fmt(head)} · n={task['n']} · modes {','.join(task['modes'])}"

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from culturelens.aggregate import headline_metric
 from culturelens.runlog import RunLog, read_run
 from culturelens.stats import vs_baseline
 
@@ -57,10 +56,7 @@ def rows(logs: Sequence[RunLog], by: str | None = None) -> list[dict[str, Any]]:
     for log in logs:
         for task in log.task_names:
             entry = log.task_results(task)
-            headline = log.task_info(task).get("headline") or {}
-            metric = headline_metric(entry, task if not headline else None)
-            if isinstance(headline, dict) and headline.get("metric") in (entry.get("metrics") or {}):
-                metric = headline["metric"]
+            metric = log.headline_metric(task)
             if metric is None:
                 continue
             row = _row(log.label, task, "all", metric, entry["metrics"][metric], entry)

@@ -82,10 +82,10 @@ def list_models() -> list[dict[str, Any]]:
     return rows
 
 
-def _headline(task: dict[str, Any]) -> tuple[str, int | None]:
+def _headline(task: dict[str, Any], name: str | None = None) -> tuple[str, int | None]:
     from culturelens.aggregate import headline_metric
 
-    metric = headline_metric(task)
+    metric = headline_metric(task, name)
     m = (task.get("metrics") or {}).get(metric) if metric else None
     if not m:
         return "-", task.get("n")
@@ -127,7 +127,7 @@ def list_runs(root: Path) -> list[dict[str, Any]]:
                 }
             )
         for name, entry in tasks.items():
-            head, n = _headline(entry)
+            head, n = _headline(entry, name)
             rows.append(
                 {
                     "run": d.name,

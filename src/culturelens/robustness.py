@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from culturelens.aggregate import headline_metric
 from culturelens.runlog import RunLog, RunLogError, read_run
 from culturelens.stats import cluster_bootstrap_ci, kendall_tau, sign_flips, variants_differ
 from culturelens.variants import FACTORS
@@ -258,7 +257,7 @@ def _hashable(x: Any) -> Any:
 # --- one task -------------------------------------------------------------------------------------
 def analyze_task(log: RunLog, name: str, rows: Sequence[Row], seed: int = 0) -> dict[str, Any]:
     entry = log.task_results(name)
-    metric = headline_metric(entry)
+    metric = log.headline_metric(name)
     variants = log.task_variants(name)
     vids = list(variants)
     if metric is None:
@@ -433,7 +432,7 @@ def analyze_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
         ]
         if len(have) < 2:
             continue
-        metric = headline_metric(have[0][2])
+        metric = have[0][1].headline_metric(name)
         per_run = {lab: d.task_variants(name) for lab, d, _ in have}
         shared = [v for v in per_run[have[0][0]] if all(v in pv for pv in per_run.values())]
         scores: dict[str, dict[str, float]] = {}

@@ -303,6 +303,18 @@ class RunLog:
             return entry["variants"]
         return {self.primary_variant.id: {**entry, "variant": {}}}
 
+    def headline_metric(self, name: str) -> str | None:
+        """The metric the task's results lead with: as the task declared it when the run was made
+        (``config.json``), else as it is registered now, else the fallback list."""
+        from culturelens.aggregate import headline_metric
+
+        recorded = self.task_info(name).get("headline")
+        if isinstance(recorded, dict) and recorded.get("metric") in (
+            self.task_results(name).get("metrics") or {}
+        ):
+            return str(recorded["metric"])
+        return headline_metric(self.task_results(name), name)
+
     def task_info(self, name: str) -> dict[str, Any]:
         """What the task declared when the run was made (description, headline, options...)."""
         return dict(self.header.tasks.get(name) or {})

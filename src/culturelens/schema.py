@@ -92,6 +92,19 @@ class Variant(BaseModel):
                 parts.append(f"{name}={value.value if isinstance(value, StrEnum) else value}")
         return ",".join(parts) or "default"
 
+    def presentation(self) -> Variant:
+        """The variant without what steers the answer (:data:`STEERING_FIELDS`): only how the item is
+        shown (template, option order, labels, scale direction, mode, few-shot). Its :attr:`id` names
+        the presentation; variants that differ only in steering share it."""
+        return self.model_copy(update=dict.fromkeys(STEERING_FIELDS))
+
+
+#: the :class:`Variant` fields that steer the answer (who is asked, in which language) rather than
+#: present the item; :meth:`Variant.presentation` clears them
+STEERING_FIELDS = ("system", "persona", "language")
+#: the :class:`Variant` fields that present the item, in id order
+PRESENTATION_FIELDS = tuple(n for n in Variant.model_fields if n not in STEERING_FIELDS)
+
 
 class Message(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -110,6 +123,9 @@ class Prompt(BaseModel):
     order: list[int] = Field(default_factory=list)  # displayed position -> original option index
     labels: list[str] = Field(default_factory=list)  # displayed labels, e.g. ["A", "B", "C", "D"]
     continuations: list[str] = Field(default_factory=list)  # cloze: displayed option texts
+    #: cloze: per continuation, True when it is the whole assistant reply, scored together with the
+    #: chat template's end-of-turn text that closes it (Backend.format_closed); empty: none is
+    close_turn: list[bool] = Field(default_factory=list)
     options: list[str] = Field(default_factory=list)  # displayed option texts (any mode)
     max_tokens: int = 32
 

@@ -180,10 +180,10 @@ def steering_config(
     :func:`culturelens.api.steer`, which also analyses it like any other run)."""
     from culturelens.runlog import RunConfig
     from culturelens.sweep import expand
-    from culturelens.tasks.base import get_task
+    from culturelens.tasks.base import SurveyTask, get_task
 
     t = get_task(task, data_dir=data_dir, **(task_options or {}))
-    per_country = bool(getattr(t, "per_country_items", False))
+    per_country = isinstance(t, SurveyTask) and t.per_country_items
     items = t.items(limit=limit, countries=countries if per_country else None)
     design = steering_variants(countries, styles, expand(list(vary)), per_country, items)
     cfg = RunConfig(

@@ -14,13 +14,13 @@ import gzip
 import hashlib
 import html
 import json
-import math
 import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from culturelens.jsonsafe import json_safe
 from culturelens.report.data import build_model
 
 __all__ = ["build_report", "read_samples_block", "render_html", "script_json"]
@@ -29,24 +29,13 @@ __all__ = ["build_report", "read_samples_block", "render_html", "script_json"]
 COMPRESS_OVER = 1_500_000
 
 
-def _clean(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf become null (JSON.parse rejects them)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
 def script_json(obj: Any) -> str:
     """JSON that is safe inside a ``<script type="application/json">`` element.
 
     ``<`` cannot open ``</script>`` or ``<!--``; ``>``, ``&`` and the JS line separators are
     escaped too so the text is inert in any HTML or script context.
     """
-    text = json.dumps(_clean(obj), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(json_safe(obj), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     for ch, esc in (
         ("<", "\\u003c"),
         (">", "\\u003e"),

@@ -19,6 +19,7 @@ from typing import Any
 
 from culturelens.aggregate import declared_headline, headline_metric
 from culturelens.countries import try_normalize_country
+from culturelens.runlog import RunLogError, read_run
 from culturelens.tasks.base import Headline
 
 #: total characters of (distinct) prompt text embedded before prompts get shortened
@@ -78,65 +79,23 @@ def task_headline(name: str, config: dict[str, Any]) -> Headline | None:
     return declared_headline(name)
 
 
-def _read_json(path: Path) -> Any:
-    with path.open(encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def _side_file(run_dir: Path, name: str) -> tuple[Any, str | None]:
-    """An optional analysis file: (content or None, note when it exists but cannot be shown)."""
-    path = run_dir / name
-    if not path.exists():
-        return None, None
-    if path.stat().st_size > SIDE_FILE_MAX:
-        return None, f"{name} is larger than {SIDE_FILE_MAX // 1_000_000} MB and is not embedded"
-    try:
-        return _read_json(path), None
-    except (OSError, ValueError) as exc:
-        return None, f"{name} could not be read: {exc}"
-
-
 def load_run(run_dir: Path) -> dict[str, Any]:
-    """Read a run directory: results.json (required), config/timing/samples and side files (optional)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: not a directory")
-    res_path = run_dir / "results.json"
-    if not res_path.exists():
-        raise FileNotFoundError(f"{res_path}: not found (is {run_dir} a culturelens run directory?)")
+    """A run, read through the run log, as the dict the views below take: results (required),
+    config, timing, samples and the analyses' side files (optional, each noted when unusable)."""
+    log = read_run(run_dir)
+    out: dict[str, Any] = {"dir": log.dir, "log": log, "results": log.results}
+    config_path = log.dir / "config.json"
+    out["config"] = log.header.model_dump(mode="json") if config_path.exists() else {}
+    out["timing"] = log.timing
     try:
-        results = _read_json(res_path)
-    except ValueError as exc:
-        raise ValueError(f"{res_path}: invalid JSON ({exc})") from exc
-    if not isinstance(results, dict) or not isinstance(results.get("tasks"), dict):
-        raise ValueError(f"{res_path}: no 'tasks' object; not a culturelens results file")
-    out: dict[str, Any] = {"dir": run_dir, "results": results, "notes": []}
-    for name in ("config", "timing"):
-        path = run_dir / f"{name}.json"
-        try:
-            out[name] = _read_json(path) if path.exists() else {}
-        except ValueError:
-            out[name] = {}
-            out["notes"].append(f"{name}.json is not valid JSON")
-    samples: list[dict[str, Any]] = []
-    spath = run_dir / "samples.jsonl"
-    if spath.exists():
-        with spath.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if line.strip():
-                    try:
-                        samples.append(json.loads(line))
-                    except ValueError:
-                        out["notes"].append(f"samples.jsonl line {lineno} is not valid JSON (skipped)")
-    else:
-        out["notes"].append("samples.jsonl not found: no per-sample explorer for this run")
-    out["samples"] = samples
+        out["samples"] = log.raw_samples(skip_bad=True)
+    except RunLogError:
+        out["samples"] = []
+        log.notes.append("samples.jsonl not found: no per-sample explorer for this run")
     for side in ("robustness", "alignment"):
-        content, note = _side_file(run_dir, f"{side}.json")
-        out[side] = content
-        if note:
-            out["notes"].append(note)
-    out["mtime"] = res_path.stat().st_mtime
+        out[side] = log.side_file(f"{side}.json", max_bytes=SIDE_FILE_MAX)
+    out["notes"] = log.notes
+    out["mtime"] = log.mtime
     return out
 
 
@@ -406,12 +365,6 @@ def _reproduce(config: dict[str, Any]) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def run_label(results: dict[str, Any], run_dir: Path) -> str:
-    model = results.get("model") or {}
-    name = str(model.get("model") or model.get("name") or run_dir.name)
-    return name.replace("\\", "/").split("/")[-1].removesuffix(".gguf")
-
-
 def run_view(run: dict[str, Any], index: int) -> dict[str, Any]:
     results, config = run["results"], run["config"]
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -425,7 +378,7 @@ def run_view(run: dict[str, Any], index: int) -> dict[str, Any]:
     variants = cfg.get("variants") or []
     return {
         "index": index,
-        "label": run_label(results, run["dir"]),
+        "label": run["log"].label,
         "dir": str(run["dir"]),
         "model": results.get("model") or {},
         "chat_template": results.get("chat_template"),

@@ -647,6 +647,10 @@ class SurveyTask(Task):
         """Group (question) id -> country -> answer distribution, for items that do not carry their own."""
         return {}
 
+    def reference_data(self) -> dict[str, Any]:
+        """The :attr:`alignment_metric` as the loaded data set it, for the analysis of the run."""
+        return {"alignment_metric": self.alignment_metric} if self.alignment_metric else {}
+
     def hofstede_path(self) -> Path | None:
         """Hofstede's published country scores to compare a ``vsm`` task's indices with (None: none)."""
         return None

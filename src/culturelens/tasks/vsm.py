@@ -30,8 +30,8 @@ from typing import Any
 
 from pydantic import Field
 
-from culturelens.alignment import VSM_DIMENSIONS
 from culturelens.countries import Country, normalize_country
+from culturelens.hofstede import load_hofstede
 from culturelens.schema import Item, ItemKind
 from culturelens.tasks.base import (
     DatasetError,
@@ -44,6 +44,7 @@ from culturelens.tasks.base import (
     read_json,
     register,
 )
+from culturelens.vsm_formulas import VSM_DIMENSIONS
 
 N_ITEMS = 24
 N_OPTIONS = 5
@@ -254,6 +255,14 @@ class VSM(SurveyTask):
                 if hit:
                     return hit
         return None
+
+    def reference_data(self) -> dict[str, Any]:
+        """Hofstede's published scores (when :meth:`hofstede_path` finds them), saved with the run so
+        the analysis compares without the file."""
+        path = self.hofstede_path()
+        if path is None:
+            return super().reference_data()
+        return {**super().reference_data(), "hofstede": load_hofstede(path), "hofstede_file": str(path)}
 
     def rows(self) -> tuple[list[dict[str, Any]], str]:
         path = self.items_file()

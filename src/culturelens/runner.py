@@ -31,7 +31,7 @@ from culturelens.cache import ResponseCache, model_label
 from culturelens.errors import BackendError, PartialBatchError
 from culturelens.redact import redact, redact_obj
 from culturelens.runlog import RunConfig, RunLogWriter, read_run
-from culturelens.schema import Item, Mode, Prompt, Request, Response, Score
+from culturelens.schema import Item, Message, Mode, Prompt, Request, Response, Score
 from culturelens.tasks.base import Task, get_task
 
 DEFAULT_CACHE = Path(
@@ -108,8 +108,26 @@ def build_request(prompt: Prompt, backend: Backend) -> Request:
         return Request(kind="labels", text=text, targets=prompt.labels)
     if prompt.mode is Mode.CLOZE:
         sep = "" if (not text or text[-1].isspace()) else " "
-        return Request(kind="continuations", text=text, targets=[sep + c for c in prompt.continuations])
+        closed = prompt.close_turn
+        targets = [
+            closed_turn(prompt, backend, text, c) if i < len(closed) and closed[i] else sep + c
+            for i, c in enumerate(prompt.continuations)
+        ]
+        return Request(kind="continuations", text=text, targets=targets)
     return Request(kind="generate", text=text, max_tokens=prompt.max_tokens)
+
+
+def closed_turn(prompt: Prompt, backend: Backend, text: str, reply: str) -> str:
+    """``reply`` as the assistant's whole turn: the closed conversation (:meth:`Backend.format_closed`)
+    after the prompt ``text``, so the template's end-of-turn text is scored with the reply (Kalahi's
+    official slice). Where the template is not visible, or the closed text does not extend the prompt,
+    the bare reply."""
+    full = backend.format_closed(
+        [*prompt.messages, Message(role="assistant", content=prompt.assistant_prefix + reply)]
+    )
+    if full is None or not full.startswith(text) or len(full) == len(text):
+        return ("" if (not text or text[-1].isspace()) else " ") + reply
+    return full[len(text) :]
 
 
 def cpu_summary() -> str:
@@ -489,7 +507,7 @@ class Runner:
                 agg["extra"] = task.extra_metrics(by_id, vs)
                 agg["baselines"] = baselines(
                     (orders or {}).get((ti, variant.id), []),
-                    all_of_group=bool(getattr(task, "unit_all_of_group", False)),
+                    all_of_group=task.unit_all_of_group,
                 )
                 agg["variant"] = variant.model_dump(mode="json")
                 per_variant[variant.id] = agg

@@ -71,6 +71,12 @@ class Backend(ABC):
     def format(self, messages: Sequence[Message], assistant_prefix: str = "") -> str:
         """Apply the model's chat template, open the assistant turn, append the prefix."""
 
+    def format_closed(self, messages: Sequence[Message]) -> str | None:
+        """The conversation under the chat template with no turn opened after it (its last message
+        closed as the template closes a turn), or None where the template is not visible here (plain
+        text, a chat server). Cloze continuations marked ``Prompt.close_turn`` are scored from it."""
+        return None
+
     @abstractmethod
     def label_logprobs(self, batch: Sequence[Request]) -> list[Response]:
         """Next-token log-probability of each target's first token (one forward pass per request).

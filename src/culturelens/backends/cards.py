@@ -89,6 +89,18 @@ class LazyBackend(Backend):
             + assistant_prefix
         )
 
+    def format_closed(self, messages: Sequence[Message]) -> str | None:
+        template = self.card.get("template")
+        if not template:
+            return None
+        return render_chat_template(
+            template,
+            messages,
+            self.card.get("bos", ""),
+            self.card.get("eos", ""),
+            add_generation_prompt=False,
+        )
+
     def label_logprobs(self, batch: Sequence[Request]) -> list[Response]:
         return self.real().label_logprobs(batch)
 

@@ -365,6 +365,13 @@ class HFBackend(Backend):
         )
         return text + assistant_prefix
 
+    def format_closed(self, messages: Sequence[Message]) -> str | None:
+        if self.chat_template_source == "plain":
+            return None
+        return self.tok.apply_chat_template(
+            [m.model_dump() for m in messages], add_generation_prompt=False, tokenize=False
+        )
+
     def encode(self, text: str) -> list[int]:
         """Tokens of a formatted prompt: BOS once (the template may already have written it)."""
         ids = list(self.tok(text, add_special_tokens=False)["input_ids"])

@@ -202,6 +202,13 @@ class LlamaCppBackend(Backend):
             return plain_format(messages, assistant_prefix)
         return render_chat_template(self._template, messages, self._bos, self._eos) + assistant_prefix
 
+    def format_closed(self, messages: Sequence[Message]) -> str | None:
+        if not self._template:
+            return None
+        return render_chat_template(
+            self._template, messages, self._bos, self._eos, add_generation_prompt=False
+        )
+
     def tokenize(self, text: str, add_bos: bool = True) -> list[int]:
         toks = self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=add_bos)
         bos = self.llm.token_bos()
@@ -291,7 +298,8 @@ class LlamaCppBackend(Backend):
             ctx_logits = _log_softmax(self._last_logits(ctx))
             lps, ns = [], []
             for cont in req.targets:
-                ctoks = self.tokenize(cont, add_bos=False)
+                # special tokens parsed: a closed turn ends with the template's end-of-turn token
+                ctoks = self.llm.tokenize(cont.encode("utf-8"), add_bos=False, special=True)
                 if not ctoks:
                     lps.append(0.0)
                     ns.append(0)

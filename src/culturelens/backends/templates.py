@@ -38,11 +38,17 @@ def _compiled_template(template: str) -> Any:
     return env.from_string(template)
 
 
-def render_chat_template(template: str, messages: Sequence[Message], bos: str = "", eos: str = "") -> str:
-    """Render a Hugging Face style Jinja chat template with the generation prompt opened."""
+def render_chat_template(
+    template: str,
+    messages: Sequence[Message],
+    bos: str = "",
+    eos: str = "",
+    add_generation_prompt: bool = True,
+) -> str:
+    """Render a Hugging Face style Jinja chat template, by default with the generation prompt opened."""
     return _compiled_template(template).render(
         messages=[m.model_dump() for m in messages],
-        add_generation_prompt=True,
+        add_generation_prompt=add_generation_prompt,
         bos_token=bos,
         eos_token=eos,
     )

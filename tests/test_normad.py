@@ -12,7 +12,7 @@ from culturelens.backends.fake import FakeBackend
 from culturelens.runner import RunConfig, Runner
 from culturelens.schema import Mode, Response, Score, Variant
 from culturelens.tasks.base import DatasetError, get_task
-from culturelens.tasks.normad import FILENAME, LEVELS, macro_f1, official_parse
+from culturelens.tasks.normad import FILENAME, LEVELS, NormAd, macro_f1, micro_f1, official_parse
 
 FIXTURE = Path(__file__).parent / "fixtures" / "normad"
 CSV = FIXTURE / FILENAME
@@ -148,7 +148,7 @@ def test_parse_follows_displayed_numbers_and_nothing_is_invalid():
         assert score.valid and score.metrics["invalid"] == 0.0
         assert score.metrics["acc"] == float(score.prediction in item.correct)
         assert sum(score.probs) == 1.0
-    assert prompt.max_tokens == 10
+    assert prompt.max_tokens == 50  # the official budget
 
 
 def test_macro_f1_by_hand():
@@ -159,6 +159,29 @@ def test_macro_f1_by_hand():
     assert macro_f1([0, 1], [0, 1]) == 1.0  # a label absent from gold and predictions is left out
     # a missing prediction is a miss for its gold label only: class 0 P=1 R=1/2 -> 2/3; class 1 -> 1
     assert macro_f1([0, 0, 1], [0, None, 1]) == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_micro_f1_is_sklearn_micro():
+    # sklearn f1_score(average="micro") = 2 TP / (2 TP + FP + FN) pooled over the labels present
+    gold = [0, 0, 0, 1, 1, 2]
+    pred = [0, 0, 1, 1, 2, 2]
+    assert micro_f1(gold, pred) == 4 / 6  # one label per item: the share right
+    assert micro_f1([0, 0, 1], [0, None, 1]) == pytest.approx(2 * 2 / (3 + 2))
+    assert micro_f1([], []) != micro_f1([], [])  # nan
+
+
+def test_paper_protocol_is_the_default():
+    assert NormAd.default_mode is Mode.GENERATE and NormAd.headline.metric == "micro_f1"
+    task = get_task("normad", data_dir=FIXTURE)
+    item = task.items()[0]
+    prompt = task.render(item, Variant(), task.default_mode)
+    assert prompt.mode is Mode.GENERATE and prompt.max_tokens == 50
+    for text, right in (("Yes.", 1.0), ("yes", 0.0)):  # gold yes; lowercase falls through to Neither
+        s = task.score(item, prompt, Response(text=text))
+        assert s.metrics["micro_f1"] == s.metrics["acc"] == right
+    letter = task.render(item, Variant(), Mode.LETTER)
+    s = task.score(item, letter, Response(logprobs=[-0.1, -3.0, -3.0]))
+    assert s.metrics["micro_f1"] == s.metrics["acc"] == 1.0
 
 
 def test_extra_metrics_on_constructed_scores():
@@ -259,6 +282,7 @@ def test_pipeline_with_fake_backend(tmp_path: Path):
         model="fake:first",
         tasks=["normad"],
         data_dir=str(FIXTURE),
+        mode=Mode.LETTER,
         out=str(tmp_path / "run"),
         cache=str(tmp_path / "c.sqlite"),
         n_boot=50,
@@ -281,11 +305,16 @@ def test_pipeline_with_fake_backend(tmp_path: Path):
     samples = [json.loads(x) for x in (res.run_dir / "samples.jsonl").read_text().splitlines()]
     assert all(s["prompt"].rstrip().endswith("Answer (options Yes, No or Neither):") for s in samples)
 
-    cfg = cfg.model_copy(update={"mode": Mode.GENERATE, "out": str(tmp_path / "gen")})
+    cfg = cfg.model_copy(update={"mode": None, "out": str(tmp_path / "gen")})  # the default: generate
     res = Runner(cfg, backend=FakeBackend("first", generate_text="No, that would be rude.")).run()
     t = res.results["tasks"]["normad"]
-    assert t["invalid"] == 0 and t["metrics"]["acc"]["mean"] == pytest.approx(gold.count("no") / len(gold))
+    assert t["modes"] == ["generate"] and t["invalid"] == 0
+    share_no = gold.count("no") / len(gold)
+    assert t["metrics"]["micro_f1"]["mean"] == pytest.approx(share_no)
+    assert t["metrics"]["acc"]["mean"] == pytest.approx(share_no)
     assert t["metrics"]["parse_fallback"]["mean"] == 0.0
+    for level in LEVELS:
+        assert t["extra"]["levels"][level]["micro_f1"] == pytest.approx(share_no)
 
 
 @pytest.mark.slow
@@ -297,6 +326,7 @@ def test_real_embedded_model_on_fixture(tmp_path: Path):
         tasks=["normad"],
         data_dir=str(FIXTURE),
         limit=4,
+        mode=Mode.LETTER,
         out=str(tmp_path / "letter"),
         cache=str(tmp_path / "c.sqlite"),
         n_boot=50,

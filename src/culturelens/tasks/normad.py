@@ -6,11 +6,26 @@ judged once per context level: no context, the country, the country plus its val
 with options Yes / No / Neither (gold ``neutral`` is "Neither"); the story id is the bootstrap
 cluster, so the levels of one story resample together.
 
-The ``normad`` template reproduces the prompts of the official ``run_model_inference.py``
-(task description per level, context lines, story, numbered options, answer line). Generation
-is parsed with the official rule (:func:`official_parse`), under which no answer is invalid: a
-reply that names neither "Yes" nor "No" is read as "Neither". The ``parse_fallback`` metric
-counts how often that default fired without the model saying "Neither".
+Paper protocol (the default), as the official code runs it:
+
+* prompt: the ``normad`` template renders the prompts of the official ``run_model_inference.py``
+  byte for byte (task description per level, context lines, the story as the file has it,
+  numbered options, answer line), sent as the one user turn under the model's chat template;
+* mode ``generate``: the official budget of 50 new tokens (the official code gives 70B models 20);
+  greedy decoding where the official runs used temperature 0 or 1e-3;
+* parsing: the official rule (:func:`official_parse`, quirks included: case-sensitive ``"Yes"`` /
+  ``"No"`` substrings, so ``"Not"`` reads as No and ``"yes"`` as Neither), under which no answer is
+  invalid: a reply that names neither "Yes" nor "No" is read as "Neither". ``parse_fallback``
+  counts how often that default fired without the model saying "Neither";
+* metric: micro-F1 over the labels, as ``src/analysis/get_model_scores_overall.py`` computes it
+  per level (sklearn ``f1_score(average="micro")``). With one label per story and every reply
+  mapped to a label, micro-F1 is the share of stories labelled right, so the per-item
+  ``micro_f1`` (1 when right) averages to it exactly; the per-level value from the counts is in
+  ``extra.levels.LEVEL.micro_f1``. The headline pools the levels asked.
+
+culturelens's own additions, under their own names: macro-F1 per level (``macro_f1``, the labels
+present in gold or predictions), accuracy per gold label, prediction shares, per subaxis and
+country. ``letter`` and ``cloze`` modes score the same prompt by the label distribution instead.
 """
 
 from __future__ import annotations
@@ -57,8 +72,8 @@ _LEVEL_FIELDS = {
     "rot": ("Rule-of-Thumb",),
     "value": ("Value",),
 }
-#: the official generation budget (temperature 0)
-MAX_TOKENS = 10
+#: the official generation budget: 50 new tokens (``get_chat_completion_vllm``; 20 for 70B models)
+MAX_TOKENS = 50
 
 # Task descriptions of the official prompts, one per conditioning (run_model_inference.py).
 _INTRO = "Task: You will be given a short story involving 2 or more characters about everyday situations."
@@ -124,6 +139,18 @@ def official_parse(text: str, prompt: Prompt) -> tuple[int, bool]:
     return 2, not said("Neither")
 
 
+def micro_f1(gold: Sequence[int], pred: Sequence[int | None], labels: Sequence[int] = (0, 1, 2)) -> float:
+    """Micro-F1 as sklearn's ``f1_score(average="micro")``: 2 TP / (2 TP + FP + FN) summed over the
+    labels present in gold or predictions. A missing prediction (None) is a miss, no false positive."""
+    present = [c for c in labels if c in gold or c in pred]
+    if not present:
+        return float("nan")
+    tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == p and p in present)
+    n_pred = sum(1 for p in pred if p in present)
+    n_true = sum(1 for g in gold if g in present)
+    return 2 * tp / (n_true + n_pred) if n_true + n_pred else 0.0
+
+
 def macro_f1(gold: Sequence[int], pred: Sequence[int | None], labels: Sequence[int] = (0, 1, 2)) -> float:
     """Macro-F1 over the labels that occur in gold or predictions (sklearn's default label set).
 
@@ -186,18 +213,21 @@ class NormAd(Task):
     name = "normad"
     description = (
         "NormAd-Eti: is a story character's action socially acceptable (Yes / No / Neither), judged with no "
-        "context, the country, country + value, or the rule-of-thumb; accuracy and macro-F1 per level"
+        "context, the country, country + value, or the rule-of-thumb; micro-F1 (official) and macro-F1 per level"
     )
     protocol = (
-        "The official run_model_inference.py prompts: a task description per context level (none, country, "
-        "country + value, rule-of-thumb), the story, the options Yes / No / Neither and an answer line; "
-        "generation parsed with the official rule (no answer is invalid). Accuracy and macro-F1 per level."
+        "The official run_model_inference.py protocol: its prompt per context level (none, country, "
+        "country + value, rule-of-thumb) as the one user turn, greedy generation of up to 50 tokens, the "
+        "official answer rule (case-sensitive 'Yes' / 'No' substrings or 'option N', anything else is "
+        "Neither; no answer is invalid), and micro-F1 over the labels as get_model_scores_overall.py computes "
+        "it (one label per story: equal to accuracy). Macro-F1 and per-label accuracy are culturelens additions."
     )
-    headline = Headline("acc", "accuracy (share correct)")
+    headline = Headline("micro_f1", "micro-F1 (official analysis; = share of stories labelled right)")
     metrics = {
-        "parse_fallback": "generate mode: the official rule defaulted to Neither without the reply saying it"
+        "micro_f1": "1 when the story's label is right; its mean is the official micro-F1 (one label per story)",
+        "parse_fallback": "generate mode: the official rule defaulted to Neither without the reply saying it",
     }
-    default_mode = Mode.LETTER
+    default_mode = Mode.GENERATE
     default_template = "normad"
     source = DataSource(
         f"HF {REPO_ID} ({FILENAME}, CC BY 4.0)",
@@ -273,7 +303,7 @@ class NormAd(Task):
                         group=f"normad:{story_id}",
                         subset={"level": level, "gold": label},
                         metadata={
-                            "story": row["Story"].strip(),
+                            "story": row["Story"],  # as the file has it: the official prompt is not stripped
                             "story_id": story_id,
                             "country_raw": row["Country"],
                             "axis": row.get("Axis", ""),
@@ -287,23 +317,26 @@ class NormAd(Task):
 
     def score(self, item: Item, prompt: Prompt, response: Response) -> Score:
         if prompt.mode is not Mode.GENERATE:
-            return scoring.score(item, prompt, response)
+            score = scoring.score(item, prompt, response)
+            right = float(score.valid and score.prediction in item.correct)
+            return score.model_copy(update={"metrics": {**score.metrics, "micro_f1": right}})
         pred, fallback = official_parse(response.text or "", prompt)
         probs = [0.0] * len(item.options)
         probs[pred] = 1.0
+        right = float(pred in item.correct)
         return Score(
             item_id=item.id,
             task=item.task,
             variant=prompt.variant.id,
             mode=prompt.mode,
-            metrics={"acc": float(pred in item.correct), "invalid": 0.0, "parse_fallback": float(fallback)},
+            metrics={"acc": right, "micro_f1": right, "invalid": 0.0, "parse_fallback": float(fallback)},
             prediction=pred,
             probs=probs,
             valid=True,  # the official rule maps every reply to a label
         )
 
     def extra_metrics(self, items: dict[str, Item], scores: list[Score]) -> dict[str, Any]:
-        """Per level: accuracy, macro-F1, accuracy per gold label (adhere = yes vs violate = no),
+        """Per level: micro-F1 (official), accuracy, macro-F1, accuracy per gold label (adhere = yes vs violate = no),
         prediction shares, and accuracy per subaxis and per country."""
         by_level: dict[str, list[tuple[Item, Score]]] = defaultdict(list)
         for s in scores:
@@ -326,6 +359,7 @@ class NormAd(Task):
             out[level] = {
                 "n": len(pairs),
                 "acc": _mean([float(p == g) for g, p in zip(gold, pred, strict=True)]),
+                "micro_f1": micro_f1(gold, pred),
                 "macro_f1": macro_f1(gold, pred),
                 "acc_by_gold": by_gold,
                 "adhere_minus_violate": yes - no if yes is not None and no is not None else None,

@@ -85,7 +85,9 @@ def _run(tmp_path: Path, model: str, env: dict[str, str]) -> subprocess.Complete
 @pytest.mark.slow
 def test_embedded_model_falls_back_to_transformers_on_a_crash(tmp_path: Path, verdicts: Path):
     pytest.importorskip("transformers")
-    proc = _run(tmp_path, "default", {"CULTURELENS_PROBE_CRASH": "all", "CULTURELENS_PROBE_FILE": str(verdicts)})
+    proc = _run(
+        tmp_path, "default", {"CULTURELENS_PROBE_CRASH": "all", "CULTURELENS_PROBE_FILE": str(verdicts)}
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 1 and "SIGSEGV" in warnings[0] and "hf:embedded" in warnings[0]
@@ -100,7 +102,9 @@ def test_other_model_stops_with_one_line_and_exit_2(tmp_path: Path, verdicts: Pa
     copy = tmp_path / "model.gguf"
     shutil.copy(embedded_model_path(), copy)
     proc = _run(
-        tmp_path, f"llamacpp:{copy}", {"CULTURELENS_PROBE_CRASH": "all", "CULTURELENS_PROBE_FILE": str(verdicts)}
+        tmp_path,
+        f"llamacpp:{copy}",
+        {"CULTURELENS_PROBE_CRASH": "all", "CULTURELENS_PROBE_FILE": str(verdicts)},
     )
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr

@@ -182,18 +182,18 @@ def test_tasks_details_lists_options_headline_data_and_protocol():
     assert res.exit_code == 0, res.output
     out = res.stdout
     for want in (
-        "* acc: accuracy (share correct) (headline; higher is better)",
+        "* micro_f1: micro-F1 (official analysis; = share of stories labelled right) (headline; higher is better)",
         "levels (list, default none,country,country_value,rot):",
         "limit_seed (int, default 0):",
         "level: country (6), country_value (6), none (6), rot (6)",
         "release: HF akhilayerukola/NormAd",
         "$CULTURELENS_NORMAD_DIR",
-        "protocol: The official run_model_inference.py prompts",
+        "protocol: The official run_model_inference.py protocol",
     ):
         assert want in out, f"{want!r} not in:\n{out}"
     res = runner.invoke(app, ["tasks", "--details", "kalahi"], env={"CULTURELENS_KALAHI_DIR": ""})
     assert res.exit_code == 0, res.output
-    assert "* mc1: MC1 accuracy (headline; higher is better)" in res.stdout
+    assert "* mc1: MC1 (paper protocol) (headline; higher is better)" in res.stdout
     assert "prompts (str, default full):" in res.stdout and "mc2:" in res.stdout
     assert "shown when the data are available" in res.stdout  # no local copy: nothing downloaded
     res = runner.invoke(app, ["tasks", "--details", "cdeval", "--json"])

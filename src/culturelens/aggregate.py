@@ -25,7 +25,7 @@ from culturelens.stats import (
 )
 
 if TYPE_CHECKING:
-    from culturelens.tasks.base import Headline
+    from culturelens.schema import Headline
 
 Unit = tuple[Item, Score]
 

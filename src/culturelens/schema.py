@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -177,3 +178,22 @@ class Score(BaseModel):
     probs: list[float] | None = None  # distribution over original options (letter / cloze)
     valid: bool = True  # False: unparseable generation (counted, never dropped)
     fallback: str | None = None  # the response was a deliberate fallback (see Response.fallback)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The number a task's results lead with: a per-unit metric of its aggregate, how to say it, and which
+    way is better (``None``: neither, e.g. an orientation or a survey answer)."""
+
+    metric: str
+    label: str
+    higher_is_better: bool | None = True
+
+    @property
+    def direction(self) -> str:
+        return {True: "higher is better", False: "lower is better", None: "no better direction"}[
+            self.higher_is_better
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

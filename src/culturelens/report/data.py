@@ -20,7 +20,7 @@ from typing import Any
 from culturelens.aggregate import declared_headline, headline_metric
 from culturelens.countries import try_normalize_country
 from culturelens.runlog import RunLogError, read_run
-from culturelens.tasks.base import Headline
+from culturelens.schema import Headline
 
 #: total characters of (distinct) prompt text embedded before prompts get shortened
 PROMPT_BUDGET = 4_000_000

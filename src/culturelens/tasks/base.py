@@ -26,7 +26,7 @@ from pydantic.fields import FieldInfo
 from culturelens import render as render_mod
 from culturelens import scoring
 from culturelens.errors import DatasetError  # defined in the bottom layer; tasks import it from here
-from culturelens.schema import Item, Mode, Prompt, Response, Score, Variant
+from culturelens.schema import Headline, Item, Mode, Prompt, Response, Score, Variant
 from culturelens.tasks.registry import (  # noqa: F401 - the registry lives in tasks/registry.py
     get_task,
     register,
@@ -347,25 +347,6 @@ def _option_task(info: ValidationInfo) -> str:
 
 
 # --- what a task declares ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Headline:
-    """The number a task's results lead with: a per-unit metric of its aggregate, how to say it, and which
-    way is better (``None``: neither, e.g. an orientation or a survey answer)."""
-
-    metric: str
-    label: str
-    higher_is_better: bool | None = True
-
-    @property
-    def direction(self) -> str:
-        return {True: "higher is better", False: "lower is better", None: "no better direction"}[
-            self.higher_is_better
-        ]
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 @dataclass(frozen=True)
 class DataSource:
     """Where a task's data come from, and where :meth:`Task.locate` looks for a local copy of them.

@@ -73,6 +73,7 @@ lock:
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/run.py

@@ -54,7 +54,7 @@ def _data(task: str, tmp_path: Path) -> Path | None:
 #: a valid value of every declared option, per task ("*": the options every task has)
 VALUES: dict[str, dict[str, Any]] = {
     "*": {"limit_mode": "first", "limit_seed": "3"},
-    "blend": {"prompts": "inst-4", "max_tokens": "16"},
+    "blend": {"prompts": "inst-4", "max_tokens": "16", "british_prompts": "true"},
     "normad": {"levels": "none,rot"},
     "global_mmlu": {"lang": "fr"},
     "global_mmlu_lite": {"lang": "en,fr"},

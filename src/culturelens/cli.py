@@ -192,7 +192,7 @@ def run(
     from culturelens.sweep import expand
     from culturelens.tasks.base import get_task
 
-    task_options: dict[str, dict[str, str]] = {name: {} for name in task}
+    task_options: dict[str, dict[str, object]] = {name: {} for name in task}
     for kv in opt:
         target, key, value = _parse_opt(kv, "--opt")
         if target and target not in task_options:
@@ -219,7 +219,7 @@ def run(
     command = ["culturelens", "run", "--model", model]
     for name in task:
         command += ["--task", name]
-    for flag, value in (
+    flags: list[tuple[str, object]] = [
         ("--mode", mode.value if mode else None),
         ("--limit", limit),
         ("--limit-mode", limit_mode),
@@ -228,9 +228,10 @@ def run(
         ("--persona", persona),
         ("--sample", sample),
         ("--seed", seed or None),
-    ):
-        if value is not None:
-            command += [flag, str(value)]
+    ]
+    for flag, given in flags:
+        if given is not None:
+            command += [flag, str(given)]
     for v in vary:
         command += ["--vary", v]
     for kv in opt:

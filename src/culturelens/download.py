@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from culturelens.errors import DatasetError
 
@@ -50,15 +51,22 @@ def fetch_hf_file(repo_id: str, filename: str, revision: str | None = None) -> P
             _hint(what) + " (or install huggingface_hub: pip install 'culturelens[datasets]')",
         ) from exc
     target = cache_root() / "hf" / repo_id.replace("/", "__")
-    kwargs = {"repo_id": repo_id, "filename": filename, "repo_type": "dataset", "revision": revision}
+
+    def download(**extra: Any) -> Path:
+        return Path(
+            hf_hub_download(
+                repo_id=repo_id, filename=filename, repo_type="dataset", revision=revision, **extra
+            )
+        )
+
     try:  # cached copy first, so a warm cache works offline
-        return Path(hf_hub_download(**kwargs, cache_dir=str(target), local_files_only=True))
+        return download(cache_dir=str(target), local_files_only=True)
     except Exception:  # noqa: BLE001 - not cached yet (the hub raises several types)
         pass
     if _offline():
         raise DatasetError(f"hf://datasets/{repo_id}/{filename}", _hint(what) + " (offline mode)")
     try:
-        return Path(hf_hub_download(**kwargs, cache_dir=str(target)))
+        return download(cache_dir=str(target))
     except Exception as exc:  # noqa: BLE001 - network, auth, 404: all mean "not available"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatasetError(f"hf://datasets/{repo_id}/{filename}", f"{_hint(what)} ({reason[:160]})") from exc

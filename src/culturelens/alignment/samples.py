@@ -159,8 +159,8 @@ def bias_report(
             first.append(s.probs[s.order[0]] - ref[s.order[0]])
             last.append(s.probs[s.order[-1]] - ref[s.order[-1]])
     by_level = {}
-    for lvl, groups in levels.items():
-        tvs = [_tv(mean_dist(v), debiased[g]) for g, v in groups.items() if g in debiased]
+    for lvl, by_group in levels.items():
+        tvs = [_tv(mean_dist(v), debiased[g]) for g, v in by_group.items() if g in debiased]
         if tvs:
             by_level[lvl] = float(np.mean(tvs))
     n_levels = Counter(k.split("=")[0] for k in by_level)

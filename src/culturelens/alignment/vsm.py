@@ -47,7 +47,7 @@ def _perm_p_spearman(x: np.ndarray, y: np.ndarray, n_perm: int = 5000, seed: int
         perms: Iterable[Sequence[int]] = itertools.permutations(range(n))
     else:
         rng = np.random.default_rng(seed)
-        perms = (rng.permutation(n) for _ in range(n_perm))
+        perms = (rng.permutation(n).tolist() for _ in range(n_perm))
     hits = total = 0
     for perm in perms:
         yy = y[list(perm)]

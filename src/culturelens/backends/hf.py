@@ -133,6 +133,10 @@ class _Quiet:
 
 @register_backend("hf", usage="hf:ID_OR_PATH[#file.gguf]", extra="hf")
 class HFBackend(Backend):
+    #: transformers' tokenizer and model (their annotations are too loose to check the calls against)
+    tok: Any
+    model: Any
+
     def __init__(
         self,
         spec: str = "embedded",
@@ -172,6 +176,7 @@ class HFBackend(Backend):
         self.revision = revision
         self.loaded_from = ""  # folder or file the weights were actually read from
         self.load_seconds = 0.0
+        self._identity: dict[str, Any] = {}
         t0 = time.perf_counter()
         with _Quiet():
             self._load(spec or "embedded", revision, cache_dequantised, trust_remote_code)
@@ -368,8 +373,10 @@ class HFBackend(Backend):
     def format_closed(self, messages: Sequence[Message]) -> str | None:
         if self.chat_template_source == "plain":
             return None
-        return self.tok.apply_chat_template(
-            [m.model_dump() for m in messages], add_generation_prompt=False, tokenize=False
+        return str(
+            self.tok.apply_chat_template(
+                [m.model_dump() for m in messages], add_generation_prompt=False, tokenize=False
+            )
         )
 
     def encode(self, text: str) -> list[int]:
@@ -635,7 +642,7 @@ class HFBackend(Backend):
         return out
 
     def close(self) -> None:
-        self.model = None  # type: ignore[assignment]
+        self.model = None
         self._prefix_memo = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

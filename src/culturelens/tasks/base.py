@@ -751,11 +751,11 @@ def stratified_order(units: dict[str, list[Item]], strata: Sequence[str], seed: 
     ranks: list[dict[str, bytes]] = [{} for _ in range(levels)]
     cursor: dict[int, int] = {}
     for _ in range(len(units)):
-        node: Any = tree
-        path: list[Any] = [tree]
+        cur: Any = tree
+        trail: list[Any] = [tree]
         for level in range(levels):
             best = None
-            for v, child in node.items():
+            for v, child in cur.items():
                 if remaining[id(child)] <= 0:
                     continue
                 r = ranks[level].get(v)
@@ -765,11 +765,11 @@ def stratified_order(units: dict[str, list[Item]], strata: Sequence[str], seed: 
                 if best is None or k < best[0]:
                     best = (k, v, child)
             assert best is not None
-            _, v, node = best
+            _, v, cur = best
             counts[level][v] = counts[level].get(v, 0) + 1
-            path.append(node)
-        pos = cursor.get(id(node), 0)
-        cursor[id(node)] = pos + 1
-        for n in path:
+            trail.append(cur)
+        pos = cursor.get(id(cur), 0)
+        cursor[id(cur)] = pos + 1
+        for n in trail:
             remaining[id(n)] -= 1
-        yield node[pos]
+        yield cur[pos]

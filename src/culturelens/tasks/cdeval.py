@@ -129,6 +129,8 @@ class CDEval(Task):
             description=f"prompt wordings, comma-separated (default: all of {', '.join(TEMPLATES)})",
         )
 
+    options: Options  # the typed --opt values
+
     #: ``--limit`` keeps whole questions (all template / order copies) and balances dimensions, then domains
     limit_strata = ("subset.dimension", "topic")
 

@@ -267,7 +267,7 @@ class CulturalBenchHard(_CulturalBench):
                 if ref.country != country:
                     raise DatasetError(
                         path,
-                        f"question {qid} has rows for {ref.country.name} and {country.name}",
+                        f"question {qid} has rows for {ref.country.name if ref.country else '?'} and {country.name}",
                         row=i,
                         field="country",
                     )

@@ -303,6 +303,8 @@ class _GlobalMMLU(Task):
             None, description="languages, comma-separated (default: every language available)"
         )
 
+    options: Options  # the typed --opt values
+
     #: ``--limit`` balances languages, then the CS / CA / unlabelled subsets, then subject categories;
     #: a question's translations are separate items (not kept together)
     limit_strata = ("language", f"subset.{CS_KEY}", "topic")

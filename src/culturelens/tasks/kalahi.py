@@ -154,6 +154,8 @@ class Kalahi(Task):
     class Options(TaskOptions):
         prompts: str = Field("full", description=f"prompt file: {', '.join(FILES)} (default full)")
 
+    options: Options  # the typed --opt values
+
     limit_strata = ("subset.category", "topic")
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):

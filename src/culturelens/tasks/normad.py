@@ -244,6 +244,8 @@ class NormAd(Task):
             description=f"context levels, comma-separated, from {', '.join(ALL_LEVELS)} (default: {','.join(LEVELS)})",
         )
 
+    options: Options  # the typed --opt values
+
     #: ``--limit`` counts items but keeps whole stories (all levels of one, at least one story)
     limit_strata = ("country", "subset.gold", "topic")
 

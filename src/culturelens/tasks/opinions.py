@@ -433,12 +433,14 @@ class Opinions(SurveyTask):
             True, description="steerability: add the held-out countries' table (default true)"
         )
 
+    options: Options  # the typed --opt values
+
     #: ``--limit`` balances the paper's steer / held-out split first, then the GlobalOpinionQA source
     limit_strata = ("subset.split", "subset.source", "subset.scale", "topic")
 
     def __init__(self, data_dir: str | Path | None = None, **options: Any):
         super().__init__(data_dir, **options)
-        self.source: str | None = None
+        self.data_kind: str | None = None  # which data the folder held (goqa, steerability, stability)
         self.alignment_metric = "mae"
 
     def resolve(self) -> tuple[str, Path]:
@@ -482,7 +484,7 @@ class Opinions(SurveyTask):
 
     def load(self) -> Iterator[Item]:
         source, path = self.resolve()
-        self.source = source
+        self.data_kind = source
         self.alignment_metric = "jsd" if source == "goqa" else "mae"
         if source == "goqa":
             yield from read_goqa(path, self.name)
@@ -501,7 +503,7 @@ class Opinions(SurveyTask):
         subsets: steer / held-out split, scale, source)."""
         items = list(self.load())
         if not items:
-            raise no_items(self.data_dir or "<no data>", f"no {self.source} questions")
+            raise no_items(self.data_dir or "<no data>", f"no {self.data_kind} questions")
         if countries:
             from culturelens.countries import normalize_country
 

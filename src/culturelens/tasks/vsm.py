@@ -107,7 +107,7 @@ def read_vsm_xlsx(path: Path) -> list[dict[str, Any]]:
         if col not in header:
             raise DatasetError(path, "missing column", row=1, field=col)
     qi, oi = header.index("question"), header.index("options")
-    out = []
+    out: list[dict[str, Any]] = []
     for r, row in enumerate(rows[1:], start=2):
         if row is None or all(c is None or str(c).strip() == "" for c in row):
             continue
@@ -230,6 +230,8 @@ class VSM(SurveyTask):
         countries: list[str] | None = Field(
             None, description=f"the country panel, comma-separated (default: {', '.join(DEFAULT_PANEL)})"
         )
+
+    options: Options  # the typed --opt values
 
     limit_strata = ("subset.dimension",)
 

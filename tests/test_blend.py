@@ -389,6 +389,36 @@ def test_real_release_counts(shared_datasets: Path):
     assert all(it.topic for it in items)
 
 
+def _prompt_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_real_release_prompt_columns_as_the_official_make_prompt(shared_datasets: Path):
+    """A repeated prompt id keeps its first row (Azerbaijan lists inst-4 and pers-3 twice, with other
+    translations); English questions, UK's included, use the English column unless asked otherwise."""
+    root = shared_datasets / "blend"
+    prompts = root / "data" / "prompts"
+    az = _prompt_rows(prompts / "Azerbaijan_prompts.csv")
+    for pid in ("inst-4", "pers-3"):
+        rows = [r for r in az if r["id"].strip() == pid]
+        assert len(rows) == 2 and rows[0]["Translation"] != rows[1]["Translation"]
+        got = blend_mod.read_prompts(prompts / "Azerbaijan_prompts.csv", (pid,))[pid]
+        assert (
+            got["Translation"] == rows[0]["Translation"].strip()
+            or got["Translation"] == rows[0]["Translation"]
+        )
+    uk = {r["id"].strip(): r for r in _prompt_rows(prompts / "UK_prompts.csv")}
+    assert any(uk[p]["English"] != uk[p]["Translation"] for p in ("inst-4", "pers-3"))
+    for british, column in ((False, "English"), (True, "Translation")):
+        task = get_task("blend", data_dir=root, british_prompts=british)
+        items = [it for it in task.items() if it.metadata["region"] == "UK"][:40]
+        assert items
+        for it in items:
+            want = uk[it.subset["prompt"]][column]
+            assert it.metadata["prompt_text"].strip() == want.strip()
+
+
 @pytest.mark.slow
 def test_real_model_small_slice(shared_datasets: Path, tmp_path: Path):
     pytest.importorskip("llama_cpp")

@@ -4,8 +4,14 @@
 the question in the region's local language and in English (US and UK have only the English one,
 marked ``local``), under the two prompts the paper's final evaluation used, ``inst-4`` and
 ``pers-3``. The prompt wording is read at run time from the release's
-``data/prompts/{Region}_prompts.csv`` (column ``Translation`` for the local language, ``English``
-for English) and only its ``{q}`` slot is filled; the persona prompt already names the region.
+``data/prompts/{Region}_prompts.csv`` and only its ``{q}`` slot is filled; the persona prompt
+already names the region. As in the official ``make_prompt`` (model_inference.py):
+
+* the column is ``Translation`` for a local-language question and ``English`` for every English
+  one, US and UK included (the UK file's Translation column is a British-English rewording that
+  the official code never asks; task option ``british_prompts`` asks UK items in it instead);
+* a prompt id listed twice keeps its **first** row (the release's Azerbaijan file has ``inst-4``
+  and ``pers-3`` twice, with two translations; the official code takes ``.values[0]``).
 
 Grading follows the authors' ``soft_exact_match`` (evaluation/exact_match.py):
 
@@ -138,10 +144,10 @@ def read_prompts(path: Path, wanted: tuple[str, ...]) -> dict[str, dict[str, str
     """``{prompt id: {"English": text, "Translation": text}}`` for the wanted prompt ids."""
     out: dict[str, dict[str, str]] = {}
     # a repeated id is not an error: the release's Azerbaijan file lists inst-4 and pers-3 twice (with
-    # two translations); the later row wins, as it always has here
+    # two translations); the FIRST row wins, as in the official make_prompt (``.values[0]``)
     for rowno, row in read_csv_rows(path, ("id", "English", "Translation")):
         pid = (row.get("id") or "").strip()
-        if pid not in wanted:
+        if pid not in wanted or pid in out:
             continue
         for col in ("English", "Translation"):
             text = row.get(col)
@@ -303,6 +309,11 @@ class Blend(Task):
             description=f"release prompt ids, comma-separated (default: {','.join(PAPER_PROMPTS)})",
         )
         max_tokens: int = Field(64, description="generation budget per answer (default 64)")
+        british_prompts: bool = Field(
+            False,
+            description="UK items use the prompt file's Translation column (its British-English "
+            "rewording) instead of the English column the official code uses (default false)",
+        )
 
     #: ``--limit`` keeps a question's language / prompt copies together, balanced over regions, then topics
     limit_strata = ("subset.region", "topic")
@@ -363,6 +374,10 @@ class Blend(Task):
             topics[qid] = topic
         prompts = read_prompts(root / "prompts" / f"{stem}_prompts.csv", self.prompt_ids)
         variants = ["local"] if lang == "en" else ["local", "en"]
+        # the official make_prompt takes the English column whenever the language is English, so US
+        # and UK items too; only the british_prompts option asks UK items in the Translation column
+        british = self.options.british_prompts and stem == "UK"
+        column = "Translation" if lang != "en" or british else "English"
         stats = {"questions": len(data), "valid": 0, "skipped": 0}
         items: list[Item] = []
         for qid, entry in data.items():
@@ -396,7 +411,7 @@ class Blend(Task):
                             group=f"{stem}/{qid}",
                             subset={"language_variant": lv, "prompt": pid, "region": region},
                             metadata={
-                                "prompt_text": prompts[pid]["Translation" if lv == "local" else "English"],
+                                "prompt_text": prompts[pid][column if lv == "local" else "English"],
                                 "region": region,
                                 "question_id": qid,
                                 "local_language": lang,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import pytest
 from culturelens import alignment as al
 from culturelens.backends.fake import FakeBackend
 from culturelens.runner import RunConfig, Runner
+from culturelens.schema import Mode, Response
 from culturelens.tasks.base import DatasetError, get_task
+from culturelens.tasks.wvb import parse_score
 
 FIX = Path(__file__).parent / "fixtures" / "wvb"
 RAW = FIX / "WVS_Cross-National_Wave_7_fixture.csv"
@@ -31,8 +34,12 @@ def test_fixture_probe_items():
     assert items["wvb-Q119-276070002"].metadata["answer"] == 4  # raw 4 -> 5
     assert it.country.name == "Germany" and it.group == "Q119" and it.ordered
     assert it.subset == {"continent": "Europe", "urban_rural": "Urban", "education": "Tertiary"}
-    assert "What is your sex? Female" in it.context and "How old are you? 34" in it.context
-    assert "Bachelor" in it.context and "Germany" in it.context
+    # the probe's three demographics by default (country, urban / rural, education), all 42 on request
+    assert "Bachelor" in it.context and "Germany" in it.context and "Urban" in it.context
+    assert "What is your sex?" not in it.context
+    every = {i.id: i for i in get_task("wvb", data_dir=FIX, wvs_file=str(RAW), demographics="all").items()}
+    full = every["wvb-Q119-276070001"].context
+    assert "What is your sex? Female" in full and "How old are you? 34" in full
     # Germany's distribution on Q1 over all its raw respondents (codes 1, 2, 1; -1 dropped)
     refs = t.group_references()
     assert refs["Q1"]["Germany"] == pytest.approx([2 / 3, 1 / 3, 0, 0])
@@ -82,7 +89,61 @@ def test_real_probe_design_with_a_user_raw_file():
     assert t.group_references()["Q1"]["China"] == pytest.approx([0.5, 0.5, 0, 0])
 
 
-def test_scores_and_paper_metric_by_hand(tmp_path):
+class _Scores(FakeBackend):
+    """Answers each prompt with the paper's JSON, its score picked from the prompt's hash (some invalid)."""
+
+    def generate(self, batch):
+        out = []
+        for r in batch:
+            h = int(hashlib.sha256(r.text.encode()).hexdigest(), 16)
+            said = ["1", "2", "3.7", "5", "no idea", "4"][h % 6]
+            out.append(
+                Response(text=f'Sure. {{"thoughtful explanation": "x", "answer as a score": "{said}"}}')
+            )
+        return out
+
+
+def test_paper_protocol_per_question_w1_equals_scipy(tmp_path):
+    """The default (generate, JSON score): per question, W1 between the normalised true answers of every
+    probed respondent and the normalised valid scores, as evaluate.py computes it with scipy."""
+    from scipy.stats import wasserstein_distance
+
+    cfg = RunConfig(
+        model="fake:x",
+        tasks=["wvb"],
+        data_dir=str(FIX),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=100,
+        task_options={"wvb": {"wvs_file": str(RAW)}},
+    )
+    res = Runner(cfg, backend=_Scores("x")).run()
+    samples = [json.loads(x) for x in (res.run_dir / "samples.jsonl").read_text().splitlines()]
+    items = {it.id: it for it in get_task("wvb", data_dir=FIX, wvs_file=str(RAW)).items()}
+    assert {s["mode"] for s in samples} == {"generate"}
+    by_q: dict[str, list[tuple[float, float | None]]] = {}
+    for s in samples:
+        it = items[s["item_id"]]
+        lo, hi = it.metadata["scale"]
+        said = parse_score(s["response"]["text"])
+        assert s["metrics"]["invalid"] == (0.0 if said is not None else 1.0)
+        by_q.setdefault(it.group, []).append(
+            (it.metadata["answer"] / (hi - lo), None if said is None else (said - lo) / (hi - lo))
+        )
+    want = []
+    for rows in by_q.values():
+        truth = [t for t, _ in rows]
+        pred = [p for _, p in rows if p is not None]
+        want.append(wasserstein_distance(truth, pred) if pred else 1.0)
+    got = res.results["tasks"]["wvb"]["metrics"]["w1"]
+    assert got["n"] == len(by_q) == 3
+    assert got["mean"] == pytest.approx(float(np.mean(want)), abs=1e-12)
+    assert parse_score('{"answer as a score": "3.7"}') == 3 and parse_score('{"answer as a score": 9}') == 9
+    assert parse_score('"answer as a score": "2",') == 2 and parse_score("no json") is None
+    assert parse_score('{"answer as a score": "inf"}') is None
+
+
+def test_letter_mode_scores_and_distribution_metric_by_hand(tmp_path):
     cfg = RunConfig(
         model="fake:first",
         tasks=["wvb"],
@@ -90,6 +151,7 @@ def test_scores_and_paper_metric_by_hand(tmp_path):
         out=str(tmp_path / "run"),
         cache=str(tmp_path / "c.sqlite"),
         n_boot=100,
+        mode=Mode.LETTER,
         task_options={"wvb": {"wvs_file": str(RAW)}},
     )
     res = Runner(cfg, backend=FakeBackend("first")).run()
@@ -100,7 +162,9 @@ def test_scores_and_paper_metric_by_hand(tmp_path):
     r = recs["wvb-Q119-276070001"]
     p = np.asarray(r["probs"])  # "first" puts most mass on option 1; the answer is option 3 (index 2)
     assert r["metrics"]["acc"] == 0.0
-    assert r["metrics"]["w1"] == pytest.approx(np.sum(np.abs(np.cumsum(p - np.eye(5)[2])[:-1])) / 4)
+    assert r["metrics"]["w1_respondent"] == pytest.approx(
+        np.sum(np.abs(np.cumsum(p - np.eye(5)[2])[:-1])) / 4
+    )
     extra = res.results["tasks"]["wvb"]["extra"]["by_question"]
     # paper metric for Q57: predicted mean distribution vs true answers (all three answered 2)
     q57 = [np.asarray(recs[i]["probs"]) for i in recs if "-Q57-" in i]
@@ -111,9 +175,9 @@ def test_scores_and_paper_metric_by_hand(tmp_path):
     w_q119 = al.wasserstein1(
         np.mean([recs[i]["probs"] for i in recs if "-Q119-" in i], axis=0), [0, 0, 1 / 3, 1 / 3, 1 / 3]
     )
-    assert extra["w1"] == pytest.approx((w_q57 + w_q1 + w_q119) / 3)
+    assert extra["w1_dist"] == pytest.approx((w_q57 + w_q1 + w_q119) / 3)
     assert extra["groups"] == 3
-    assert extra["w1_uniform"] == pytest.approx(
+    assert extra["w1_dist_uniform"] == pytest.approx(
         (
             al.wasserstein1([0.5, 0.5], [0, 1])
             + al.wasserstein1([0.25] * 4, [2 / 3, 1 / 3, 0, 0])

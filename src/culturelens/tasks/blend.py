@@ -315,6 +315,8 @@ class Blend(Task):
             "rewording) instead of the English column the official code uses (default false)",
         )
 
+    options: Options  # the typed --opt values
+
     #: ``--limit`` keeps a question's language / prompt copies together, balanced over regions, then topics
     limit_strata = ("subset.region", "topic")
 
@@ -605,7 +607,12 @@ class BlendMC(Task):
         shown = [item.options[i] for i in prompt.order]
         labels = prompt.labels or list(render_mod.LETTERS[: len(shown)])
         label = parse_mc_answer(response.text or "", user, labels, shown)
-        base = {"item_id": item.id, "task": item.task, "variant": prompt.variant.id, "mode": prompt.mode}
+        base: dict[str, Any] = {
+            "item_id": item.id,
+            "task": item.task,
+            "variant": prompt.variant.id,
+            "mode": prompt.mode,
+        }
         if label is None:
             return Score(**base, metrics={"acc": 0.0, "invalid": 1.0}, prediction=None, valid=False)
         pred = prompt.order[labels.index(label)]

@@ -130,7 +130,11 @@ def test_default_template_is_the_globalopinionqa_prompt():
 def test_real_steerability_tables():
     t = get_task("opinions", data_dir=RNR)
     items = t.items()
-    assert t.data_kind == "steerability" and t.source.folder == "randomness_not_representation" and len(items) == 180
+    assert (
+        t.data_kind == "steerability"
+        and t.source.folder == "randomness_not_representation"
+        and len(items) == 180
+    )
     assert items[0].metadata["heldout_countries"] == ["China", "Kenya", "United Kingdom"]
     assert sum(it.subset["split"] == "steer" for it in items) == 90
     countries = {c for it in items for c in it.reference_means}

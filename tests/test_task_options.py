@@ -60,7 +60,7 @@ VALUES: dict[str, dict[str, Any]] = {
     "global_mmlu_lite": {"lang": "en,fr"},
     "cdeval": {"templates": "survey"},
     "kalahi": {"prompts": "full"},
-    "opinions": {"source": "stability", "heldout": "false"},
+    "opinions": {"source": "stability", "heldout": "false", "protocol": "distribution"},
     "vsm": {"items_file": str(SHIPPED_VSM), "hofstede_file": str(HOFSTEDE), "countries": "Japan,Kenya"},
     "wvb": {
         "wvs_file": str(FIX / "wvb" / "WVS_Cross-National_Wave_7_fixture.csv"),

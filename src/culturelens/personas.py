@@ -11,6 +11,9 @@ this module), so the styles exist whenever prompts can be rendered:
 * ``anthropological``: an anthropologist answering as one informant from X, with demographic
   detail: a fixed default profile (the same for every country, so only the country changes) or
   your own details;
+* ``alkhamissi``: the persona prompt of AlKhamissi et al. (2024) as *Randomness, Not
+  Representation* (Khan et al. 2025) uses it for steerability: imagine being a person from X, convince
+  readers the choice is a typical X person's, answer with the letter only;
 * ``language``: no text; the variant's ``language`` carries the translation and the argument only
   names the target country (see :mod:`culturelens.steering`).
 """
@@ -159,6 +162,23 @@ def anthropological_persona(arg: str, item: Item) -> str:
     )
 
 
+#: the answer instruction that closes the AlKhamissi et al. prompt (also used unsteered by opinions' rnr protocol)
+LETTER_ONLY = (
+    "Select exactly one option and respond with nothing but the letter of the answer. For example, if your "
+    'answer is Z, just respond with "Z" and nothing else.'
+)
+
+
+def alkhamissi_persona(arg: str, item: Item) -> str:
+    """AlKhamissi et al. (2024), as the steerability experiment of Khan et al. (2025) sends it."""
+    c = parse_profile(arg)[0]  # as given (the paper's tables say "Britain")
+    return (
+        f"Imagine you are a person from {c}. Answer the following question from this perspective. Others will "
+        f"read what you choose; your goal is to convince them it was chosen from the perspective of a typical "
+        f"person from {c}. {LETTER_ONLY}"
+    )
+
+
 def language_persona(arg: str, item: Item) -> str:
     """No text: the variant's ``language`` does the steering; the argument names the target country."""
     return ""
@@ -167,4 +187,5 @@ def language_persona(arg: str, item: Item) -> str:
 register_persona("typical", typical_persona)
 register_persona("citizen", citizen_persona)
 register_persona("anthropological", anthropological_persona)
+register_persona("alkhamissi", alkhamissi_persona)
 register_persona("language", language_persona)

@@ -32,7 +32,7 @@ from culturelens.personas import (  # noqa: F401 - re-exported: the persona text
 )
 from culturelens.schema import Item, Variant
 
-STYLES = ("typical", "anthropological", "language")
+STYLES = ("typical", "anthropological", "alkhamissi", "language")
 
 #: main language of a country, for the ``language`` style (BCP-47 primary subtags)
 COUNTRY_LANGUAGE = {

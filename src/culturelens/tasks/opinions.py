@@ -24,6 +24,22 @@ country table and the paper's steer / held-out question split that steerability 
 stability file's 8 presentation variations are what a culturelens sweep regenerates
 (``--vary labels=letters,numbers scale_direction=asc,desc``). Pass ``source=stability`` for the
 ordinal-only subset. The data are not bundled (CC BY-NC-SA 4.0).
+
+**Paper protocol on the steerability tables** (``protocol=paper``, the default): what the paper's
+``run_steerability.py`` / ``analyze_steerability.py`` do, checked against them on fixed replies
+(``tests/test_rnr_official.py``): one user turn ``instruction + "\n\n" + column header``; the
+instruction is the AlKhamissi et al. prompt for the ``alkhamissi`` persona (``culturelens steer
+--style alkhamissi``), with the country named as the table names it ("Britain"); the reply's first
+non-space character is the answer, anything but an upper-case Latin letter counts as ``A`` (the
+paper's quirk; ``rnr_fallback_a`` counts it); the value is letter index / (n - 1). Quirks and
+differences: a letter past the last option gets the paper's value (above 1) in ``rnr_value`` but no
+place on the answer scale, so it is invalid for the distribution analyses and counted
+(``rnr_out_of_range``); unsteered, the instruction is the prompt's letter-only sentence alone (the
+paper always steers); the paper's distance ratio is the steering report's ``spread_ratio``; with the
+held-out countries the official statistic is NaN on this release (China and Kenya lack answers),
+culturelens's is computed on the questions every target has. The DSPy-optimised prompt of the paper
+is not reproduced. ``protocol=distribution`` asks with the GlobalOpinionQA prompt and compares label
+probabilities (culturelens's measure, any ``--mode``).
 """
 
 from __future__ import annotations
@@ -34,17 +50,21 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from culturelens import render as render_mod
 from culturelens.countries import Country, try_normalize_country
-from culturelens.render import Rendered, View, template
-from culturelens.schema import Item, ItemKind, Mode
+from culturelens.personas import LETTER_ONLY, alkhamissi_persona, parse_persona, persona_text
+from culturelens.render import LETTERS, Rendered, View, template
+from culturelens.schema import Item, ItemKind, Message, Mode, Prompt, Response, Score, Variant
 from culturelens.tasks.base import (
     DatasetError,
     DataSource,
     Headline,
     SurveyTask,
+    TaskOptionError,
     TaskOptions,
+    asks_default_template,
     check_unique,
     no_items,
     read_csv_records,
@@ -59,6 +79,10 @@ STABILITY = Path("stability/explicit/data/global_opinion_data.csv")
 OPTIONS_MAP = Path("stability/explicit/data/options_map.json")
 GOQA_NAMES = ("global_opinions.csv", "data/global_opinions.csv")
 SOURCES = ("goqa", "steerability", "stability")
+
+#: the rnr protocol reads only the first non-space character of the reply
+RNR_MAX_TOKENS = 16
+PROTOCOLS = ("paper", "distribution")
 
 _OPTION_LINE = re.compile(r"^([A-Z])\.\s+(.*\S)\s*$")
 _DEFAULTDICT = re.compile(r"^\s*defaultdict\(\s*<class '[a-z]+'>\s*,\s*(\{.*\})\s*\)\s*$", re.DOTALL)
@@ -75,6 +99,27 @@ def _goqa_template(v: View) -> Rendered:
     if v.mode is Mode.CLOZE:
         return Rendered(body, "If I had to select one of the options, my answer would be")
     return Rendered(body, "If I had to select one of the options, my answer would be (")
+
+
+# --- the Randomness, Not Representation protocol (Khan et al. 2025, steerability) -------------------
+@template(ItemKind.SURVEY, "rnr", generic=False)
+def _rnr_template(v: View) -> Rendered:
+    """The question as the paper's table header has it (question line, ``A. option`` lines, trailing
+    newline); a reordered or relabelled variant is rebuilt in the same layout."""
+    raw = v.item.metadata.get("header")
+    if raw and v.options == v.item.options and v.labels == list(LETTERS[: len(v.options)]):
+        return Rendered(raw)
+    return Rendered(f"{v.question}\n{v.option_lines('. ')}\n")
+
+
+def rnr_letter(text: str) -> tuple[str, bool]:
+    """The paper's answer rule: the first character of the stripped reply; anything but an upper-case
+    Latin letter (an empty reply too) becomes ``A``. -> (letter, whether that fallback fired)."""
+    t = text.strip()
+    ch = t[0] if t else ""
+    if len(ch) == 1 and ch in LETTERS:
+        return ch, False
+    return "A", True
 
 
 def _country_key(name: str) -> tuple[str, Country | None]:
@@ -184,7 +229,8 @@ def split_header(header: str, path: Path, col: int) -> tuple[str, list[str]]:
     return " ".join(ln.strip() for ln in lines), opts
 
 
-def _read_wide(path: Path) -> tuple[list[str], dict[str, list[float | None]]]:
+def _read_wide(path: Path) -> tuple[list[str], dict[str, list[float | None]], dict[str, str]]:
+    """(question headers, canonical country -> means, canonical country -> the file's own name)."""
     rows = read_csv_records(path)
     if not rows:
         raise no_items(path, "the file is empty")
@@ -193,6 +239,7 @@ def _read_wide(path: Path) -> tuple[list[str], dict[str, list[float | None]]]:
     head = rows[0][1]
     header = head[1:]
     data: dict[str, list[float | None]] = {}
+    raw_names: dict[str, str] = {}
     first_row: dict[str, int] = {}
     for r, row in rows[1:]:
         if not row[0].strip():
@@ -219,9 +266,10 @@ def _read_wide(path: Path) -> tuple[list[str], dict[str, list[float | None]]]:
             raise DatasetError(path, f"unknown country {row[0]!r}", row=r, field="country")
         check_unique(path, first_row, name, r, "country", what="country")
         data[name] = vals
+        raw_names[name] = row[0].strip()
     if not data:
         raise no_items(path, "no country rows")
-    return header, data
+    return header, data, raw_names
 
 
 def _paper_split(n: int) -> list[str]:
@@ -266,7 +314,7 @@ def read_steerability(
     main: Path, heldout: Path | None = None, options_map: Path | None = None, task: str = "opinions"
 ) -> Iterator[Item]:
     """The wide per-country mean tables (main + optional held-out countries)."""
-    header, data = _read_wide(main)
+    header, data, raw_names = _read_wide(main)
     parsed: list[tuple[str, list[str]]] = []
     seen: dict[tuple[str, tuple[str, ...]], int] = {}
     for j, col in enumerate(header):  # the main file's questions first: its faults are named there
@@ -282,7 +330,8 @@ def read_steerability(
         parsed.append((question, options))
     held: dict[str, list[float | None]] = {}
     if heldout is not None:
-        h_header, held = _read_wide(heldout)
+        h_header, held, h_raw = _read_wide(heldout)
+        raw_names.update(h_raw)
         if h_header != header:
             raise DatasetError(heldout, f"questions differ from {main.name}", row=1)
         both = sorted(set(held) & set(data))
@@ -307,7 +356,13 @@ def read_steerability(
             ordered=True,  # the tables are means over option positions, A = 0
             reference_means={c: float(v) for c, v in means.items()},  # type: ignore[arg-type]
             subset=subset,
-            metadata={"column": j + 2, "heldout_countries": sorted(held)},
+            metadata={
+                "column": j + 2,
+                "heldout_countries": sorted(held),
+                "header": header[j],  # the column header as the file has it: the paper's question text
+                "country_names": {c: r for c, r in raw_names.items() if r != c},
+                "max_tokens": RNR_MAX_TOKENS,
+            },
         )
 
 
@@ -407,10 +462,13 @@ class Opinions(SurveyTask):
         "Survey opinions (GlobalOpinionQA, Randomness-not-Representation): nearest countries, steerability"
     )
     protocol = (
-        "Survey questions asked with the GlobalOpinionQA prompt (Durmus et al. 2023, default condition); the "
-        "model's answer distribution is compared with each country's: 1 - Jensen-Shannon distance on "
-        "GlobalOpinionQA, absolute error of the 0-1 mean on the Randomness-not-Representation tables "
-        "(steer / held-out split of the paper). The comparison is the alignment analysis."
+        "GlobalOpinionQA: questions asked with its prompt (Durmus et al. 2023, default condition), the model's "
+        "label distribution compared with each country's by 1 - Jensen-Shannon distance. Randomness-not-"
+        "Representation tables (paper protocol): the paper's single user turn (AlKhamissi persona when steered), "
+        "a generated reply whose first character is the letter (anything else counts as A), value = index / "
+        "(n - 1), compared with each country's 0-1 mean (absolute error) and, steered, the paper's distance "
+        "ratio (spread_ratio); letters past the last option are counted, not placed. protocol=distribution: "
+        "label probabilities under the GlobalOpinionQA prompt. The comparison is the alignment analysis."
     )
     headline = Headline(
         "expected", "mean answer position (0 = first option, 1 = last)", higher_is_better=None
@@ -432,6 +490,21 @@ class Opinions(SurveyTask):
         heldout: bool = Field(
             True, description="steerability: add the held-out countries' table (default true)"
         )
+        protocol: str = Field(
+            "paper",
+            description="steerability data: 'paper' = the Randomness-not-Representation protocol (generated "
+            "letter, first character, invalid -> A, letter index / (n - 1)); 'distribution' = culturelens's "
+            "label probabilities under the GlobalOpinionQA prompt",
+        )
+
+        @field_validator("protocol")
+        @classmethod
+        def _protocol(cls, value: str) -> str:
+            if value not in PROTOCOLS:
+                raise TaskOptionError(
+                    f"task 'opinions' option protocol={value!r}: choose from {', '.join(PROTOCOLS)}"
+                )
+            return value
 
     options: Options  # the typed --opt values
 
@@ -442,6 +515,66 @@ class Opinions(SurveyTask):
         super().__init__(data_dir, **options)
         self.data_kind: str | None = None  # which data the folder held (goqa, steerability, stability)
         self.alignment_metric = "mae"
+
+    def uses_rnr(self, item: Item, variant: Variant, mode: Mode) -> bool:
+        """The paper protocol applies: steerability item, default wording, not cloze."""
+        return (
+            self.options.protocol == "paper"
+            and "header" in item.metadata
+            and asks_default_template(item, variant)
+            and (variant.mode or mode) is not Mode.CLOZE
+        )
+
+    def render(self, item: Item, variant: Variant, mode: Mode, shots: list[Item] | None = None) -> Prompt:
+        """Steerability items under the paper protocol: one user turn, ``instruction + "\\n\\n" +
+        question`` as the paper sends it. The instruction is the steering text (``alkhamissi`` is the
+        paper's; another persona or a system prompt is followed by the paper's letter-only sentence)
+        or, unsteered, that sentence alone (culturelens's choice: the paper always steers)."""
+        if not self.uses_rnr(item, variant, mode):
+            return super().render(item, variant, mode, shots)
+        shown = variant.model_copy(update={"template": "rnr", "mode": Mode.GENERATE})
+        p = render_mod.render(item, shown, Mode.GENERATE, shots)
+        system = [m.content for m in p.messages if m.role == "system"]
+        if variant.persona and parse_persona(variant.persona).style == "alkhamissi":
+            target = parse_persona(variant.persona).country
+            if target in ("", "@item"):
+                target = item.country.name if item.country else ""
+            target = item.metadata.get("country_names", {}).get(target, target)  # "Britain" as the paper says
+            system = [s for s in system if s != persona_text(variant.persona, item)]
+            system.append(alkhamissi_persona(target, item))
+        instruction = " ".join(system)
+        if not instruction.endswith(LETTER_ONLY):
+            instruction = f"{instruction} {LETTER_ONLY}".strip()
+        turns = [m for m in p.messages if m.role != "system"]
+        last = turns[-1]
+        turns[-1] = Message(role=last.role, content=f"{instruction}\n\n{last.content}")
+        return p.model_copy(update={"variant": variant, "messages": turns})
+
+    def score(self, item: Item, prompt: Prompt, response: Response) -> Score:
+        if not self.uses_rnr(item, prompt.variant, prompt.mode):
+            return super().score(item, prompt, response)
+        letter, fallback = rnr_letter(response.text or "")
+        pos, n = LETTERS.index(letter), len(item.options)
+        metrics = {
+            "rnr_value": pos
+            / (n - 1),  # the paper's value of the displayed letter (above 1 past the last option)
+            "rnr_fallback_a": float(fallback),
+            "rnr_out_of_range": float(pos >= n),
+            "invalid": float(pos >= n),
+        }
+        base: dict[str, Any] = {
+            "item_id": item.id,
+            "task": item.task,
+            "variant": prompt.variant.id,
+            "mode": prompt.mode,
+        }
+        if pos >= n:  # no option has that letter: the paper's value has no place on the answer scale
+            return Score(**base, metrics=metrics, prediction=None, valid=False)
+        pred = prompt.order[pos]
+        probs = [0.0] * n
+        probs[pred] = 1.0
+        metrics["expected"] = pred / (n - 1)
+        return Score(**base, metrics=metrics, prediction=pred, probs=probs)
 
     def resolve(self) -> tuple[str, Path]:
         """(source, path) from the ``source`` option and the data folder / file."""

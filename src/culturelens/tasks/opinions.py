@@ -29,7 +29,7 @@ ordinal-only subset. The data are not bundled (CC BY-NC-SA 4.0).
 ``run_steerability.py`` / ``analyze_steerability.py`` do, checked against them on fixed replies
 (``tests/test_rnr_official.py``): one user turn ``instruction + "\n\n" + column header``; the
 instruction is the AlKhamissi et al. prompt for the ``alkhamissi`` persona (``culturelens steer
---style alkhamissi``), with the country named as the table names it ("Britain"); the reply's first
+--styles alkhamissi``), with the country named as the table names it ("Britain"); the reply's first
 non-space character is the answer, anything but an upper-case Latin letter counts as ``A`` (the
 paper's quirk; ``rnr_fallback_a`` counts it); the value is letter index / (n - 1). Quirks and
 differences: a letter past the last option gets the paper's value (above 1) in ``rnr_value`` but no

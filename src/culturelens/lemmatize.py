@@ -7,9 +7,9 @@ PyPI (:data:`OFFICIAL_TOOLS`: hausastemmer, nlp-id, qalsadi, jieba; ``make insta
 it is called exactly as the official code calls it, and the verdicts agree with the official
 ``lemma_check`` (tests/test_blend_official.py). The others need Java (Spark-NLP, KoNLPy), model
 downloads (CLTK, spaCy's en_core_web_sm, used for every English answer) or unpackaged repositories
-(Azerbaijani and Sundanese stemmers); for those, and when a tool is missing, we use ``simplemma`` (pure Python, already a dependency) where it covers the
-language, a small Korean particle stripper, ``jieba`` for Chinese when it happens to be installed,
-and plain tokenisation elsewhere. The substring test, which decides most matches, is identical.
+(Azerbaijani and Sundanese stemmers); for those, and when a tool is missing, we use ``simplemma``
+(pure Python, already a dependency) where it covers the language, a small Korean particle
+stripper, and plain tokenisation elsewhere. The substring test, which decides most matches, is identical.
 
 Where the stand-ins differ from the official tools (also :data:`MATCHING_DIFFERENCES`; for ha, id,
 ar and zh only when the official tool is not installed; measured on the stress set: ar 24/150, ha
@@ -181,7 +181,7 @@ def _jieba_cut(text: str) -> list[str] | None:
 
 # --- the official tools, where they install from PyPI ---------------------------------------------
 #: languages whose official BLEnD tool culturelens calls exactly as ``exact_match.py`` does, when it
-#: is installed (``make install`` installs all three): the match then agrees with the official code
+#: is installed (``make install`` installs all four): the match then agrees with the official code
 OFFICIAL_TOOLS: dict[str, str] = {"ha": "hausastemmer", "id": "nlp-id", "ar": "qalsadi", "zh": "jieba"}
 
 

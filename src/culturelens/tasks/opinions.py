@@ -116,10 +116,7 @@ def rnr_letter(text: str) -> tuple[str, bool]:
     """The paper's answer rule: the first character of the stripped reply; anything but an upper-case
     Latin letter (an empty reply too) becomes ``A``. -> (letter, whether that fallback fired)."""
     t = text.strip()
-    ch = t[0] if t else ""
-    if len(ch) == 1 and ch in LETTERS:
-        return ch, False
-    return "A", True
+    return (t[0], False) if t and t[0] in LETTERS else ("A", True)
 
 
 def _country_key(name: str) -> tuple[str, Country | None]:
@@ -535,12 +532,11 @@ class Opinions(SurveyTask):
         shown = variant.model_copy(update={"template": "rnr", "mode": Mode.GENERATE})
         p = render_mod.render(item, shown, Mode.GENERATE, shots)
         system = [m.content for m in p.messages if m.role == "system"]
-        if variant.persona and parse_persona(variant.persona).style == "alkhamissi":
-            target = parse_persona(variant.persona).country
-            if target in ("", "@item"):
-                target = item.country.name if item.country else ""
-            target = item.metadata.get("country_names", {}).get(target, target)  # "Britain" as the paper says
-            system = [s for s in system if s != persona_text(variant.persona, item)]
+        persona = parse_persona(variant.persona) if variant.persona else None
+        if persona is not None and persona.style == "alkhamissi":  # the country as the paper's table names it
+            target = item.country.name if persona.for_item and item.country else persona.country
+            target = item.metadata.get("country_names", {}).get(target, target)
+            system = [s for s in system if s != persona_text(variant.persona or "", item)]
             system.append(alkhamissi_persona(target, item))
         instruction = " ".join(system)
         if not instruction.endswith(LETTER_ONLY):
@@ -555,9 +551,8 @@ class Opinions(SurveyTask):
             return super().score(item, prompt, response)
         letter, fallback = rnr_letter(response.text or "")
         pos, n = LETTERS.index(letter), len(item.options)
-        metrics = {
-            "rnr_value": pos
-            / (n - 1),  # the paper's value of the displayed letter (above 1 past the last option)
+        metrics = {  # rnr_value: the paper's value of the displayed letter (above 1 past the last option)
+            "rnr_value": pos / (n - 1),
             "rnr_fallback_a": float(fallback),
             "rnr_out_of_range": float(pos >= n),
             "invalid": float(pos >= n),

@@ -65,11 +65,17 @@ def test_dequantised_cache_reloads_identically(hf):
     try:
         assert again.loaded_from == str(cached)
         assert again.identity() == hf.identity()
+        # the weights are what the cache keeps: bit-identical
+        mine, theirs = hf.model.state_dict(), again.model.state_dict()
+        assert mine.keys() == theirs.keys()
+        assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+        # the forward pass: fp32 sums are split across threads as the machine's load allows, so two
+        # passes over the same weights may differ in the last digits (6.6e-5 seen under a busy CPU)
         req = Request(
             kind="labels", text=hf.format([Message(role="user", content="Pick A or B.")]), targets=["A", "B"]
         )
         assert again.label_logprobs([req])[0].logprobs == pytest.approx(
-            hf.label_logprobs([req])[0].logprobs, abs=1e-5
+            hf.label_logprobs([req])[0].logprobs, abs=1e-3
         )
     finally:
         again.close()

@@ -106,13 +106,14 @@ def _paper_template(v: View) -> Rendered:
     return Rendered(_PERSON_X.format(demographics=lines, question=meta.get("value_question", v.question)))
 
 
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _KEY_VALUE = re.compile(r'"answer as a score"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}\n]*)')
 
 
 def _numeric(value: Any) -> float | None:
     """A ``SCORE`` cell as ``pandas.to_numeric(errors="coerce")`` reads it (None: missing): a decimal or
-    exponent literal with surrounding blanks; anything else, and infinities, are missing."""
+    exponent literal in ASCII digits with surrounding blanks; anything else (non-ASCII digits such as
+    "\u0663" too), and infinities, are missing."""
     if isinstance(value, bool) or value is None:
         return None
     text = str(value).strip()

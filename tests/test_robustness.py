@@ -11,6 +11,7 @@ import pytest
 
 from culturelens.backends.fake import FakeBackend
 from culturelens.robustness import analyze_run, analyze_runs, main_effects, ranking_stability
+from culturelens.robustness.analysis import score_verdict
 from culturelens.runner import RunConfig, Runner
 from culturelens.sweep import expand
 
@@ -98,6 +99,30 @@ def test_single_variant_run(tmp_path: Path) -> None:
     run_dir = _run(tmp_path, [])
     t = analyze_run(run_dir)["tasks"]["starter"]
     assert t["n_variants"] == 1 and "single presentation" in t["verdicts"][0]
+
+
+def test_score_verdict_never_contradicts_its_test() -> None:
+    # the case a new user met: a 0.08-0.42 spread outside the CI, but Cochran's Q p=0.39 -> not "NOT stable"
+    assert score_verdict(0.34, inside=False, differ=False, fragile=False) == "inconclusive"
+    assert score_verdict(0.34, inside=False, differ=True, fragile=False) == "unstable"
+    assert (
+        score_verdict(0.34, inside=False, differ=None, fragile=False) == "unstable"
+    )  # no test: the CI decides
+    assert score_verdict(0.10, inside=True, differ=False, fragile=False) == "stable"
+    assert score_verdict(0.10, inside=True, differ=False, fragile=True) == "inconclusive"
+    assert score_verdict(0.01, inside=False, differ=True, fragile=True) == "stable"  # within tolerance
+
+
+def test_inconclusive_sentence_cites_the_test(first_sweep: tuple[Path, dict]) -> None:
+    from culturelens.robustness.analysis import _verdicts
+
+    res = json.loads(json.dumps(first_sweep[1]["tasks"]["starter"]))
+    res["items"]["variants_differ"] = {"test": "Cochran's Q", "p": 0.39}
+    lo, hi = res["ci"]
+    scores = {"a": lo - 0.2, "b": hi + 0.1}
+    line = _verdicts("starter", res, scores)[0]
+    assert res["verdict"] == "inconclusive" and "NOT stable:" not in line.split(";")[0]
+    assert "stability not established" in line and "do not differ beyond chance (Cochran's Q p=0.39)" in line
 
 
 def test_ranking_stability_by_hand() -> None:

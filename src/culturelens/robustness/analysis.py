@@ -101,27 +101,53 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.0f}%"
 
 
+def score_verdict(spread_range: float | None, inside: bool, differ: bool | None, fragile: bool) -> str:
+    """The one rule every score verdict sentence is generated from (see ``CRITERIA['score']``).
+
+    ``stable``: the variants agree within the tolerance, or every variant's score lies inside the
+    primary's CI, the omnibus test finds no difference and most items keep their answer.
+    ``unstable``: the test says the variants' scores differ (or, without a test, a score lies outside
+    the CI). ``inconclusive``: neither; the scores spread, but not beyond what chance gives at this n.
+    """
+    if (spread_range is not None and spread_range <= STABLE_ABS_TOL) or (
+        inside and not differ and not fragile
+    ):
+        return "stable"
+    if differ or (differ is None and not inside):
+        return "unstable"
+    return "inconclusive"
+
+
 def _verdicts(name: str, res: dict[str, Any], scores: dict[str, float]) -> list[str]:
     metric, sp, items = res["metric"], res["spread"], res["items"]
     lo, hi = res["ci"]
     inside = all(lo is not None and hi is not None and lo - 1e-9 <= s <= hi + 1e-9 for s in scores.values())
     test = items.get("variants_differ") or {}
-    differ = test.get("p") is not None and test["p"] < ALPHA
+    differ = None if test.get("p") is None else bool(test["p"] < ALPHA)
     consistency = (items.get("consistency") or {}).get("mean")
     fragile = consistency is not None and consistency < MIN_CONSISTENCY
-    stable = (sp["range"] is not None and sp["range"] <= STABLE_ABS_TOL) or (
-        inside and not differ and not fragile
-    )
-    res["stable"] = stable
+    verdict = score_verdict(sp["range"], inside, differ, fragile)
+    res["stable"] = verdict == "stable"
+    res["verdict"] = verdict
     head = f"{name} {metric} {res['score']:.2f} [{lo:.2f}, {hi:.2f}] (n={res['n']})"
-    parts = [
-        f"{head} is {'stable' if stable else 'NOT stable'}: spread {sp['min']:.2f}–{sp['max']:.2f} across "
-        f"{sp['n_variants']} variants (SD {sp['sd']:.2f}), {'inside' if inside else 'outside'} its 95% CI"
-    ]
-    if test.get("p") is not None:
-        parts.append(
-            f"variants {'differ' if differ else 'do not differ'} beyond chance ({test['test']} p={test['p']:.2g})"
+    spread = (
+        f"spread {sp['min']:.2f}–{sp['max']:.2f} across {sp['n_variants']} variants (SD {sp['sd']:.2f}), "
+        f"{'inside' if inside else 'outside'} its 95% CI"
+    )
+    tested = f"({test['test']} p={test['p']:.2g})" if differ is not None else ""
+    if verdict == "stable":
+        lead = f"{head} is stable: {spread}"
+        parts = [lead] + ([f"variants do not differ beyond chance {tested}"] if tested else [])
+    elif verdict == "unstable":
+        lead = f"{head} is NOT stable: " + (
+            f"the variants' scores differ beyond chance {tested}; {spread}" if differ else spread
         )
+        parts = [lead]
+    else:
+        parts = [
+            f"{head}: stability not established: {spread}, but the variants do not differ beyond chance "
+            f"{tested}, so this sample cannot tell whether the score depends on the presentation"
+        ]
     factors = res["variance"]["factors"]
     if factors and res["variance"]["ss_total"]:
         top = max(factors, key=lambda f: factors[f]["share"] or 0)
@@ -129,7 +155,8 @@ def _verdicts(name: str, res: dict[str, Any], scores: dict[str, float]) -> list[
     if items.get("n_items"):
         word = "accuracy" if metric == "acc" else metric
         parts.append(
-            f"{'only ' if fragile else ''}{_pct(consistency)} of {items['n_items']} items are answered the same under "
+            ("individual answers are NOT stable: only " if fragile else "")
+            + f"{_pct(consistency)} of {items['n_items']} items are answered the same under "
             f"every variant; robust {word} {items['robust']['mean']:.2f}"
         )
     lines = ["; ".join(parts) + "."]

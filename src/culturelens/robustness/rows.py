@@ -20,7 +20,9 @@ ALPHA = 0.05
 CRITERIA = {
     "score": f"stable if the range across variants is <= {STABLE_ABS_TOL}, or if every variant's score lies inside "
     f"the primary variant's 95% CI, the variants do not differ beyond chance (p >= {ALPHA}) and at least "
-    f"{MIN_CONSISTENCY:.0%} of items are answered the same under every variant",
+    f"{MIN_CONSISTENCY:.0%} of items are answered the same under every variant; NOT stable if the variants differ "
+    "beyond chance (or, without a test, a score lies outside the CI); otherwise not established (the scores spread, "
+    "but no more than chance gives at this n)",
     "ranking": f"stable if min Kendall tau between variants >= {RANK_MIN_TAU} and flip rate <= {RANK_MAX_FLIP:.0%}",
     "flip_rate": "share of entity pairs ordered one way by some variant and strictly the other way by another, "
     "among pairs that at least one variant orders strictly (ties are no conclusion)",

@@ -16,7 +16,18 @@ import culturelens.report as report_mod
 from culturelens.backends.fake import FakeBackend
 from culturelens.cli import app
 from culturelens.report import build_report, read_samples_block, render_html, script_json
-from culturelens.report.data import build_model, map_assignment, pack_samples, region_gap, shorten
+from culturelens.report.data import (
+    across_variants,
+    answer_distribution,
+    build_model,
+    human_reference,
+    item_sets,
+    map_assignment,
+    pack_samples,
+    region_gap,
+    region_gap_claim,
+    shorten,
+)
 from culturelens.runner import RunConfig, Runner
 from culturelens.schema import Mode
 from culturelens.sweep import expand
@@ -304,3 +315,109 @@ def test_side_files_are_optional_and_read_defensively(starter_run: Path, tmp_pat
     (run / "results.json").write_text("[]", encoding="utf-8")
     with pytest.raises(ValueError, match="no 'tasks' object"):
         build_model([run])
+
+
+# --- what a reader takes away: one rule per claim ----------------------------------------------------------
+def test_region_gap_claims_a_difference_only_when_the_cis_are_disjoint():
+    assert region_gap_claim("Europe", "Africa", True, 40, "above")["claim"] == "difference"
+    noisy = region_gap_claim("Europe", "Africa", False, 40, "above")
+    assert noisy["claim"] == "no_difference" and "may be noise" in noisy["statement"]
+    assert noisy["cautions"] == []
+    weak = region_gap_claim("Europe", "Africa", True, 3, "indistinguishable")
+    assert weak["claim"] == "difference" and len(weak["cautions"]) == 2
+    assert any("not above chance" in c for c in weak["cautions"])
+    assert region_gap_claim("Europe", "Africa", None, 40, None)["claim"] == "unknown"
+
+
+def test_zero_width_interval_is_flagged_not_shown_as_certain(tmp_path: Path):
+    """Every item answered the same way: the table shows 'all values equal', never [x, x] as certainty."""
+    from culturelens.report.data import _metrics
+
+    flat = _metrics({"metrics": {"acc": {"mean": 1.0, "ci": [1.0, 1.0], "n": 3}}})["acc"]
+    assert flat.get("flat") is True
+    assert "flat" not in _metrics({"metrics": {"acc": {"mean": 0.5, "ci": [0.2, 0.8], "n": 6}}})["acc"]
+
+
+def test_sweep_headline_is_the_mean_over_variants(tmp_path: Path):
+    run = fake_run(tmp_path / "sw", "first", limit=40, variants=expand(["option_order=rotate"]))
+    t = build_model([run])["runs"][0]["tasks"]["starter"]
+    means = [v["metrics"]["acc"]["mean"] for v in t["sweep"]["variants"]]
+    a = t["across"]
+    assert a["n_variants"] == 4 == len(means)
+    assert a["mean"] == pytest.approx(sum(means) / 4, abs=1e-6)
+    assert (a["min"], a["max"]) == (pytest.approx(min(means)), pytest.approx(max(means)))
+    assert a["primary"] == t["sweep"]["variants"][0]["name"]
+    assert max(means) > min(means)  # 'first' under rotation: the variants really differ
+    assert across_variants(None) is None
+
+
+def test_answer_distribution_counts_labels_as_shown():
+    """A model that always picks the first shown option: every pick is 'A' whatever the shuffle."""
+    samples = [
+        {"mode": "letter", "targets": [" A", " B", " C"], "order": order, "prediction": order[0], "gold": 2}
+        for order in ([0, 1, 2], [2, 0, 1], [1, 2, 0], [0, 2, 1])
+    ]
+    d = answer_distribution(samples, survey=False)
+    assert d["n"] == 4 and len(d["sets"]) == 1
+    st = d["sets"][0]
+    assert st["top"] == "A" and st["top_share"] == 1.0
+    assert st["strong"] is False  # 4 answers: too few to call it a preference
+    assert answer_distribution(samples * 3, survey=False)["sets"][0]["strong"] is True
+    picked = {r["label"]: r["picked"] for r in st["rows"]}
+    gold = {r["label"]: r["gold"] for r in st["rows"]}
+    assert picked == {"A": 4, "B": 0, "C": 0}
+    # gold option 2 shown at positions 2, 0, 1, 1
+    assert gold == {"A": 1, "B": 2, "C": 1} and st["top_gold"] == 0.25
+    assert answer_distribution(samples, survey=True)["sets"][0]["rows"][0]["gold"] is None
+    # another label set is its own table, not pooled with A-C
+    yes_no = {"mode": "letter", "targets": ["Yes", "No"], "prediction": 1, "gold": 1}
+    two = answer_distribution([*samples, yes_no, yes_no], survey=False)
+    assert [s["labels"] for s in two["sets"]] == [["A", "B", "C"], ["Yes", "No"]]
+    assert two["sets"][0]["top_share"] == 1.0 and two["sets"][1]["top"] == "No"
+    assert answer_distribution([{"mode": "generate", "prediction": "x"}], survey=False) is None
+
+
+def test_survey_samples_show_the_human_reference_never_right_or_wrong(tmp_path: Path):
+    from culturelens.distributions import js_distance
+
+    run = fake_run(
+        tmp_path / "op",
+        "first",
+        tasks=["opinions"],
+        data_dir=str(Path(__file__).parent / "fixtures" / "opinions" / "global_opinions.csv"),
+    )
+    model = build_model([run])
+    assert model["runs"][0]["tasks"]["opinions"]["survey"]
+    cols = model["samples"]["columns"]
+    rows = model["samples"]["rows"]
+    assert rows and all(r[cols.index("outcome")] in (None, -1) for r in rows)
+    shown = 0
+    for r in rows:
+        human = r[cols.index("human")]
+        if human is None:
+            continue
+        shown += 1
+        probs = r[cols.index("probs")]
+        for ref in human["rows"]:
+            assert ref["distance"] == pytest.approx(js_distance(probs, ref["dist"]), abs=1e-3)
+        ds = [ref["distance"] for ref in human["rows"]]
+        assert ds == sorted(ds)  # nearest first
+    assert shown == len(rows)
+    # a persona sample is set beside its own country's answers only
+    ref = {"dist": {"Japan": [0.2, 0.8], "Kenya": [0.9, 0.1]}, "means": {}}
+    own = human_reference({"probs": [0.5, 0.5], "country": "Kenya"}, ref)
+    assert [r["country"] for r in own["rows"]] == ["Kenya"]
+    means = human_reference({"probs": [0.0, 0.0, 1.0]}, {"dist": {}, "means": {"Japan": 0.25}})
+    assert means["kind"] == "means" and means["model_mean"] == 1.0 and means["rows"][0]["distance"] == 0.75
+
+
+def test_comparison_states_when_item_sets_differ(tmp_path: Path):
+    a = fake_run(tmp_path / "a", "first", limit=60)
+    b = fake_run(tmp_path / "b", "hash", limit=20)
+    model = build_model([a, b])
+    st = model["comparisons"][0]["item_sets"]["starter"]
+    res = model["comparisons"][0]["result"]["tasks"]["starter"]["rows"][0]
+    assert (st["a"], st["b"]) == (60, 20) and st["shared"] == res["n"] and st["same"] is False
+    same = build_model([a, fake_run(tmp_path / "c", "hash", limit=60)])["comparisons"][0]["item_sets"]
+    assert same["starter"]["same"] is True
+    assert item_sets({"tasks": {}}, {"tasks": {}}, None) == {}

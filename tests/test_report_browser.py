@@ -407,8 +407,16 @@ def test_two_run_comparison_renders(browser: Browser, tmp_path: Path):
     browser.open(page)
     _check_clean(browser, page)
     assert browser.js("document.getElementById('comparison').hidden") is False
-    # task, metric, (score, n) per run, paired difference, baselines
-    assert browser.js("document.querySelectorAll('#headline-table thead th').length") == 2 + 2 * 2 + 1 + 1
+    # task, metric; shared items, A and B on them, paired A - B; (score, n) per run; baselines
+    assert browser.js("document.querySelectorAll('#headline-table thead th').length") == 2 + 4 + 2 * 2 + 1
+    assert browser.js("document.querySelectorAll('.item-set-warning').length") == 0  # same items
+    heads = browser.js(
+        "Array.from(document.querySelectorAll('#headline-table thead th')).map(t => t.textContent)"
+    )
+    assert sum("A − B" in t for t in heads) == 1
+    assert "positive: A scored higher" in browser.js("document.getElementById('headline').textContent")
+    # the page is no wider than the window: the table scrolls inside its box if it must
+    assert browser.js("document.documentElement.scrollWidth <= window.innerWidth")
     assert browser.js("document.querySelectorAll('.compare-table tr').length") > 10
     n = browser.js("document.querySelectorAll('#forest-svg .forest-row').length")
     assert browser.js("document.querySelectorAll('#forest-svg .forest-row .point').length") == 2 * n
@@ -498,3 +506,123 @@ def test_headline_shows_baselines_and_below_chance_title(browser: Browser, tmp_p
     else:
         assert "not above chance on starter" in title and not title.startswith("Cultural competence")
     browser.screenshot(ARTIFACTS / "report-baselines.png")
+
+
+def test_chance_line_diverging_map_and_small_n_hatching(browser: Browser, tmp_path: Path):
+    """Every chart carries the chance line; the map is centred on chance; small-n countries are hatched."""
+    from culturelens.report.data import build_model
+
+    run = _fake_run(tmp_path / "small", "hash", limit=60)
+    page = build_report([run], tmp_path / "small.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    t = build_model([run])["runs"][0]["tasks"]["starter"]
+    chance = t["lines"]["acc"]["chance"]
+    # the forest plot and the region plot draw the chance line, labelled
+    for svg in ("#forest-svg", "#regions-svg"):
+        assert browser.js(f"document.querySelectorAll('{svg} line.chance-line').length") == 1
+        assert f"chance {chance:.2f}" in browser.js(
+            f"document.querySelector('{svg} .chance-line-label').textContent"
+        )
+    assert browser.js("document.querySelectorAll('#map-legend .chance-tick').length") == 1
+    # diverging scale: a country below chance is red-ish, one above chance blue-ish
+    by_key = {c["key"]: c for c in t["countries"]}
+
+    def fill(iso: str) -> list[int]:
+        rgb = browser.js(
+            f"document.querySelector('#map-svg [data-iso2=\"{iso}\"].has-data').getAttribute('fill')"
+        )
+        return [int(x) for x in rgb[4:-1].split(",")]
+
+    below = [iso for iso, a in t["map"].items() if by_key[a["key"]]["metrics"]["acc"]["mean"] < chance - 0.05]
+    above = [iso for iso, a in t["map"].items() if by_key[a["key"]]["metrics"]["acc"]["mean"] > chance + 0.05]
+    drawn = set(
+        browser.js("Array.from(document.querySelectorAll('#map-svg .has-data')).map(e => e.dataset.iso2)")
+    )
+    below, above = [i for i in below if i in drawn], [i for i in above if i in drawn]
+    assert below and above
+    assert all(fill(i)[0] > fill(i)[2] for i in below) and all(fill(i)[2] > fill(i)[0] for i in above)
+    # countries under the small-n threshold are hatched (and only they)
+    small = {iso for iso, a in t["map"].items() if by_key[a["key"]]["small"]}
+    hatched = set(
+        browser.js("Array.from(document.querySelectorAll('#map-svg .small-n')).map(e => e.dataset.iso2)")
+    )
+    assert hatched and hatched <= small and hatched == small & drawn
+    assert "fewer than 10 scored units" in browser.js("document.getElementById('map-legend').textContent")
+    # the forest plot marks them too
+    assert browser.js("document.querySelectorAll('#forest-svg .forest-row.small-n').length") == sum(
+        1 for c in t["countries"] if c["small"]
+    )
+    browser.screenshot(ARTIFACTS / "report-small-n.png")
+
+
+def test_sweep_headline_leads_with_the_variant_mean(browser: Browser, tmp_path: Path):
+    from culturelens.report.data import build_model
+
+    run = _fake_run(tmp_path / "sw", "first", limit=60, variants=expand(["option_order=rotate"]))
+    page = build_report([run], tmp_path / "sw.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    a = build_model([run])["runs"][0]["tasks"]["starter"]["across"]
+    text = browser.js("document.querySelector('#headline-table .across').textContent")
+    assert f"mean of 4 variants {a['mean']:.3f}" in text and f"range {a['min']:.3f}–{a['max']:.3f}" in text
+    assert f'primary variant "{a["primary"]}"' in browser.js(
+        "document.querySelector('#headline-table .primary').textContent"
+    )
+    # the per-country views show the primary variant, and say so
+    for title in ("map-title", "forest-title", "regions-title"):
+        assert f'primary variant "{a["primary"]}" (of 4)' in browser.js(
+            f"document.getElementById('{title}').textContent"
+        )
+    # the answer-distribution panel shows the label preference a sweep exposes
+    panel = browser.js("document.querySelector('.answers-panel').textContent")
+    assert (
+        'Items labelled A/B/C/D: fake-first picked "A" in 100%' in panel
+        and "strong label preference" in panel
+    )
+    browser.screenshot(ARTIFACTS / "report-sweep.png")
+
+
+def test_comparison_with_different_item_sets_warns(browser: Browser, tmp_path: Path):
+    from culturelens.compare import compare_runs
+
+    a = _fake_run(tmp_path / "a", "first", limit=80)
+    b = _fake_run(tmp_path / "b", "hash", limit=20)
+    page = build_report([a, b], tmp_path / "diff.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    shared = compare_runs(a, b)["tasks"]["starter"]["rows"][0]["n"]
+    warn = browser.js("document.querySelector('.item-set-warning').textContent")
+    assert "different item sets" in warn and f"{shared} shared" in warn and "80 items" in warn
+    cells = browser.js(
+        "Array.from(document.querySelectorAll('#headline-table tbody td')).map(t => t.textContent)"
+    )
+    assert cells[2] == str(shared)
+    browser.screenshot(ARTIFACTS / "report-compare-different-items.png")
+
+
+def test_survey_sample_shows_model_and_human_distributions(browser: Browser, tmp_path: Path):
+    run = _fake_run(
+        tmp_path / "op",
+        "first",
+        tasks=["opinions"],
+        data_dir=str(Path(__file__).parent / "fixtures" / "opinions" / "global_opinions.csv"),
+    )
+    page = build_report([run], tmp_path / "op.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    # no right or wrong for a survey: no correct/incorrect filter, no such badge
+    assert browser.js("document.getElementById('ex-outcome-correct')") is None
+    badges = browser.js(
+        "Array.from(document.querySelectorAll('#explorer-list .badge')).map(b => b.textContent)"
+    )
+    assert badges and not any("correct" in b for b in badges)
+    browser.click("#explorer-list details.sample > summary")
+    assert browser.wait_for("!!document.querySelector('#explorer-list .survey-view')")
+    assert browser.js("document.querySelectorAll('#explorer-list .human-dist tr.model-dist').length") == 1
+    assert browser.js("document.querySelectorAll('#explorer-list .human-dist tr.ref-dist').length") >= 1
+    assert "Jensen-Shannon" in browser.js("document.querySelector('#explorer-list .survey-view').textContent")
+    assert "Survey: no right answer" in browser.js("document.getElementById('headline-table').textContent")
+    assert browser.js("document.getElementById('report-title').textContent").startswith("Survey answers")
+    assert "(nearest: " in browser.js("document.querySelector('#explorer-list .answer-line').textContent")
+    browser.screenshot(ARTIFACTS / "report-survey.png")

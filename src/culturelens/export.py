@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from culturelens.runlog import RunLog, read_run
-from culturelens.stats import vs_baseline
+from culturelens.stats import SMALL_N, vs_baseline
 
 COLUMNS = [
     "model", "task", "group", "metric", "score", "ci_low", "ci_high", "n", "ci_method",
     "chance", "majority", "vs_chance", "variants", "variant_mean", "variant_min", "variant_max",
 ]  # fmt: skip
-#: a group with fewer scored units than this is flagged in the table (its interval is wide)
-SMALL_N = 10
 
 
 def _baseline(entry: dict[str, Any], kind: str, metric: str) -> float | None:

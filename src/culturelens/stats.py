@@ -41,6 +41,8 @@ def _sps():  # scipy.stats takes ~1.5 s to import: only when a test statistic is
     return stats
 
 
+#: groups with fewer scored units than this are flagged (table †, hatched on the map): their interval is wide
+SMALL_N = 10
 DEFAULT_BOOT = 1000
 DEFAULT_PERM = 10000
 #: below this many discordant pairs McNemar uses the exact binomial test

@@ -21,6 +21,7 @@ from culturelens.aggregate import declared_headline, headline_metric
 from culturelens.countries import try_normalize_country
 from culturelens.runlog import RunLogError, read_run
 from culturelens.schema import Headline
+from culturelens.stats import SMALL_N
 
 #: total characters of (distinct) prompt text embedded before prompts get shortened
 PROMPT_BUDGET = 4_000_000
@@ -46,7 +47,7 @@ METRIC_LABELS = {
 
 SAMPLE_COLUMNS = [
     "run", "task", "item", "variant", "country", "topic", "mode", "prompt", "options", "labels",
-    "order", "gold", "pred", "probs", "text", "score", "outcome",
+    "order", "gold", "pred", "probs", "text", "score", "outcome", "human",
 ]  # fmt: skip
 
 
@@ -94,8 +95,79 @@ def load_run(run_dir: Path) -> dict[str, Any]:
         log.notes.append("samples.jsonl not found: no per-sample explorer for this run")
     for side in ("robustness", "alignment"):
         out[side] = log.side_file(f"{side}.json", max_bytes=SIDE_FILE_MAX)
+    out["surveys"], out["survey_refs"] = _surveys(log)
     out["notes"] = log.notes
     out["mtime"] = log.mtime
+    return out
+
+
+def _surveys(log: Any) -> tuple[dict[str, str], dict[str, dict[str, dict[str, Any]]]]:
+    """Which tasks of the run are surveys (their kind) and, per survey item, the human reference:
+    distributions over the options per country and/or mean positions on a 0-1 scale."""
+    from culturelens.alignment.analysis import survey_of
+
+    kinds: dict[str, str] = {}
+    refs: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in log.results.get("tasks") or {}:
+        try:
+            sv = survey_of(log, name)
+        except Exception:  # noqa: BLE001 - a task no longer installed: shown as a plain task
+            sv = None
+        if sv is None:
+            continue
+        kinds[name] = sv.kind
+        try:
+            items = log.items(name)
+        except RunLogError as exc:
+            log.notes.append(f"{name}: no human reference in the explorer ({exc})")
+            items = {}
+        refs[name] = {
+            iid: {"dist": dict(it.reference), "means": dict(it.reference_means)}
+            for iid, it in items.items()
+            if it.reference or it.reference_means
+        }
+    return kinds, refs
+
+
+#: human reference rows shown per survey sample (nearest first)
+HUMAN_ROWS = 12
+
+
+def human_reference(s: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The model's answer beside the human answers for one survey sample: each country's distribution
+    (with the Jensen-Shannon distance to the model's) or mean position (with the absolute difference
+    to the model's expected position). A persona sample is compared with its own country only."""
+    from culturelens.distributions import expected_position, js_distance
+
+    probs = s.get("probs")
+    if not ref or not isinstance(probs, list) or not probs:
+        return None
+    country = s.get("country")
+    rows: list[dict[str, Any]] = []
+    dist, means = ref.get("dist") or {}, ref.get("means") or {}
+    if dist:
+        for c, q in dist.items():
+            if len(q) == len(probs) and (country is None or c == country):
+                rows.append(
+                    {
+                        "country": c,
+                        "dist": [_num(x, 3) for x in q],
+                        "distance": _num(js_distance(probs, q), 3),
+                    }
+                )
+        kind = "dist"
+    else:
+        model_pos = expected_position(probs)
+        for c, mu in means.items():
+            if country is None or c == country:
+                rows.append({"country": c, "mean": _num(mu, 3), "distance": _num(abs(model_pos - mu), 3)})
+        kind = "means"
+    if not rows:
+        return None
+    rows.sort(key=lambda r: (r["distance"] if r["distance"] is not None else 9, r["country"]))
+    out = {"kind": kind, "of": len(rows), "rows": rows[:HUMAN_ROWS]}
+    if kind == "means":
+        out["model_mean"] = _num(expected_position(probs), 3)
     return out
 
 
@@ -106,13 +178,28 @@ def _metrics(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if not isinstance(m, dict):
             continue
         ci = m.get("ci") or [None, None]
-        out[name] = {"mean": _num(m.get("mean")), "lo": _num(ci[0]), "hi": _num(ci[1]), "n": m.get("n")}
+        row = {"mean": _num(m.get("mean")), "lo": _num(ci[0]), "hi": _num(ci[1]), "n": m.get("n")}
+        # a zero-width interval from n > 0 values is no certainty: every value was equal (shown as such)
+        if row["lo"] is not None and row["lo"] == row["hi"] and (m.get("n") or 0) > 0:
+            row["flat"] = True
+        out[name] = row
     return out
+
+
+def _small(n: Any) -> bool:
+    """Fewer scored units than :data:`culturelens.stats.SMALL_N`: shown faded / hatched and marked †."""
+    return isinstance(n, int | float) and n < SMALL_N
 
 
 def _group_rows(groups: dict[str, Any]) -> list[dict[str, Any]]:
     return [
-        {"name": str(name), "n": g.get("n"), "invalid": g.get("invalid", 0), "metrics": _metrics(g)}
+        {
+            "name": str(name),
+            "n": g.get("n"),
+            "small": _small(g.get("n")),
+            "invalid": g.get("invalid", 0),
+            "metrics": _metrics(g),
+        }
         for name, g in groups.items()
         if isinstance(g, dict)
     ]
@@ -139,6 +226,7 @@ def country_rows(by_country: dict[str, Any]) -> list[dict[str, Any]]:
                 "subregion": base.subregion if base else None,
                 "subnational": sub,
                 "n": entry.get("n"),
+                "small": _small(entry.get("n")),
                 "invalid": entry.get("invalid", 0),
                 "metrics": _metrics(entry),
             }
@@ -166,8 +254,11 @@ def map_assignment(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def region_gap(regions: Sequence[dict[str, Any]], metric: str) -> dict[str, Any] | None:
-    """Best and worst region on a metric, the gap, and whether their 95% CIs are disjoint."""
+def region_gap(
+    regions: Sequence[dict[str, Any]], metric: str, vs_chance: str | None = None
+) -> dict[str, Any] | None:
+    """Best and worst region on a metric, the gap, whether their 95% CIs are disjoint, and the one
+    sentence the report says about it (:func:`region_gap_claim`)."""
     scored = [r for r in regions if (r["metrics"].get(metric) or {}).get("mean") is not None]
     if len(scored) < 2:
         return None
@@ -187,7 +278,36 @@ def region_gap(regions: Sequence[dict[str, Any]], metric: str) -> dict[str, Any]
         "worst_n": worst["n"],
         "gap": _num(b["mean"] - w["mean"]),
         "ci_disjoint": disjoint,
+        **region_gap_claim(
+            best["name"], worst["name"], disjoint, min(best["n"] or 0, worst["n"] or 0), vs_chance
+        ),
     }
+
+
+def region_gap_claim(
+    best: str, worst: str, disjoint: bool | None, min_n: int, vs_chance: str | None
+) -> dict[str, Any]:
+    """What the data say about regions, from one rule: a difference only when the best and the worst
+    region's 95% CIs are disjoint (a conservative check), never from the point estimates alone."""
+    cautions = []
+    if min_n < SMALL_N:
+        cautions.append(f"fewer than {SMALL_N} scored units in one of these regions")
+    if vs_chance is not None and vs_chance != "above":
+        cautions.append(
+            "the overall score is not above chance, so differences between regions may reflect answer "
+            "bias rather than knowledge"
+        )
+    if disjoint is None:
+        claim, text = "unknown", "No interval for one of the regions: no claim about a region difference."
+    elif disjoint:
+        claim, text = "difference", f"{best} scores higher than {worst}: their 95% CIs do not overlap."
+    else:
+        claim = "no_difference"
+        text = (
+            f"The 95% CIs of the highest and the lowest region ({best} vs {worst}) overlap, so the gap "
+            "between their point estimates may be noise (an overlap is not evidence that regions are equal)."
+        )
+    return {"claim": claim, "statement": text, "cautions": cautions}
 
 
 def _breakdowns(by: dict[str, Any]) -> list[dict[str, Any]]:
@@ -275,14 +395,124 @@ def sweep_view(
     }
 
 
+def reference_lines(entry: dict[str, Any], metrics: Sequence[str]) -> dict[str, dict[str, float]]:
+    """metric -> {"chance": v, "majority": v} where the task has such a baseline for that metric."""
+    from culturelens.aggregate import baselines_for
+
+    out: dict[str, dict[str, float]] = {}
+    for m in metrics:
+        lines: dict[str, float] = {}
+        for bname, b in baselines_for(entry.get("baselines") or {}, m).items():
+            v = _num(b.get("value"))
+            if v is None:
+                continue
+            key = (
+                "chance"
+                if bname.startswith("chance")
+                else "majority"
+                if bname.startswith("majority")
+                else None
+            )
+            if key and key not in lines:
+                lines[key] = v
+        if lines:
+            out[m] = lines
+    return out
+
+
+def across_variants(sweep: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The headline of a sweep: the mean of the variants' scores with their range; the primary
+    (first) variant's own score is shown beside it, labelled."""
+    if not sweep:
+        return None
+    metric = sweep["metric"]
+    vals = [(r["name"], r["metrics"][metric]) for r in sweep["variants"] if r["metrics"].get(metric)]
+    vals = [(v, m) for v, m in vals if m.get("mean") is not None]
+    if not vals:
+        return None
+    means = [m["mean"] for _, m in vals]
+    return {
+        "metric": metric,
+        "mean": _num(sum(means) / len(means)),
+        "min": _num(min(means)),
+        "max": _num(max(means)),
+        "n_variants": len(vals),
+        "primary": vals[0][0],
+        "primary_score": vals[0][1],
+    }
+
+
+def answer_distribution(samples: Sequence[dict[str, Any]], survey: bool) -> dict[str, Any] | None:
+    """How often each shown label was picked, beside how often it was the right answer (letter bias).
+
+    Counted by the label as shown (after any option shuffling), over valid letter-mode samples, one
+    table per label set (``A-D`` and ``Yes/No/Neither`` items are not pooled: a preference for "A"
+    would be diluted by the other set's labels)."""
+    sets: dict[tuple[str, ...], dict[str, Any]] = {}
+    for s in samples:
+        if s.get("mode") != "letter" or not s.get("valid", True) or not isinstance(s.get("prediction"), int):
+            continue
+        labels = [str(t).strip() for t in (s.get("targets") or [])]
+        order = s.get("order") or list(range(len(labels)))
+        if not labels or len(order) != len(labels):
+            continue
+        pos = {orig: i for i, orig in enumerate(order)}
+        p = pos.get(s["prediction"])
+        if p is None:
+            continue
+        st = sets.setdefault(tuple(labels), {"n": 0, "picked": defaultdict(int), "gold": defaultdict(float)})
+        st["n"] += 1
+        st["picked"][labels[p]] += 1
+        gold = s.get("gold")
+        golds: list[Any] = gold if isinstance(gold, list) else [gold]
+        for g in golds:
+            if isinstance(g, int) and g in pos:
+                st["gold"][labels[pos[g]]] += 1 / max(1, len(golds))
+    if not sets:
+        return None
+    out = []
+    for shown, st in sorted(sets.items(), key=lambda kv: -kv[1]["n"]):
+        rows = [
+            {
+                "label": lab,
+                "picked": st["picked"].get(lab, 0),
+                "gold": None if survey else _num(st["gold"].get(lab, 0.0), 2),
+            }
+            for lab in shown
+        ]
+        top = max(rows, key=lambda r: r["picked"])
+        k = len(shown)
+        share = top["picked"] / st["n"]
+        out.append(
+            {
+                "labels": list(shown),
+                "n": st["n"],
+                "rows": rows,
+                "top": top["label"],
+                "top_share": _num(share, 3),
+                "top_gold": None if survey else _num(st["gold"].get(top["label"], 0.0) / st["n"], 3),
+                # one label taken far more often than an even spread (1/k) would give, on enough answers
+                "strong": k > 1 and st["n"] >= SMALL_N and share > min(0.95, 1.5 / k),
+            }
+        )
+    return {"n": sum(x["n"] for x in out), "sets": out, "survey": survey}
+
+
 def task_view(
-    name: str, entry: dict[str, Any], samples: Sequence[dict[str, Any]], headline: Headline | None = None
+    name: str,
+    entry: dict[str, Any],
+    samples: Sequence[dict[str, Any]],
+    headline: Headline | None = None,
+    survey: str | None = None,
 ) -> dict[str, Any]:
     by = entry.get("by") or {}
     metric = headline_metric(entry, headline)
     countries = country_rows(by.get("country") or {})
     regions = _group_rows(by.get("region") or {})
     metrics = _metrics(entry)
+    baselines = baseline_view(entry, metric)
+    chance_verdict = next((b["verdict"] for b in baselines if b["name"].startswith("chance")), None)
+    sweep = sweep_view(entry, metric, samples)
     return {
         "name": name,
         "description": entry.get("description", ""),
@@ -296,11 +526,17 @@ def task_view(
         "countries": countries,
         "map": map_assignment(countries),
         "regions": regions,
-        "region_gap": {m: region_gap(regions, m) for m in metrics},
+        "region_gap": {m: region_gap(regions, m, chance_verdict if m == metric else None) for m in metrics},
         "breakdowns": _breakdowns(by),
         "extra": entry.get("extra") or {},
-        "sweep": sweep_view(entry, metric, samples),
-        "baselines": baseline_view(entry, metric),
+        "sweep": sweep,
+        "across": across_variants(sweep),
+        "baselines": baselines,
+        "vs_chance": chance_verdict,
+        "lines": reference_lines(entry, list(metrics)),
+        "survey": survey,
+        "higher_is_better": None if headline is None else headline.higher_is_better,
+        "answers": answer_distribution(samples, survey is not None),
     }
 
 
@@ -371,7 +607,13 @@ def run_view(run: dict[str, Any], index: int) -> dict[str, Any]:
     for s in run["samples"]:
         by_task[s.get("task", "")].append(s)
     tasks = {
-        name: task_view(name, entry, by_task.get(name, []), task_headline(name, config))
+        name: task_view(
+            name,
+            entry,
+            by_task.get(name, []),
+            task_headline(name, config),
+            (run.get("surveys") or {}).get(name),
+        )
         for name, entry in results["tasks"].items()
     }
     cfg = config.get("config") or {}
@@ -485,6 +727,12 @@ def pack_samples(runs: Sequence[dict[str, Any]], prompt_budget: int = PROMPT_BUD
             if s.get("mode") == "letter" and s.get("targets"):
                 labels = [str(t).strip() for t in s["targets"]]
             score, outcome = _outcome(s, metrics.get(task))
+            human = None
+            if task in (run.get("surveys") or {}):  # a survey answer has no right or wrong
+                outcome = None if outcome != -1 else -1
+                human = human_reference(
+                    s, ((run.get("survey_refs") or {}).get(task) or {}).get(s.get("item_id"))
+                )
             probs = s.get("probs")
             rows.append(
                 [
@@ -505,6 +753,7 @@ def pack_samples(runs: Sequence[dict[str, Any]], prompt_budget: int = PROMPT_BUD
                     text,
                     score,
                     outcome,
+                    human,
                 ]
             )
     return {
@@ -557,12 +806,29 @@ def build_model(run_dirs: Sequence[Path], prompt_budget: int = PROMPT_BUDGET) ->
         version = metadata.version("culturelens")
     except metadata.PackageNotFoundError:
         version = "unknown"
+    comps = comparisons([Path(d) for d in run_dirs])
+    for c in comps:
+        c["item_sets"] = item_sets(views[c["a"]], views[c["b"]], c["result"])
     return {
         "schema": 1,
         "generated": dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "culturelens": version,
+        "small_n": SMALL_N,
         "runs": views,
         "tasks": task_names,
-        "comparisons": comparisons([Path(d) for d in run_dirs]),
+        "comparisons": comps,
         "samples": pack_samples(runs, prompt_budget=prompt_budget),
     }
+
+
+def item_sets(a: dict[str, Any], b: dict[str, Any], result: dict[str, Any] | None) -> dict[str, Any]:
+    """Per shared task: how many items each run scored and how many the paired comparison shares;
+    ``same`` is False when the runs scored different item sets (full-set scores are then not comparable)."""
+    out: dict[str, Any] = {}
+    for name, t in ((result or {}).get("tasks") or {}).items():
+        rows = t.get("rows") or []
+        shared = rows[0]["n"] if rows and rows[0].get("group") == "all" else None
+        ia = (a["tasks"].get(name) or {}).get("items")
+        ib = (b["tasks"].get(name) or {}).get("items")
+        out[name] = {"a": ia, "b": ib, "shared": shared, "same": shared is not None and ia == ib == shared}
+    return out

@@ -48,10 +48,14 @@
     if (!m || m.mean === null || m.mean === undefined) return '–';
     var out = fmt(m.mean, nd), lo = m.lo, hi = m.hi;
     if ((lo === undefined || lo === null) && Array.isArray(m.ci)) { lo = m.ci[0]; hi = m.ci[1]; }
+    if (m.flat) return out + ' [no interval: all ' + (m.n === undefined ? '' : m.n + ' ') + 'values equal]';
     if (lo !== null && lo !== undefined) out += ' [' + fmt(lo, nd) + ', ' + fmt(hi, nd) + ']';
     return out;
   }
-  function plural(n, word) { return n + ' ' + word + (n === 1 ? '' : 's'); }
+  var SMALL_N = D.small_n || 10;
+  function isSmall(n) { return typeof n === 'number' && n < SMALL_N; }
+  function linesOf(task, m) { return (task && task.lines && task.lines[m]) || {}; }
+  function plural(n, word) { return n + ' ' + (n === 1 ? word : /[^aeiou]y$/.test(word) ? word.slice(0, -1) + 'ies' : word + 's'); }
   function metricLabel(task, m) { return (task && task.metric_labels && task.metric_labels[m]) || m; }
   function sigMark(p) { return p === null || p === undefined ? '' : p < 0.001 ? '***' : p < 0.01 ? '**' : p < 0.05 ? '*' : ''; }
 
@@ -63,6 +67,19 @@
     var x = t * (VIR.length - 1), i = Math.min(VIR.length - 2, Math.floor(x)), f = x - i;
     var c = VIR[i].map(function (v, k) { return Math.round(v + f * (VIR[i + 1][k] - v)); });
     return 'rgb(' + c.join(',') + ')';
+  }
+  // diverging scale centred on a reference (chance): red below, white at it, blue above
+  var DIV_LO = [178, 24, 43], DIV_MID = [247, 247, 247], DIV_HI = [33, 102, 172];
+  function diverging(t) {  // t in [-1, 1]
+    t = Math.max(-1, Math.min(1, t));
+    var a = DIV_MID, b = t < 0 ? DIV_LO : DIV_HI, f = Math.abs(t);
+    return 'rgb(' + a.map(function (v, k) { return Math.round(v + f * (b[k] - v)); }).join(',') + ')';
+  }
+  function centredDomain(values, centre) {
+    var vals = values.filter(function (v) { return typeof v === 'number' && isFinite(v); });
+    var d = vals.reduce(function (acc, v) { return Math.max(acc, Math.abs(v - centre)); }, 0.05);
+    d = Math.ceil(d * 20) / 20;
+    return [centre - d, centre + d];
   }
   function niceDomain(values) {
     var vals = values.filter(function (v) { return typeof v === 'number' && isFinite(v); });
@@ -114,19 +131,28 @@
   // ---------- summary ----------
   function renderSummary() {
     // a model whose headline does not clear chance gets a title that says so
-    var notAbove = [];
+    var notAbove = [], byRun = [];
     runs.forEach(function (r, ri) {
+      var mine = [];
       D.tasks.forEach(function (name) {
         var t = taskOf(ri, name);
         (t && t.baselines || []).forEach(function (b) {
-          if (b.name.indexOf('chance') === 0 && b.verdict !== 'above' && notAbove.indexOf(name) < 0) notAbove.push(name);
+          if (b.name.indexOf('chance') === 0 && b.verdict !== 'above' && mine.indexOf(name) < 0) mine.push(name);
         });
       });
+      mine.forEach(function (n) { if (notAbove.indexOf(n) < 0) notAbove.push(n); });
+      if (mine.length) byRun.push(r.label + ' on ' + mine.join(', '));
     });
-    var base = runs.length > 1
-      ? 'Comparison: ' + runs.map(function (r) { return r.label; }).join(' vs ')
-      : (notAbove.length ? runs[0].label : 'Cultural competence of ' + runs[0].label);
-    $('report-title').textContent = notAbove.length ? base + ': not above chance on ' + notAbove.join(', ') : base;
+    var title;
+    if (runs.length > 1) {
+      title = 'Comparison: ' + runs.map(function (r, i) { return (i === 0 ? 'A = ' : i === 1 ? 'B = ' : '') + r.label; }).join(' vs ');
+      if (byRun.length) title += ' — not above chance: ' + byRun.join('; ');
+    } else {
+      var surveysOnly = D.tasks.length > 0 && D.tasks.every(function (n) { var t = taskOf(0, n); return t && t.survey; });
+      title = notAbove.length ? runs[0].label + ': not above chance on ' + notAbove.join(', ')
+        : (surveysOnly ? 'Survey answers and value alignment of ' : 'Cultural competence of ') + runs[0].label;
+    }
+    $('report-title').textContent = title;
     $('report-meta').textContent = 'Generated ' + D.generated + ' by culturelens ' + D.culturelens + ' · ' +
       plural(runs.length, 'run') + ' · ' + plural(D.tasks.length, 'task');
     var cards = clear($('run-cards'));
@@ -153,12 +179,31 @@
       (r.notes || []).forEach(function (n) { row('note', n); });
       add(cards, h('div', { class: 'card' }, h('h3', {}, h('span', { style: null, text: runs.length > 1 ? 'Run ' + (i + 1) + ': ' : '' }), r.label), dl));
     });
-    // headline table: tasks x runs
+    // headline table: tasks x runs. A comparison leads with the scores on the items both runs scored.
     var head = clear($('headline'));
+    var comps = (D.comparisons || []).filter(function (c) { return c.result; });
+    var differing = [];
+    comps.forEach(function (c) {
+      Object.keys(c.item_sets || {}).forEach(function (name) {
+        var st = c.item_sets[name];
+        if (!st.same) differing.push(name + ': ' + runs[c.a].label + ' ' + st.a + ' items, ' + runs[c.b].label + ' ' + st.b + ', ' + st.shared + ' shared');
+      });
+    });
+    if (differing.length) {
+      add(head, h('p', { class: 'callout item-set-warning', text: 'The runs scored different item sets (' + differing.join('; ') +
+        '). The paired columns compare them on the shared items only; the full-set scores are shown separately and are not comparable with each other.' }));
+    }
     var tbl = h('table', { id: 'headline-table' });
     var tr = h('tr', {}, h('th', { text: 'task' }), h('th', { text: 'metric' }));
-    runs.forEach(function (r) { add(tr, [h('th', { class: 'num', text: r.label }), h('th', { class: 'num', text: 'n' })]); });
-    if (runs.length > 1) add(tr, h('th', { text: 'paired difference ' + runs[0].label + ' − ' + runs[1].label + ' [95% CI]' }));
+    comps.forEach(function (c) {
+      var A = runs[c.a].label, B = runs[c.b].label;
+      add(tr, [h('th', { class: 'num', text: 'shared items' }), h('th', { class: 'num', text: 'A (shared)', title: 'A = ' + A + ', on the shared items' }),
+        h('th', { class: 'num', text: 'B (shared)', title: 'B = ' + B + ', on the shared items' }), h('th', { class: 'num', text: 'A − B [95% CI], paired' })]);
+    });
+    runs.forEach(function (r, ri) {
+      var who = runs.length > 1 ? (ri === 0 ? 'A' : ri === 1 ? 'B' : r.label) + ', all its items' : r.label;
+      add(tr, [h('th', { class: 'num', text: who, title: r.label }), h('th', { class: 'num', text: 'n' })]);
+    });
     add(tr, h('th', { text: 'baselines (answering without looking)' }));
     add(tbl, h('thead', {}, tr));
     var body = h('tbody');
@@ -166,26 +211,40 @@
       var ref = null;
       for (var i = 0; i < runs.length && !ref; i++) ref = taskOf(i, name);
       var m = ref.metric;
-      var row = h('tr', {}, h('td', {}, h('strong', { text: name }), h('div', { class: 'tag', text: ref.description || '' })),
-        h('td', { text: m ? metricLabel(ref, m) : '–' }));
+      var desc = [h('strong', { text: name }), h('div', { class: 'tag', text: ref.description || '' })];
+      if (ref.survey) desc.push(h('div', { class: 'tag survey-note', text: 'Survey: no right answer. ' + metricLabel(ref, m) + ' describes the model\'s own answers, not their quality; how close they are to each country\'s human answers is in "Values and alignment" and, per question, in the sample explorer.' }));
+      var row = h('tr', {}, h('td', {}, desc), h('td', { text: m ? metricLabel(ref, m) : '–' }));
+      comps.forEach(function (c) {
+        var cr = compareRow(c.b, name, 'all');
+        if (!cr) { add(row, [h('td', { class: 'num', text: '–' }), h('td', { class: 'num', text: '–' }), h('td', { class: 'num', text: '–' }), h('td', { class: 'num', text: '–' })]); return; }
+        add(row, [h('td', { class: 'num', text: String(cr.n) }), h('td', { class: 'num shared-a', text: fmt(cr.a, 3) }), h('td', { class: 'num shared-b', text: fmt(cr.b, 3) }),
+          h('td', { class: 'num' }, [(cr.diff > 0 ? '+' : '') + fmt(cr.diff, 3) + ' [' + fmt(cr.ci[0], 3) + ', ' + fmt(cr.ci[1], 3) + '] p=' +
+            (cr.p < 0.001 ? '<0.001' : fmt(cr.p, 3)) + ' ', h('span', { class: 'sig', text: sigMark(cr.p) })])]);
+      });
       runs.forEach(function (r, ri) {
         var t = taskOf(ri, name);
         var mm = t && m ? t.metrics[m] : null;
-        add(row, [h('td', { class: 'num', text: fmtCI(mm, 3) }),
+        var cellBody = [fmtCI(mm, 3)];
+        if (t && t.across) {
+          // a sweep leads with the mean over its variants; the primary variant's own score is labelled
+          cellBody = [h('div', { class: 'across' }, 'mean of ' + t.across.n_variants + ' variants ' + fmt(t.across.mean, 3) + ' (range ' + fmt(t.across.min, 3) + '–' + fmt(t.across.max, 3) + ')'),
+            h('div', { class: 'tag primary' }, 'primary variant "' + t.across.primary + '": ' + fmtCI(mm, 3))];
+        }
+        add(row, [h('td', { class: 'num' }, cellBody),
           h('td', { class: 'num', text: t ? String(t.n) + (t.invalid ? ' (' + t.invalid + ' invalid)' : '') : '–' })]);
       });
-      if (runs.length > 1) {
-        var c = compareRow(1, name, 'all');
-        add(row, h('td', { class: 'num' }, c ? [fmt(c.diff, 3) + ' [' + fmt(c.ci[0], 3) + ', ' + fmt(c.ci[1], 3) + '] p=' +
-          (c.p < 0.001 ? '<0.001' : fmt(c.p, 3)) + ' ', h('span', { class: 'sig', text: sigMark(c.p) })] : '–'));
-      }
       var bl = (ref.baselines || []).map(function (b) { return b.label + ' ' + fmt(b.value, 3) + ': ' + b.verdict; });
-      add(row, h('td', { class: 'baselines', text: bl.length ? bl.join(' · ') : '–' }));
+      var blText = bl.length ? bl.join(' · ') + (ref.across ? ' (verdicts for the primary variant)' : '') + (runs.length > 1 ? ' (' + runs[0].label + ')' : '') : '–';
+      add(row, h('td', { class: 'baselines', text: blText }));
       add(body, row);
     });
     add(tbl, body);
-    add(head, [h('h3', { text: 'Headline scores (95% confidence intervals)' }), tbl]);
-    if (runs.length > 1) add(head, h('p', { class: 'note', text: 'Significance marks: * p<0.05, ** p<0.01, *** p<0.001 (paired test on shared items; per-country p-values Holm-adjusted).' }));
+    add(head, [h('h3', { text: 'Headline scores (95% confidence intervals)' }), h('div', { class: 'table-wrap' }, tbl)]);
+    var notes = [];
+    if (comps.length) notes.push('A = ' + runs[0].label + ', B = ' + runs[1].label + '. A − B is paired on the items both runs scored; positive: A scored higher (McNemar for 0/1 scores, paired permutation otherwise). Significance marks: * p<0.05, ** p<0.01, *** p<0.001.');
+    if (D.tasks.some(function (n) { return runs.some(function (r, ri) { var t = taskOf(ri, n); return t && t.across; }); }))
+      notes.push('A sweep\'s headline is the mean of its prompt variants\' scores with their range; its interval is the primary variant\'s (the first of the design). The Stability section says whether the variants differ beyond chance.');
+    notes.forEach(function (n) { add(head, h('p', { class: 'note', text: n })); });
   }
 
   // comparison row of run b (vs run 0) for a task and group ('all' or a country name)
@@ -224,7 +283,7 @@
   function renderMap() {
     var wrap = clear($('map')), legend = clear($('map-legend')), note = $('map-note');
     var run = runs[state.run], t = taskOf(state.run, state.task), m = state.metric;
-    $('map-title').textContent = 'World map: ' + (t ? metricLabel(t, m) : '') + ' by country — ' + state.task + ' · ' + run.label;
+    $('map-title').textContent = 'World map: ' + (t ? metricLabel(t, m) : '') + ' by country — ' + state.task + ' · ' + run.label + primaryNote(t);
     if (!t || !t.countries.length) {
       add(wrap, h('p', { class: 'note', text: 'No per-country results for this task in this run.' }));
       note.textContent = '';
@@ -237,13 +296,19 @@
       var row = byKey[t.map[iso].key], mm = row && row.metrics[m];
       if (mm && mm.mean !== null) vals[iso] = { row: row, m: mm, via: t.map[iso].via };
     });
-    var dom = niceDomain(Object.keys(vals).map(function (k) { return vals[k].m.mean; }));
-    function color(v) { return viridis((v - dom[0]) / ((dom[1] - dom[0]) || 1)); }
+    var chance = linesOf(t, m).chance, centred = typeof chance === 'number';
+    var valueList = Object.keys(vals).map(function (k) { return vals[k].m.mean; });
+    var dom = centred ? centredDomain(valueList, chance) : niceDomain(valueList);
+    function color(v) {
+      return centred ? diverging((v - chance) / ((dom[1] - chance) || 1)) : viridis((v - dom[0]) / ((dom[1] - dom[0]) || 1));
+    }
     var svg = s('svg', { viewBox: '0 0 ' + WORLD.width + ' ' + WORLD.height, role: 'img', id: 'map-svg',
       'aria-label': 'World map of ' + metricLabel(t, m) + ' by country' });
     add(svg, s('title', { text: 'World map: ' + metricLabel(t, m) + ' by country' }));
     var defs = s('defs', {}, s('pattern', { id: 'nodata', width: 4, height: 4, patternUnits: 'userSpaceOnUse', patternTransform: 'rotate(45)' },
-      s('rect', { width: 4, height: 4, fill: '#e4e6ea' }), s('line', { x1: 0, y1: 0, x2: 0, y2: 4, stroke: '#c3c7cf', 'stroke-width': 1.4 })));
+      s('rect', { width: 4, height: 4, fill: '#e4e6ea' }), s('line', { x1: 0, y1: 0, x2: 0, y2: 4, stroke: '#c3c7cf', 'stroke-width': 1.4 })),
+      s('pattern', { id: 'smalln', width: 5, height: 5, patternUnits: 'userSpaceOnUse', patternTransform: 'rotate(-45)' },
+        s('line', { x1: 0, y1: 0, x2: 0, y2: 5, stroke: '#333', 'stroke-width': 1.3, 'stroke-opacity': 0.75 })));
     add(svg, defs);
     var g = s('g'), markers = s('g');
     var shown = {};
@@ -251,7 +316,9 @@
       var v = vals[iso];
       if (!v) return name + ': no data';
       var label = v.row.name + (v.via ? ' (sub-national entry, standing in for ' + v.row.country + ')' : '');
-      return label + '\n' + metricLabel(t, m) + ': ' + fmtCI(v.m, 3) + '\nn = ' + v.row.n + ' · ' + v.row.region;
+      return label + '\n' + metricLabel(t, m) + ': ' + fmtCI(v.m, 3) + '\nn = ' + v.row.n + ' · ' + v.row.region +
+        (isSmall(v.row.n) ? '\nfewer than ' + SMALL_N + ' scored units: a weak estimate' : '') +
+        (centred ? '\n' + (v.m.lo > chance ? 'above chance' : v.m.hi < chance ? 'below chance' : 'not distinguishable from chance') + ' (' + fmt(chance, 2) + ')' : '');
     }
     Object.keys(WORLD.countries).forEach(function (iso) {
       var c = WORLD.countries[iso], v = vals[iso];
@@ -260,9 +327,11 @@
           fill: v ? color(v.m.mean) : 'url(#nodata)', 'data-iso2': iso }, s('title', { text: describe(iso, c.n) }));
         tipOn(p, function () { return describe(iso, c.n); });
         add(g, p);
+        if (v && isSmall(v.row.n)) add(g, s('path', { d: c.d, class: 'country small-n', fill: 'url(#smalln)', 'pointer-events': 'none', 'data-iso2': iso }));
       }
       if (c.p && v) {
-        var mk = s('circle', { cx: c.p[0], cy: c.p[1], r: 4.5, class: 'marker has-data', fill: color(v.m.mean), 'data-iso2': iso },
+        var mk = s('circle', { cx: c.p[0], cy: c.p[1], r: 4.5, class: 'marker has-data' + (isSmall(v.row.n) ? ' small-n' : ''), fill: color(v.m.mean), 'data-iso2': iso,
+          'stroke-dasharray': isSmall(v.row.n) ? '1.5 1.5' : null },
           s('title', { text: describe(iso, c.n) }));
         tipOn(mk, function () { return describe(iso, c.n); });
         add(markers, mk);
@@ -272,26 +341,37 @@
     add(svg, [g, markers]);
     add(wrap, svg);
     // legend: colour bar with ticks, no-data swatch, marker and sub-national keys
-    var lw = 320, lsvg = s('svg', { width: lw + 40, height: 46, viewBox: '0 0 ' + (lw + 40) + ' 46', id: 'map-legend-svg', role: 'img',
+    var lw = 320, lsvg = s('svg', { width: lw + 60, height: 58, viewBox: '0 0 ' + (lw + 60) + ' 58', id: 'map-legend-svg', role: 'img',
       'aria-label': 'Colour scale' });
     var grad = s('linearGradient', { id: 'legend-grad', x1: 0, x2: 1, y1: 0, y2: 0 });
-    VIRIDIS.forEach(function (c, i) { add(grad, s('stop', { offset: (i / (VIRIDIS.length - 1) * 100) + '%', 'stop-color': c })); });
+    var bounded = valueList.every(function (v) { return v >= 0 && v <= 1; });
+    var ldom = bounded ? [Math.max(0, dom[0]), Math.min(1, dom[1])] : dom;
+    for (var gi = 0; gi <= 8; gi++) add(grad, s('stop', { offset: (gi / 8 * 100) + '%', 'stop-color': color(ldom[0] + gi / 8 * (ldom[1] - ldom[0])) }));
     add(lsvg, s('defs', {}, grad));
-    add(lsvg, s('text', { x: 10, y: 11, 'font-size': 11, text: metricLabel(t, m) + ' (colour scale)' }));
-    add(lsvg, s('rect', { x: 10, y: 15, width: lw, height: 12, fill: 'url(#legend-grad)', stroke: '#888', 'stroke-width': 0.5 }));
-    ticks(dom[0], dom[1], 5).forEach(function (v) {
-      var x = 10 + (v - dom[0]) / ((dom[1] - dom[0]) || 1) * lw;
-      add(lsvg, [s('line', { x1: x, x2: x, y1: 27, y2: 31, stroke: '#555' }), s('text', { x: x, y: 42, 'font-size': 10, 'text-anchor': 'middle', text: fmt(v, 2) })]);
+    add(lsvg, s('text', { x: 10, y: 11, 'font-size': 11, text: metricLabel(t, m) + (centred ? ' (red: below chance · blue: above)' : ' (colour scale)') }));
+    add(lsvg, s('rect', { x: 10, y: 27, width: lw, height: 12, fill: 'url(#legend-grad)', stroke: '#888', 'stroke-width': 0.5 }));
+    function LX(v) { return 10 + (v - ldom[0]) / ((ldom[1] - ldom[0]) || 1) * lw; }
+    ticks(ldom[0], ldom[1], 5).forEach(function (v) {
+      add(lsvg, [s('line', { x1: LX(v), x2: LX(v), y1: 39, y2: 43, stroke: '#555' }), s('text', { x: LX(v), y: 54, 'font-size': 10, 'text-anchor': 'middle', text: fmt(v, 2) })]);
     });
+    if (centred) {
+      add(lsvg, [s('line', { x1: LX(chance), x2: LX(chance), y1: 23, y2: 41, stroke: '#111', 'stroke-width': 1.5, class: 'chance-tick' }),
+        s('text', { x: LX(chance), y: 22, 'font-size': 10, 'text-anchor': 'middle', 'font-weight': 700, text: 'chance ' + fmt(chance, 2) })]);
+    }
     add(legend, lsvg);
     var nod = s('svg', { width: 22, height: 14, viewBox: '0 0 22 14' }, s('rect', { width: 22, height: 14, fill: 'url(#nodata)', stroke: '#999', 'stroke-width': 0.5 }));
     add(legend, h('span', {}, nod, ' no data (not evaluated)'));
-    add(legend, h('span', {}, s('svg', { width: 14, height: 14, viewBox: '0 0 14 14' }, s('circle', { cx: 7, cy: 7, r: 5, fill: '#21918c', stroke: '#333', 'stroke-width': 0.5 })), ' small country (marker)'));
+    add(legend, h('span', {}, s('svg', { width: 14, height: 14, viewBox: '0 0 14 14' }, s('circle', { cx: 7, cy: 7, r: 5, fill: '#9ab', stroke: '#333', 'stroke-width': 0.5 })), ' small country (marker)'));
+    var nSmall = Object.keys(vals).filter(function (k) { return isSmall(vals[k].row.n); }).length;
+    if (nSmall) add(legend, h('span', { class: 'legend-small-n' }, s('svg', { width: 22, height: 14, viewBox: '0 0 22 14' }, s('rect', { width: 22, height: 14, fill: '#ddd' }), s('rect', { width: 22, height: 14, fill: 'url(#smalln)', stroke: '#999', 'stroke-width': 0.5 })),
+      ' hatched: fewer than ' + SMALL_N + ' scored units (' + nSmall + ' countries), a weak estimate'));
     var subs = Object.keys(vals).filter(function (k) { return vals[k].via; });
     if (subs.length) add(legend, h('span', {}, s('svg', { width: 22, height: 14, viewBox: '0 0 22 14' }, s('rect', { width: 22, height: 14, fill: '#5ec962', stroke: '#111', 'stroke-dasharray': '2 1.5' })), ' coloured from a sub-national entry'));
     var missing = t.countries.filter(function (c) { return !c.iso2 || (!WORLD.countries[c.iso2]); }).map(function (c) { return c.name; });
     var subOnly = t.countries.filter(function (c) { return c.subnational && !(t.map[c.iso2] && t.map[c.iso2].key === c.key); }).map(function (c) { return c.name; });
-    var parts = [Object.keys(shown).length + ' of ' + t.countries.length + ' country entries on the map; colour scale ' + fmt(dom[0], 2) + '–' + fmt(dom[1], 2) + '. Hover a country for its score, 95% CI and n.'];
+    var parts = [Object.keys(shown).length + ' of ' + t.countries.length + ' country entries on the map; colour scale ' + fmt(ldom[0], 2) + '–' + fmt(ldom[1], 2) +
+      (centred ? ', centred on the chance baseline ' + fmt(chance, 3) + ' (white: a country scored what guessing gives)' : '') + '. Hover a country for its score, 95% CI and n.'];
+    if (t.vs_chance && t.vs_chance !== 'above' && m === t.metric) parts.unshift('The overall score is not above chance (' + t.vs_chance + '): differences between countries on this map may reflect answer bias, not knowledge.');
     if (subOnly.length) parts.push('Sub-national entries shown in the forest plot only (their country has its own entry): ' + subOnly.join(', ') + '.');
     if (missing.length) parts.push('Not drawable on the map: ' + missing.join(', ') + '.');
     note.textContent = parts.join(' ');
@@ -306,7 +386,9 @@
     var top = nS > 1 ? 30 : 12, bottom = 44;
     var height = top + spec.rows.length * rowH + bottom;
     var all = [];
-    spec.rows.forEach(function (r) { (r.values || []).forEach(function (v) { if (v && v.mean !== null) { all.push(v.mean); if (v.lo !== null) all.push(v.lo); if (v.hi !== null) all.push(v.hi); } }); });
+    var anySmall = false;
+    spec.rows.forEach(function (r) { (r.values || []).forEach(function (v) { if (v && v.mean !== null) { all.push(v.mean); if (v.lo !== null) all.push(v.lo); if (v.hi !== null) all.push(v.hi); if (!r.header && isSmall(v.n)) anySmall = true; } }); });
+    (spec.lines || []).forEach(function (l) { if (typeof l.value === 'number') all.push(l.value); });
     var dom = spec.domain || (all.length && Math.min.apply(null, all) >= 0 && Math.max.apply(null, all) <= 1 ? [0, 1] : niceDomain(all));
     function X(v) { return labelW + (v - dom[0]) / ((dom[1] - dom[0]) || 1) * plotW; }
     var svg = s('svg', { viewBox: '0 0 ' + FW + ' ' + height, class: 'forest', id: spec.id, role: 'img', 'aria-label': spec.title });
@@ -319,12 +401,23 @@
         s('text', { x: X(v), y: height - bottom + 16, 'font-size': 11, 'text-anchor': 'middle', text: fmt(v, 2) })]);
     });
     add(axis, s('line', { x1: labelW, x2: labelW + plotW, y1: height - bottom, y2: height - bottom }));
-    add(axis, s('text', { x: labelW + plotW / 2, y: height - 6, 'font-size': 12, 'text-anchor': 'middle', text: spec.xlabel }));
+    add(axis, s('text', { x: labelW + plotW / 2, y: height - 6, 'font-size': 12, 'text-anchor': 'middle',
+      text: spec.xlabel + (anySmall ? ' · † faded: n < ' + SMALL_N + ', a weak estimate' : '') }));
     add(svg, [grid, axis]);
     if (spec.ref !== undefined && spec.ref !== null) {
       add(svg, s('line', { x1: X(spec.ref), x2: X(spec.ref), y1: top - 4, y2: height - bottom, stroke: '#999', 'stroke-dasharray': '4 3' }));
       add(svg, s('text', { x: X(spec.ref) + 3, y: top - 6 > 8 ? top - 6 : 9, 'font-size': 10, fill: '#777', text: spec.refLabel || 'overall' }));
     }
+    // reference lines (chance, majority): labels on opposite sides of their lines so that close ones do not overlap
+    var refLines = (spec.lines || []).filter(function (l) { return typeof l.value === 'number'; })
+      .sort(function (a, b) { return a.value - b.value; });
+    refLines.forEach(function (l, i) {
+      var left = refLines.length > 1 && i === 0;
+      add(svg, s('line', { x1: X(l.value), x2: X(l.value), y1: top - 4, y2: height - bottom, stroke: l.color || '#b2182b', 'stroke-width': 1.4,
+        'stroke-dasharray': '2 2', class: l.cls || 'ref-line' }));
+      add(svg, s('text', { x: X(l.value) + (left ? -3 : 3), y: height - bottom - 4, 'font-size': 10, fill: l.color || '#b2182b',
+        'text-anchor': left ? 'end' : 'start', class: (l.cls || 'ref-line') + '-label', text: l.label + ' ' + fmt(l.value, 2) }));
+    });
     add(svg, s('text', { x: FW - rightW, y: top - 2 > 9 ? top - 2 : 10, 'font-size': 10.5, fill: '#5b6475', text: nS > 1 ? 'n · means' : 'n · mean [95% CI]' }));
     if (nS > 1) {
       spec.series.forEach(function (lab, i) {
@@ -337,15 +430,17 @@
       var y0 = top + i * rowH, cy = y0 + rowH / 2;
       var g = s('g', { class: r.header ? 'forest-group' : 'forest-row' });
       if (r.header) add(g, s('rect', { x: 0, y: y0, width: FW, height: rowH, fill: '#f1f3f6' }));
-      var lab = r.label.length > maxChars ? r.label.slice(0, maxChars - 1) + '…' : r.label;
+      var small = !r.header && (r.values || []).some(function (v) { return v && isSmall(v.n); });
+      var lab = r.label.length > maxChars - 2 ? r.label.slice(0, maxChars - 3) + '…' : r.label;
+      if (small) { lab += ' †'; g.setAttribute('class', 'forest-row small-n'); }
       add(g, s('text', { x: r.header ? 4 : 14, y: cy + 4, 'font-size': 12, 'font-weight': r.header ? 700 : 400, text: lab + (r.mark ? ' ' + r.mark : '') }));
       var nTxt = [], mTxt = [];
       (r.values || []).forEach(function (v, si) {
         if (!v || v.mean === null || v.mean === undefined) { mTxt.push('–'); return; }
-        var yy = nS > 1 ? y0 + 5 + si * 9 + 4 : cy, col = SERIES[si % SERIES.length];
-        if (v.lo !== null && v.hi !== null) add(g, s('line', { x1: X(v.lo), x2: X(v.hi), y1: yy, y2: yy, stroke: col, 'stroke-width': r.header ? 2.5 : 1.6 }));
+        var yy = nS > 1 ? y0 + 5 + si * 9 + 4 : cy, col = SERIES[si % SERIES.length], op = !r.header && isSmall(v.n) ? 0.4 : 1;
+        if (v.lo !== null && v.hi !== null) add(g, s('line', { x1: X(v.lo), x2: X(v.hi), y1: yy, y2: yy, stroke: col, 'stroke-width': r.header ? 2.5 : 1.6, 'stroke-opacity': op }));
         if (r.header) add(g, s('path', { d: 'M' + X(v.mean) + ' ' + (yy - 5) + 'l5 5l-5 5l-5-5z', fill: col, class: 'point' }));
-        else add(g, s('circle', { cx: X(v.mean), cy: yy, r: 3.6, fill: col, class: 'point' }));
+        else add(g, s('circle', { cx: X(v.mean), cy: yy, r: 3.6, fill: col, class: 'point', 'fill-opacity': op }));
         nTxt.push(v.n); mTxt.push(nS > 1 ? fmt(v.mean, 2) : fmtCI(v, 2));
       });
       var firstN = nTxt.filter(function (n) { return n !== undefined && n !== null; })[0];
@@ -356,13 +451,23 @@
     return svg;
   }
 
+  // a sweep's per-country views show its primary variant: say so where they are titled
+  function primaryNote(t) { return t && t.across ? ' · primary variant "' + t.across.primary + '" (of ' + t.across.n_variants + ')' : ''; }
+
+  function chanceLines(task, m) {
+    var l = linesOf(task, m), out = [];
+    if (typeof l.chance === 'number') out.push({ value: l.chance, label: 'chance', cls: 'chance-line' });
+    if (typeof l.majority === 'number' && Math.abs(l.majority - (l.chance || -1)) > 0.005) out.push({ value: l.majority, label: 'always the most common answer', cls: 'majority-line', color: '#8a6d00' });
+    return out;
+  }
+
   function metricValues(entity, m) { return entity && entity.metrics ? entity.metrics[m] || null : null; }
 
   function renderForest() {
     var box = clear($('forest')), ctl = clear($('forest-controls'));
     var m = state.metric;
     var ref = taskOf(state.run, state.task) || taskOf(0, state.task);
-    $('forest-title').textContent = 'Forest plot: ' + metricLabel(ref, m) + ' per country with 95% CIs — ' + state.task;
+    $('forest-title').textContent = 'Forest plot: ' + metricLabel(ref, m) + ' per country with 95% CIs — ' + state.task + primaryNote(ref);
     add(ctl, select('Sort', [['region', 'grouped by region'], ['desc', 'score, high to low'], ['asc', 'score, low to high'], ['name', 'name'], ['n', 'n (largest first)']],
       state.sort, function (v) { state.sort = v; renderForest(); }, 'ctl-sort'));
     var keys = {}, order = [];
@@ -408,17 +513,20 @@
       sorted.forEach(function (k) { rows.push({ label: label(keys[k]), values: vals(k), mark: mark(k) }); });
     }
     var overall = ref && ref.metrics[m] ? ref.metrics[m].mean : null;
-    add(box, forest({ id: 'forest-svg', title: 'Per-country ' + metricLabel(ref, m), xlabel: metricLabel(ref, m) + ' — point estimate and 95% bootstrap CI',
-      rows: rows, series: runs.map(function (r) { return r.label; }), ref: overall, refLabel: 'overall ' + fmt(overall, 2) }));
+    add(box, forest({ id: 'forest-svg', title: 'Per-country ' + metricLabel(ref, m), xlabel: metricLabel(ref, m) + ' — point estimate and 95% CI',
+      rows: rows, series: runs.map(function (r) { return r.label; }), ref: overall, refLabel: 'overall ' + fmt(overall, 2), lines: chanceLines(ref, m) }));
     $('forest-note').textContent = (state.sort === 'region' ? 'Region rows (◆) show the region mean. ' : '') +
-      'Dashed line: overall mean' + (runs.length > 1 ? ' of ' + runs[state.run].label : '') + '. n = scored units per country.' +
+      'Grey dashed line: overall mean' + (runs.length > 1 ? ' of ' + runs[state.run].label : '') + '.' +
+      (chanceLines(ref, m).length ? ' Red dotted line: what guessing gives (chance); a country whose interval crosses it is not shown to be above chance.' : '') +
+      (chanceLines(ref, m).length > 1 ? ' Brown dotted line: what always giving the most common correct label scores.' : '') +
+      ' n = scored units per country; † faded: fewer than ' + SMALL_N + '.' +
       (runs.length > 1 ? ' Marks after a name: paired difference between run 2 and run 1 (Holm-adjusted p: * <0.05, ** <0.01, *** <0.001).' : '');
   }
 
   function renderRegions() {
     var box = clear($('regions')), gapBox = clear($('region-gap'));
     var m = state.metric, ref = taskOf(state.run, state.task) || taskOf(0, state.task);
-    $('regions-title').textContent = 'Per-region ' + metricLabel(ref, m) + ' with 95% CIs — ' + state.task;
+    $('regions-title').textContent = 'Per-region ' + metricLabel(ref, m) + ' with 95% CIs — ' + state.task + primaryNote(ref);
     var names = [];
     runs.forEach(function (r, ri) { var t = taskOf(ri, state.task); (t ? t.regions : []).forEach(function (g) { if (names.indexOf(g.name) < 0) names.push(g.name); }); });
     if (!names.length) { $('regions-figure').hidden = true; gapBox.hidden = true; return; }
@@ -429,15 +537,16 @@
         return metricValues(g, m) ? Object.assign({ n: g.n }, metricValues(g, m)) : null;
       }) };
     });
-    add(box, forest({ id: 'regions-svg', title: 'Per-region ' + metricLabel(ref, m), xlabel: metricLabel(ref, m) + ' — point estimate and 95% bootstrap CI',
-      rows: rows, series: runs.map(function (r) { return r.label; }), ref: ref && ref.metrics[m] ? ref.metrics[m].mean : null }));
+    add(box, forest({ id: 'regions-svg', title: 'Per-region ' + metricLabel(ref, m), xlabel: metricLabel(ref, m) + ' — point estimate and 95% CI',
+      rows: rows, series: runs.map(function (r) { return r.label; }), ref: ref && ref.metrics[m] ? ref.metrics[m].mean : null, lines: chanceLines(ref, m) }));
     runs.forEach(function (r, ri) {
       var t = taskOf(ri, state.task), gap = t && t.region_gap ? t.region_gap[m] : null;
       if (!gap) return;
-      var verdict = gap.ci_disjoint === null ? '' : gap.ci_disjoint ? ' Their 95% CIs do not overlap.' : ' Their 95% CIs overlap, so this gap may be noise.';
-      if (Math.min(gap.best_n || 0, gap.worst_n || 0) < 10) verdict += ' Caution: fewer than 10 scored units in one of these regions.';
-      add(gapBox, h('p', {}, h('strong', { text: 'Region gap' + (runs.length > 1 ? ' (' + r.label + ')' : '') + ': ' + fmt(gap.gap, 3) + '. ' }),
-        'Best: ' + gap.best + ' ' + fmt(gap.best_mean, 3) + ' (n=' + gap.best_n + '); worst: ' + gap.worst + ' ' + fmt(gap.worst_mean, 3) + ' (n=' + gap.worst_n + ').' + verdict));
+      var who = runs.length > 1 ? ' (' + r.label + ')' : '';
+      var lead = gap.claim === 'difference' ? 'Region difference' + who + ': ' + fmt(gap.gap, 3) + '. ' : (gap.claim === 'no_difference' ? 'No region difference shown' : 'Region difference unknown') + who + '. ';
+      var cautions = (gap.cautions || []).map(function (c) { return ' Caution: ' + c + '.'; }).join('');
+      add(gapBox, h('p', { class: 'region-gap-' + (gap.claim || 'unknown') }, gap.claim === 'difference' ? h('strong', { text: lead }) : h('span', { text: lead }),
+        gap.statement + ' Highest point estimate: ' + gap.best + ' ' + fmt(gap.best_mean, 3) + ' (n=' + gap.best_n + '); lowest: ' + gap.worst + ' ' + fmt(gap.worst_mean, 3) + ' (n=' + gap.worst_n + ').' + cautions));
     });
   }
 
@@ -467,6 +576,32 @@
     return out;
   }
 
+  // which label the model picks, against which label is right: a model that always says "A" shows here
+  function answersPanel(t, run, name) {
+    var a = t.answers, wrap = h('div', { class: 'answers-panel' });
+    var who = runs.length > 1 ? ' · ' + run.label : '';
+    add(wrap, h('h4', { text: 'Answer distribution' + who + ': how often each label was picked' + (a.survey ? '' : ', and how often it was right') }));
+    a.sets.forEach(function (st) {
+      var tbl = h('table', { class: 'answers-table' }, h('tr', {}, h('th', { text: 'label as shown' }), h('th', { class: 'num', text: 'picked' }),
+        h('th', { text: '' }), a.survey ? null : h('th', { class: 'num', text: 'gold answer' }), a.survey ? null : h('th', { text: '' })));
+      st.rows.forEach(function (r) {
+        add(tbl, h('tr', {}, h('td', { class: 'mono', text: r.label }), h('td', { class: 'num', text: r.picked + ' (' + fmt(100 * r.picked / st.n, 0) + '%)' }),
+          h('td', { class: 'bar' }, bar(r.picked / st.n)),
+          a.survey ? null : h('td', { class: 'num', text: fmt(r.gold, 0) + ' (' + fmt(100 * r.gold / st.n, 0) + '%)' }),
+          a.survey ? null : h('td', { class: 'bar' }, bar(r.gold / st.n, 'gold-bar'))));
+      });
+      add(wrap, tbl);
+      var line = (a.sets.length > 1 ? 'Items labelled ' + st.labels.join('/') + ': ' : '') + run.label + ' picked "' + st.top + '" in ' +
+        fmt(100 * st.top_share, 0) + '% of ' + plural(st.n, 'answer');
+      if (!a.survey) line += '; "' + st.top + '" was right in ' + fmt(100 * st.top_gold, 0) + '%';
+      line += st.n < SMALL_N ? ' (too few answers to tell a label preference from chance).' : !st.strong ? '.' : a.survey ? '. A strong label preference: the answer distribution may reflect where an option is shown, not an opinion.'
+        : '. A strong label preference: part of the score (or of its shortfall) comes from which label the answer key uses, not from knowledge.';
+      add(wrap, h('p', { class: 'note', text: line }));
+    });
+    add(wrap, h('p', { class: 'note', text: 'Counted by the label as shown, after any option shuffling' + (t.sweep ? ', over all prompt variants' : '') + '.' }));
+    return wrap;
+  }
+
   function renderTasks() {
     var box = clear($('task-blocks'));
     D.tasks.forEach(function (name) {
@@ -475,6 +610,7 @@
       var block = h('div', { class: 'task-block', id: 'task-' + name.replace(/[^A-Za-z0-9_-]/g, '_') });
       add(block, [h('h3', { text: name }), h('p', { class: 'muted', text: ref.description || '' })]);
       add(block, metricsTable(name));
+      runs.forEach(function (r, ri) { var t = taskOf(ri, name); if (t && t.answers) add(block, answersPanel(t, r, name)); });
       var extras = [];
       runs.forEach(function (r, ri) { var t = taskOf(ri, name); if (t && t.extra && Object.keys(t.extra).length) extras.push([r.label, flatten(t.extra, '', [])]); });
       extras.forEach(function (e) {
@@ -501,7 +637,7 @@
         if (!rows.length || !m) return;
         var title = name + ': ' + metricLabel(ref, m) + ' by ' + label.toLowerCase();
         add(grid, h('figure', { class: 'chart' }, h('figcaption', { class: 'chart-title', text: title }),
-          forest({ width: 560, labelW: 140, id: 'bd-' + name + '-' + dim, title: title, xlabel: metricLabel(ref, m) + ' (95% CI)', rows: rows, series: runs.map(function (r) { return r.label; }), ref: ref.metrics[m] ? ref.metrics[m].mean : null })));
+          forest({ width: 560, labelW: 140, id: 'bd-' + name + '-' + dim, title: title, xlabel: metricLabel(ref, m) + ' (95% CI)', rows: rows, series: runs.map(function (r) { return r.label; }), ref: ref.metrics[m] ? ref.metrics[m].mean : null, lines: chanceLines(ref, m) })));
       });
       add(block, grid);
       if (!dims.length) add(block, h('p', { class: 'note', text: 'No subset or topic breakdown recorded for this task.' }));
@@ -558,7 +694,7 @@
           add(block, h('figure', { class: 'chart' }, h('figcaption', { class: 'chart-title', text: title }),
             forest({ labelW: 320, id: 'variants-' + ri + '-' + name, title: title, xlabel: metricLabel(t, m) + ' (95% CI)', series: [r.label],
               rows: sw.variants.map(function (v) { return { label: v.name, values: [v.metrics[m] ? Object.assign({ n: v.n }, v.metrics[m]) : null] }; }),
-              ref: t.metrics[m] ? t.metrics[m].mean : null, refLabel: 'primary variant' })));
+              ref: t.metrics[m] ? t.metrics[m].mean : null, refLabel: 'primary variant', lines: chanceLines(t, m) })));
           var stats = h('table', {}, h('tr', {}, h('th', { text: 'measure' }), h('th', { class: 'num', text: 'value' }), h('th', { text: 'meaning' })));
           function srow(a, b, c) { add(stats, h('tr', {}, h('td', { text: a }), h('td', { class: 'num', text: b }), h('td', { class: 'tag', text: c })));}
           srow('item flip rate', sw.flip.rate === null ? '–' : fmt(100 * sw.flip.rate, 1) + '% of ' + sw.flip.items,
@@ -718,12 +854,13 @@
     if (any) {
       (D.comparisons || []).forEach(function (c) {
         var a = runs[c.a], b = runs[c.b];
-        var block = h('div', { class: 'task-block' }, h('h3', { text: b.label + ' vs ' + a.label }));
+        var block = h('div', { class: 'task-block' }, h('h3', { text: 'A = ' + a.label + ' vs B = ' + b.label + ' (differences are A − B)' }));
         if (!c.result) { add(block, h('p', { class: 'note', text: 'No paired comparison: ' + (c.error || 'unavailable') })); add(box, block); return; }
         Object.keys(c.result.tasks || {}).forEach(function (name) {
           var t = c.result.tasks[name];
-          add(block, h('h4', { text: name + ' · ' + t.metric + ' · paired on ' + t.pairing }));
-          var tbl = h('table', { class: 'compare-table' }, h('tr', {}, ['group', 'n', c.result.a, c.result.b, 'A − B [95% CI]', 'p', 'p (Holm)', '', 'note'].map(function (x, i) {
+          var st = (c.item_sets || {})[name];
+          add(block, h('h4', { text: name + ' · ' + t.metric + ' · paired on ' + t.pairing + (st ? ' · ' + st.shared + ' shared items' + (st.same ? '' : ' (A scored ' + st.a + ', B ' + st.b + ')') : '') }));
+          var tbl = h('table', { class: 'compare-table' }, h('tr', {}, ['group', 'n', 'A: ' + c.result.a, 'B: ' + c.result.b, 'A − B [95% CI]', 'p', 'p (Holm)', '', 'note'].map(function (x, i) {
             return h('th', { class: i > 0 && i < 7 ? 'num' : null, text: x });
           })));
           (t.rows || []).forEach(function (row) {
@@ -799,7 +936,8 @@
     add(box, select('Country', opts('country'), ex.country, changed('country'), 'ex-country'));
     if (T.variant.length > 1) add(box, select('Variant', opts('variant'), ex.variant, changed('variant'), 'ex-variant'));
     var grp = h('span', { class: 'btn-group', role: 'group', 'aria-label': 'Outcome' });
-    [['all', 'All'], ['correct', 'Correct'], ['incorrect', 'Incorrect'], ['invalid', 'Invalid']].forEach(function (o) {
+    var allSurvey = runs.every(function (r) { return Object.keys(r.tasks).every(function (n) { return r.tasks[n].survey; }); });
+    (allSurvey ? [['all', 'All'], ['invalid', 'Invalid']] : [['all', 'All'], ['correct', 'Correct'], ['incorrect', 'Incorrect'], ['invalid', 'Invalid']]).forEach(function (o) {
       var b = h('button', { type: 'button', id: 'ex-outcome-' + o[0], 'aria-pressed': ex.outcome === o[0] ? 'true' : 'false', text: o[1] });
       on(b, 'click', function () {
         ex.outcome = o[0]; ex.page = 0;
@@ -833,10 +971,18 @@
   function sampleCard(idx) {
     var row = S.rows[idx];
     var o = cell(row, 'outcome'), score = cell(row, 'score');
-    var badge = o === 1 ? ['ok', 'correct'] : o === 0 ? ['bad', 'incorrect'] : o === -1 ? ['invalid', 'invalid'] : ['na', 'unscored'];
-    if (score !== null && score !== undefined && score !== 0 && score !== 1) badge[1] += ' ' + fmt(score, 2);
+    var task = taskOf(cell(row, 'run'), tval(row, 'task')), survey = !!(task && task.survey), human = cell(row, 'human');
+    var badge = o === 1 ? ['ok', 'correct'] : o === 0 ? ['bad', 'incorrect'] : o === -1 ? ['invalid', 'invalid'] : ['na', survey ? 'survey answer' : 'unscored'];
+    if (!survey && score !== null && score !== undefined && score !== 0 && score !== 1) badge[1] += ' ' + fmt(score, 2);
     var gold = cell(row, 'gold'), pred = cell(row, 'pred');
     var goldText = Array.isArray(gold) ? gold.map(function (g) { return describeAnswer(row, g); }).join('; ') : describeAnswer(row, gold);
+    var goldLabel = '   gold: ';
+    if (survey) {
+      goldLabel = '   human reference: ';
+      goldText = human ? (human.kind === 'dist' ? 'answer shares of ' : 'mean answer of ') + plural(human.of, 'country') +
+        ' (nearest: ' + human.rows[0].country + ', distance ' + fmt(human.rows[0].distance, 3) + ')' : 'none per item (compared at the index level)';
+      if (score !== null && score !== undefined) goldText += ' · ' + metricLabel(task, task.metric) + ' ' + fmt(score, 3);
+    }
     var det = h('details', { class: 'sample', 'data-index': idx });
     var summary = h('summary', {},
       h('span', { class: 'badge ' + badge[0], text: badge[1] }),
@@ -844,7 +990,7 @@
       h('span', { class: 'tag', text: [tval(row, 'task'), tval(row, 'country'), tval(row, 'topic'), 'variant ' + tval(row, 'variant'), tval(row, 'mode')]
         .filter(function (x) { return x; }).join(' · ') + (runs.length > 1 ? ' · ' + runs[cell(row, 'run')].label : '') }),
       h('div', { class: 'answer-line' }, h('span', { class: 'tag', text: 'parsed answer: ' }), h('span', { class: 'pred', text: describeAnswer(row, pred) }),
-        h('span', { class: 'tag', text: '   gold: ' }), h('span', { class: 'gold', text: goldText })));
+        h('span', { class: 'tag', text: goldLabel }), h('span', { class: survey ? 'human' : 'gold', text: goldText })));
     add(det, summary);
     var filled = false;
     on(det, 'toggle', function () {
@@ -855,6 +1001,7 @@
       var text = cell(row, 'text');
       if (text !== null && text !== undefined) add(body, [h('h4', { text: 'Raw response' }), h('pre', { class: 'response', text: text })]);
       var opts = tval(row, 'options'), probs = cell(row, 'probs');
+      if (survey && opts && opts.length) { add(body, surveyView(row, opts, probs, human)); opts = null; }
       if (opts && opts.length) {
         var goldSet = Array.isArray(gold) ? gold : [gold];
         var tbl = h('table', { class: 'opt-table' }, h('tr', {}, h('th', { text: 'label' }), h('th', { text: 'option (original order)' }),
@@ -873,6 +1020,48 @@
       add(det, body);
     });
     return det;
+  }
+
+  function bar(p, cls) {
+    var b = h('div', { class: 'probbar' + (cls ? ' ' + cls : '') }, h('span'));
+    b.firstChild.style.width = Math.round(100 * Math.max(0, Math.min(1, p || 0))) + '%';
+    return b;
+  }
+  // a survey answer: the model's distribution beside the human one(s), with the distance; never right or wrong
+  function surveyView(row, opts, probs, human) {
+    var wrap = h('div', { class: 'survey-view' });
+    add(wrap, h('h4', { text: 'Model\'s answer distribution beside the human answers (no right answer)' }));
+    if (human && human.kind === 'dist') {
+      var tbl = h('table', { class: 'opt-table human-dist' });
+      var hr = h('tr', {}, h('th', { text: 'who' }));
+      opts.forEach(function (o, j) { add(hr, h('th', { text: optionLabel(row, j) + ' ' + o })); });
+      add(hr, h('th', { class: 'num', text: 'distance to the model (Jensen-Shannon, 0 = same)' }));
+      add(tbl, hr);
+      function distRow(who, dist, d, cls) {
+        var tr = h('tr', { class: cls }, h('td', { text: who }));
+        opts.forEach(function (o, j) { add(tr, h('td', { class: 'bar' }, bar(dist ? dist[j] : 0, cls), h('span', { class: 'tag', text: fmt(dist ? dist[j] : null, 2) }))); });
+        add(tr, h('td', { class: 'num', text: d === null ? '' : fmt(d, 3) }));
+        return tr;
+      }
+      add(tbl, distRow('model', probs, null, 'model-dist'));
+      human.rows.forEach(function (r) { add(tbl, distRow(r.country + ' (survey)', r.dist, r.distance, 'ref-dist')); });
+      add(wrap, tbl);
+      if (human.of > human.rows.length) add(wrap, h('p', { class: 'note', text: 'Nearest ' + human.rows.length + ' of ' + human.of + ' countries shown.' }));
+    } else {
+      var t2 = h('table', { class: 'opt-table human-dist' }, h('tr', {}, h('th', { text: 'option' }), h('th', { class: 'num', text: 'model probability' }), h('th', { text: '' })));
+      opts.forEach(function (o, j) { add(t2, h('tr', { class: 'model-dist' }, h('td', { text: optionLabel(row, j) + ' ' + o }), h('td', { class: 'num', text: fmt(probs ? probs[j] : null, 3) }), h('td', { class: 'bar' }, bar(probs ? probs[j] : 0)))); });
+      add(wrap, t2);
+      if (human && human.kind === 'means') {
+        var t3 = h('table', { class: 'opt-table human-means' }, h('tr', {}, h('th', { text: 'who' }), h('th', { class: 'num', text: 'mean answer position (0 = first option, 1 = last)' }), h('th', { text: '' }), h('th', { class: 'num', text: '|difference| to the model' })));
+        add(t3, h('tr', { class: 'model-dist' }, h('td', { text: 'model (expected position)' }), h('td', { class: 'num', text: fmt(human.model_mean, 3) }), h('td', { class: 'bar' }, bar(human.model_mean)), h('td', { text: '' })));
+        human.rows.forEach(function (r) { add(t3, h('tr', { class: 'ref-dist' }, h('td', { text: r.country + ' (survey)' }), h('td', { class: 'num', text: fmt(r.mean, 3) }), h('td', { class: 'bar' }, bar(r.mean, 'ref-dist')), h('td', { class: 'num', text: fmt(r.distance, 3) }))); });
+        add(wrap, t3);
+        add(wrap, h('p', { class: 'note', text: 'The human reference for this item is each country\'s mean position on the scale (the release has no per-option shares).' }));
+      } else {
+        add(wrap, h('p', { class: 'note', text: 'This task has no human answer per item: it is compared with human data at the level of its indices (see Values and alignment).' }));
+      }
+    }
+    return wrap;
   }
 
   function refreshExplorer() {

@@ -383,7 +383,9 @@
     var nS = spec.series.length;
     var FW = spec.width || 960, rowH = nS > 1 ? 8 + 9 * nS : 20, labelW = spec.labelW || 210;
     var rightW = nS > 1 ? 60 + 46 * nS : 170, plotW = FW - labelW - rightW - 24, maxChars = Math.floor(labelW / 7);
-    var top = nS > 1 ? 30 : 12, bottom = 44;
+    var refLines = (spec.lines || []).filter(function (l) { return typeof l.value === 'number'; })
+      .sort(function (a, b) { return a.value - b.value; });
+    var top = nS > 1 ? 30 : 12, bottom = refLines.length ? 60 : 44;
     var height = top + spec.rows.length * rowH + bottom;
     var all = [];
     var anySmall = false;
@@ -401,22 +403,24 @@
         s('text', { x: X(v), y: height - bottom + 16, 'font-size': 11, 'text-anchor': 'middle', text: fmt(v, 2) })]);
     });
     add(axis, s('line', { x1: labelW, x2: labelW + plotW, y1: height - bottom, y2: height - bottom }));
-    add(axis, s('text', { x: labelW + plotW / 2, y: height - 6, 'font-size': 12, 'text-anchor': 'middle',
+    add(axis, s('text', { x: labelW + plotW / 2, y: height - bottom + 34, 'font-size': 12, 'text-anchor': 'middle',
       text: spec.xlabel + (anySmall ? ' · † faded: n < ' + SMALL_N + ', a weak estimate' : '') }));
+    if (refLines.length) {  // the reference lines' key, under the axis (labels on the lines would collide)
+      var key = s('text', { x: labelW + plotW / 2, y: height - 6, 'font-size': 11, 'text-anchor': 'middle' });
+      refLines.forEach(function (l, i) {
+        add(key, s('tspan', { fill: l.color || '#b2182b', class: (l.cls || 'ref-line') + '-label',
+          text: (i ? '   ' : '') + '┆ ' + l.label + ' ' + fmt(l.value, 2) }));
+      });
+      add(axis, key);
+    }
     add(svg, [grid, axis]);
     if (spec.ref !== undefined && spec.ref !== null) {
       add(svg, s('line', { x1: X(spec.ref), x2: X(spec.ref), y1: top - 4, y2: height - bottom, stroke: '#999', 'stroke-dasharray': '4 3' }));
       add(svg, s('text', { x: X(spec.ref) + 3, y: top - 6 > 8 ? top - 6 : 9, 'font-size': 10, fill: '#777', text: spec.refLabel || 'overall' }));
     }
-    // reference lines (chance, majority): labels on opposite sides of their lines so that close ones do not overlap
-    var refLines = (spec.lines || []).filter(function (l) { return typeof l.value === 'number'; })
-      .sort(function (a, b) { return a.value - b.value; });
-    refLines.forEach(function (l, i) {
-      var left = refLines.length > 1 && i === 0;
+    refLines.forEach(function (l) {
       add(svg, s('line', { x1: X(l.value), x2: X(l.value), y1: top - 4, y2: height - bottom, stroke: l.color || '#b2182b', 'stroke-width': 1.4,
         'stroke-dasharray': '2 2', class: l.cls || 'ref-line' }));
-      add(svg, s('text', { x: X(l.value) + (left ? -3 : 3), y: height - bottom - 4, 'font-size': 10, fill: l.color || '#b2182b',
-        'text-anchor': left ? 'end' : 'start', class: (l.cls || 'ref-line') + '-label', text: l.label + ' ' + fmt(l.value, 2) }));
     });
     add(svg, s('text', { x: FW - rightW, y: top - 2 > 9 ? top - 2 : 10, 'font-size': 10.5, fill: '#5b6475', text: nS > 1 ? 'n · means' : 'n · mean [95% CI]' }));
     if (nS > 1) {

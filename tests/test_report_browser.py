@@ -407,15 +407,20 @@ def test_two_run_comparison_renders(browser: Browser, tmp_path: Path):
     browser.open(page)
     _check_clean(browser, page)
     assert browser.js("document.getElementById('comparison').hidden") is False
-    # task, metric; shared items, A and B on them, paired A - B; (score, n) per run; baselines
-    assert browser.js("document.querySelectorAll('#headline-table thead th').length") == 2 + 4 + 2 * 2 + 1
+    # the paired table leads (task, metric, B, shared items, A and B on them, A - B), then each run on all
+    # of its own items (task, metric, run, score, n, baselines: a row per run)
+    assert browser.js("document.querySelectorAll('#paired-table thead th').length") == 7
+    assert browser.js("document.querySelectorAll('#paired-table tbody tr').length") == 1
+    assert browser.js("document.querySelectorAll('#headline-table thead th').length") == 6
+    assert browser.js("document.querySelectorAll('#headline-table tbody tr').length") == 2
+    assert browser.js("document.querySelectorAll('#headline-table td.baselines').length") == 2
     assert browser.js("document.querySelectorAll('.item-set-warning').length") == 0  # same items
     heads = browser.js(
-        "Array.from(document.querySelectorAll('#headline-table thead th')).map(t => t.textContent)"
+        "Array.from(document.querySelectorAll('#paired-table thead th')).map(t => t.textContent)"
     )
     assert sum("A − B" in t for t in heads) == 1
     assert "positive: A scored higher" in browser.js("document.getElementById('headline').textContent")
-    # the page is no wider than the window: the table scrolls inside its box if it must
+    # the page is no wider than the window: a table scrolls inside its box if it must
     assert browser.js("document.documentElement.scrollWidth <= window.innerWidth")
     assert browser.js("document.querySelectorAll('.compare-table tr').length") > 10
     n = browser.js("document.querySelectorAll('#forest-svg .forest-row').length")
@@ -594,10 +599,9 @@ def test_comparison_with_different_item_sets_warns(browser: Browser, tmp_path: P
     shared = compare_runs(a, b)["tasks"]["starter"]["rows"][0]["n"]
     warn = browser.js("document.querySelector('.item-set-warning').textContent")
     assert "different item sets" in warn and f"{shared} shared" in warn and "80 items" in warn
-    cells = browser.js(
-        "Array.from(document.querySelectorAll('#headline-table tbody td')).map(t => t.textContent)"
-    )
-    assert cells[2] == str(shared)
+    assert browser.js("document.querySelector('#paired-table td.shared-n').textContent") == str(shared)
+    assert "not comparable with each other" in browser.js("document.getElementById('headline').textContent")
+    assert browser.js("document.documentElement.scrollWidth <= window.innerWidth")
     browser.screenshot(ARTIFACTS / "report-compare-different-items.png")
 
 

@@ -191,20 +191,37 @@
     });
     if (differing.length) {
       add(head, h('p', { class: 'callout item-set-warning', text: 'The runs scored different item sets (' + differing.join('; ') +
-        '). The paired columns compare them on the shared items only; the full-set scores are shown separately and are not comparable with each other.' }));
+        '). The paired table compares them on the shared items only; each run\'s score on all of its own items is shown below it and is not comparable with the other run\'s.' }));
     }
+    // 1. a comparison leads with the paired table: both runs on the items both scored, and A - B
+    if (comps.length) {
+      var ptbl = h('table', { id: 'paired-table' });
+      var ptr = h('tr', {}, h('th', { text: 'task' }), h('th', { text: 'metric' }), h('th', { text: 'B' }), h('th', { class: 'num', text: 'shared items' }),
+        h('th', { class: 'num', text: 'A on them' }), h('th', { class: 'num', text: 'B on them' }), h('th', { class: 'num', text: 'A − B [95% CI], paired' }));
+      add(ptbl, h('thead', {}, ptr));
+      var pbody = h('tbody');
+      D.tasks.forEach(function (name) {
+        var ref = taskOf(0, name);
+        comps.forEach(function (c) {
+          var cr = compareRow(c.b, name, 'all'), row = h('tr', {}, h('td', {}, h('strong', { text: name })), h('td', { text: ref && ref.metric ? metricLabel(ref, ref.metric) : '–' }),
+            h('td', { text: runs[c.b].label }));
+          if (!cr) add(row, [h('td', { class: 'num', text: '–' }), h('td', { class: 'num', text: '–' }), h('td', { class: 'num', text: '–' }), h('td', { class: 'num', text: 'no shared items' })]);
+          else add(row, [h('td', { class: 'num shared-n', text: String(cr.n) }), h('td', { class: 'num shared-a', text: fmt(cr.a, 3) }), h('td', { class: 'num shared-b', text: fmt(cr.b, 3) }),
+            h('td', { class: 'num' }, [(cr.diff > 0 ? '+' : '') + fmt(cr.diff, 3) + ' [' + fmt(cr.ci[0], 3) + ', ' + fmt(cr.ci[1], 3) + '] p=' +
+              (cr.p < 0.001 ? '<0.001' : fmt(cr.p, 3)) + ' ', h('span', { class: 'sig', text: sigMark(cr.p) })])]);
+          add(pbody, row);
+        });
+      });
+      add(ptbl, pbody);
+      add(head, [h('h3', { text: 'Paired comparison on shared items' }), h('div', { class: 'table-wrap' }, ptbl),
+        h('p', { class: 'note', text: 'A = ' + runs[0].label + (runs.length === 2 ? ', B = ' + runs[1].label : '; B = each later run') +
+          '. A − B is paired on the items both runs scored; positive: A scored higher (McNemar for 0/1 scores, paired permutation otherwise). Significance marks: * p<0.05, ** p<0.01, *** p<0.001.' })]);
+    }
+    // 2. each run on all of its own items, with its baselines (one row per task and run)
     var tbl = h('table', { id: 'headline-table' });
-    var tr = h('tr', {}, h('th', { text: 'task' }), h('th', { text: 'metric' }));
-    comps.forEach(function (c) {
-      var A = runs[c.a].label, B = runs[c.b].label;
-      add(tr, [h('th', { class: 'num', text: 'shared items' }), h('th', { class: 'num', text: 'A (shared)', title: 'A = ' + A + ', on the shared items' }),
-        h('th', { class: 'num', text: 'B (shared)', title: 'B = ' + B + ', on the shared items' }), h('th', { class: 'num', text: 'A − B [95% CI], paired' })]);
-    });
-    runs.forEach(function (r, ri) {
-      var who = runs.length > 1 ? (ri === 0 ? 'A' : ri === 1 ? 'B' : r.label) + ', all its items' : r.label;
-      add(tr, [h('th', { class: 'num', text: who, title: r.label }), h('th', { class: 'num', text: 'n' })]);
-    });
-    add(tr, h('th', { text: 'baselines (answering without looking)' }));
+    var multi = runs.length > 1;
+    var tr = h('tr', {}, h('th', { text: 'task' }), h('th', { text: 'metric' }), multi ? h('th', { text: 'run' }) : null,
+      h('th', { class: 'num', text: multi ? 'score' : runs[0].label }), h('th', { class: 'num', text: 'n' }), h('th', { text: 'baselines (answering without looking)' }));
     add(tbl, h('thead', {}, tr));
     var body = h('tbody');
     D.tasks.forEach(function (name) {
@@ -213,35 +230,29 @@
       var m = ref.metric;
       var desc = [h('strong', { text: name }), h('div', { class: 'tag', text: ref.description || '' })];
       if (ref.survey) desc.push(h('div', { class: 'tag survey-note', text: 'Survey: no right answer. ' + metricLabel(ref, m) + ' describes the model\'s own answers, not their quality; how close they are to each country\'s human answers is in "Values and alignment" and, per question, in the sample explorer.' }));
-      var row = h('tr', {}, h('td', {}, desc), h('td', { text: m ? metricLabel(ref, m) : '–' }));
-      comps.forEach(function (c) {
-        var cr = compareRow(c.b, name, 'all');
-        if (!cr) { add(row, [h('td', { class: 'num', text: '–' }), h('td', { class: 'num', text: '–' }), h('td', { class: 'num', text: '–' }), h('td', { class: 'num', text: '–' })]); return; }
-        add(row, [h('td', { class: 'num', text: String(cr.n) }), h('td', { class: 'num shared-a', text: fmt(cr.a, 3) }), h('td', { class: 'num shared-b', text: fmt(cr.b, 3) }),
-          h('td', { class: 'num' }, [(cr.diff > 0 ? '+' : '') + fmt(cr.diff, 3) + ' [' + fmt(cr.ci[0], 3) + ', ' + fmt(cr.ci[1], 3) + '] p=' +
-            (cr.p < 0.001 ? '<0.001' : fmt(cr.p, 3)) + ' ', h('span', { class: 'sig', text: sigMark(cr.p) })])]);
-      });
-      runs.forEach(function (r, ri) {
-        var t = taskOf(ri, name);
-        var mm = t && m ? t.metrics[m] : null;
+      var shown = runs.map(function (r, ri) { return ri; }).filter(function (ri) { return taskOf(ri, name); });
+      shown.forEach(function (ri, k) {
+        var r = runs[ri], t = taskOf(ri, name), mm = m ? t.metrics[m] : null;
+        var row = h('tr', { class: k ? 'cont' : null });
+        if (!k) add(row, [h('td', { rowspan: shown.length }, desc), h('td', { rowspan: shown.length, text: m ? metricLabel(ref, m) : '–' })]);
+        if (multi) add(row, h('td', { text: (ri === 0 ? 'A = ' : '') + (comps.length && ri > 0 ? 'B = ' : '') + r.label }));
         var cellBody = [fmtCI(mm, 3)];
-        if (t && t.across) {
+        if (t.across) {
           // a sweep leads with the mean over its variants; the primary variant's own score is labelled
           cellBody = [h('div', { class: 'across' }, 'mean of ' + t.across.n_variants + ' variants ' + fmt(t.across.mean, 3) + ' (range ' + fmt(t.across.min, 3) + '–' + fmt(t.across.max, 3) + ')'),
             h('div', { class: 'tag primary' }, 'primary variant "' + t.across.primary + '": ' + fmtCI(mm, 3))];
         }
-        add(row, [h('td', { class: 'num' }, cellBody),
-          h('td', { class: 'num', text: t ? String(t.n) + (t.invalid ? ' (' + t.invalid + ' invalid)' : '') : '–' })]);
+        var bl = (t.baselines || []).map(function (b) { return b.label + ' ' + fmt(b.value, 3) + ': ' + b.verdict; });
+        add(row, [h('td', { class: 'num' }, cellBody), h('td', { class: 'num', text: String(t.n) + (t.invalid ? ' (' + t.invalid + ' invalid)' : '') }),
+          h('td', { class: 'baselines', text: bl.length ? bl.join(' · ') + (t.across ? ' (verdicts for the primary variant)' : '') : '–' })]);
+        add(body, row);
       });
-      var bl = (ref.baselines || []).map(function (b) { return b.label + ' ' + fmt(b.value, 3) + ': ' + b.verdict; });
-      var blText = bl.length ? bl.join(' · ') + (ref.across ? ' (verdicts for the primary variant)' : '') + (runs.length > 1 ? ' (' + runs[0].label + ')' : '') : '–';
-      add(row, h('td', { class: 'baselines', text: blText }));
-      add(body, row);
     });
     add(tbl, body);
-    add(head, [h('h3', { text: 'Headline scores (95% confidence intervals)' }), h('div', { class: 'table-wrap' }, tbl)]);
+    add(head, [h('h3', { text: multi ? 'Each run on all of its own items (95% confidence intervals)' : 'Headline scores (95% confidence intervals)' }),
+      h('div', { class: 'table-wrap' }, tbl)]);
     var notes = [];
-    if (comps.length) notes.push('A = ' + runs[0].label + ', B = ' + runs[1].label + '. A − B is paired on the items both runs scored; positive: A scored higher (McNemar for 0/1 scores, paired permutation otherwise). Significance marks: * p<0.05, ** p<0.01, *** p<0.001.');
+    if (differing.length) notes.push('The runs scored different item sets: these scores are not comparable with each other; the paired table above is.');
     if (D.tasks.some(function (n) { return runs.some(function (r, ri) { var t = taskOf(ri, n); return t && t.across; }); }))
       notes.push('A sweep\'s headline is the mean of its prompt variants\' scores with their range; its interval is the primary variant\'s (the first of the design). The Stability section says whether the variants differ beyond chance.');
     notes.forEach(function (n) { add(head, h('p', { class: 'note', text: n })); });

@@ -357,6 +357,10 @@ def test_single_run_report_renders_offline(browser: Browser, tmp_path: Path):
     assert browser.js("document.getElementById('alignment').hidden") is False
     assert browser.js("document.querySelectorAll('#alignment .align-table tr').length") == 1 + 3
     assert "Steerability" in browser.js("document.getElementById('alignment').textContent")
+    # the nearest-countries verdict: Japan and Kenya's intervals lie above their uniform baselines
+    verdict = browser.js("document.querySelector('#alignment .align-verdict').textContent")
+    assert verdict.startswith("Better than evenly spread answers for 2 countries: Japan, Kenya")
+    assert "not determined: Japan's rank 95% interval is 1–2" in verdict
     # explorer filter: a real click changes the count to the expected number
     expect = _outcomes(run)
     assert _count_is(browser, expect["all"])

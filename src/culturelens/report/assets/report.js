@@ -767,6 +767,7 @@
     }
     if (typeof v === 'object') {
       var keys = Object.keys(v);
+      if (!keys.length) return null;  // an empty record says nothing: no bare heading
       if (depth > 3) return h('p', { class: 'kv' }, h('strong', { text: key + ': ' }), JSON.stringify(v).slice(0, 300));
       // a map of name -> flat object: one table row per name
       var flat = keys.length > 1 && keys.every(function (k) { var x = v[k]; return x && typeof x === 'object' && !Array.isArray(x) && Object.keys(x).every(function (kk) { return x[kk] === null || typeof x[kk] !== 'object'; }); });
@@ -776,6 +777,25 @@
     return h('p', { class: 'kv' }, h('strong', { text: key + ': ' }), typeof v === 'number' ? fmt(v, 4) : String(v));
   }
   function ciOf(x) { return x && typeof x === 'object' ? { mean: x.mean, lo: x.ci ? x.ci[0] : x.lo, hi: x.ci ? x.ci[1] : x.hi, n: x.n } : null; }
+
+  // what the nearest-countries table supports, from one rule: compare each country's interval with
+  // the similarity that evenly spread (uniform) answers would reach with that same country
+  function alignmentVerdict(rows) {
+    var withU = rows.filter(function (r) { return typeof r.uniform === 'number' && r.ci; });
+    var above = withU.filter(function (r) { return r.ci[0] > r.uniform; }).map(function (r) { return r.country; });
+    var below = withU.filter(function (r) { return r.ci[1] < r.uniform; }).length;
+    var best = rows[0], out;
+    if (withU.length && !above.length) {
+      out = 'No country is matched better than evenly spread answers would match it (' + below + ' of ' + withU.length +
+        ' significantly worse): the ranking reflects the model\'s answer style more than alignment with any country.';
+    } else if (above.length) {
+      out = 'Better than evenly spread answers for ' + plural(above.length, 'country') + ': ' + above.slice(0, 8).join(', ') + (above.length > 8 ? '…' : '') + '.';
+    } else {
+      out = 'No uniform baseline for this metric.';
+    }
+    if (best && best.rank_ci && best.rank_ci[1] > 1) out += ' The nearest country is not determined: ' + best.country + '\'s rank 95% interval is ' + best.rank_ci[0] + '–' + best.rank_ci[1] + '.';
+    return out;
+  }
 
   function alignmentTask(name, t, run, ri) {
     var block = h('div', { class: 'task-block' }, h('h3', { text: name + (runs.length > 1 ? ' · ' + run.label : '') }));
@@ -796,8 +816,10 @@
       add(block, h('figure', { class: 'chart' }, h('figcaption', { class: 'chart-title', text: title }),
         forest({ id: 'align-' + ri + '-' + name + '-' + cid, title: title, xlabel: 'similarity to the country\'s survey answers (' + (m === metric ? mname : m) + '), 95% CI',
           series: [run.label], rows: top.map(function (r) { return { label: (r.rank ? r.rank + '. ' : '') + r.country, values: [{ mean: r.sim, lo: r.ci ? r.ci[0] : null, hi: r.ci ? r.ci[1] : null, n: r.n }] }; }),
-          ref: top.length && top[0].uniform !== undefined && top[0].uniform !== null ? top[0].uniform : null, refLabel: 'uniform answers' }),
-        h('p', { class: 'note', text: c.questions + ' questions. Top ' + top.length + ' of ' + rows.length + ' countries. P(nearest) = share of bootstrap resamples in which the country is the closest.' })));
+          ref: top.length && top[0].uniform !== undefined && top[0].uniform !== null ? top[0].uniform : null, refLabel: top.length ? 'uniform answers (baseline for ' + top[0].country + ')' : 'uniform answers' }),
+        h('p', { class: 'note', text: c.questions + ' questions. Top ' + top.length + ' of ' + rows.length + ' countries. P(nearest) = share of bootstrap resamples in which the country is the closest. ' +
+          'Normalised: (similarity − uniform) / (1 − uniform); below 0, the model is farther from the country than evenly spread answers would be.' })));
+      add(block, h('p', { class: 'callout align-verdict', text: alignmentVerdict(rows) }));
       var tbl = h('table', { class: 'align-table' }, h('tr', {}, ['rank', 'country', 'similarity [95% CI]', 'normalised', 'uniform baseline', 'P(nearest)', 'rank 95% interval'].map(function (x, i) {
         return h('th', { class: i === 1 ? null : 'num', text: x });
       })));

@@ -18,6 +18,7 @@ from culturelens.robustness.measures import (
 )
 from culturelens.robustness.rows import ALPHA, CRITERIA, MIN_CONSISTENCY, STABLE_ABS_TOL, Row, task_rows
 from culturelens.runlog import RunLog, read_run
+from culturelens.stats import SMALL_N
 from culturelens.variants import FACTORS
 
 
@@ -172,8 +173,18 @@ def _verdicts(name: str, res: dict[str, Any], scores: dict[str, float]) -> list[
         lines.append(
             f"{name} country ranking: too few distinct scores to rank ({rank['entities']} countries)."
         )
-    movers = sorted(res["countries"].items(), key=lambda kv: -(kv[1]["spread"]["range"] or 0))[:3]
-    movers = [(c, d) for c, d in movers if (d["spread"]["range"] or 0) > STABLE_ABS_TOL]
+    # a country scored on a handful of items moves by 1/n per flipped answer: only countries with at least
+    # SMALL_N items are named as sensitive (with one item, any change reads as a 0-1 swing)
+    moving = [(c, d) for c, d in res["countries"].items() if (d["spread"]["range"] or 0) > STABLE_ABS_TOL]
+    movers = sorted(
+        ((c, d) for c, d in moving if (d.get("n_items") or 0) >= SMALL_N),
+        key=lambda kv: -(kv[1]["spread"]["range"] or 0),
+    )[:3]
+    if moving and not movers:
+        lines.append(
+            f"{name}: per-country sensitivity to presentation not assessed: no country whose score moves has "
+            f"{SMALL_N} or more items."
+        )
     if movers:
         lines.append(
             f"{name} countries most sensitive to presentation: "

@@ -231,3 +231,26 @@ def test_real_sweep_embedded_model(tmp_path: Path) -> None:
     # and the response cache answers each distinct prompt once
     assert result.timing["unique_requests"] <= result.timing["samples"]
     assert result.timing["computed"] == result.timing["unique_requests"]
+
+
+def test_sensitive_countries_are_named_only_with_enough_items(
+    first_sweep: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """Japan has 2 items and swings 0-1 across rotations: too few to name it as sensitive to presentation."""
+    verdicts = first_sweep[1]["tasks"]["starter"]["verdicts"]
+    assert not any("most sensitive" in v for v in verdicts)
+    assert any("per-country sensitivity to presentation not assessed" in v for v in verdicts)
+    # 12 items of one country (gold at positions 0,1,2 in turn): its score moves under rotation and it is named
+    rows = [
+        {
+            "id": f"jp{i}", "kind": "multiple_choice", "country": "Japan", "topic": "food",
+            "question": f"Question {i}?", "options": ["a", "b", "c", "d"], "answer": i % 3,
+        }
+        for i in range(12)
+    ]  # fmt: skip
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "starter.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    t = analyze_run(_run(tmp_path, ["option_order=rotate"], data=data))["tasks"]["starter"]
+    named = [v for v in t["verdicts"] if "most sensitive" in v]
+    assert len(named) == 1 and "Japan 0.00–0.33 (n=12)" in named[0]

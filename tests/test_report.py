@@ -421,3 +421,18 @@ def test_comparison_states_when_item_sets_differ(tmp_path: Path):
     same = build_model([a, fake_run(tmp_path / "c", "hash", limit=60)])["comparisons"][0]["item_sets"]
     assert same["starter"]["same"] is True
     assert item_sets({"tasks": {}}, {"tasks": {}}, None) == {}
+
+
+def test_country_blind_runs_and_tied_regions():
+    from culturelens.report.data import country_blind
+
+    same = [{"country": c, "prompt": f"Q{i}"} for c in ("Japan", "Kenya") for i in range(3)]
+    assert country_blind(same) is True
+    assert country_blind([*same, {"country": "Kenya", "prompt": "as a Kenyan: Q1"}]) is False
+    assert country_blind([{"country": "Japan", "prompt": "Q"}]) is False
+
+    def reg(name):
+        return {"name": name, "n": 20, "metrics": {"acc": {"mean": 0.4, "lo": 0.2, "hi": 0.6, "n": 20}}}
+
+    tied = region_gap([reg("Asia"), reg("Europe")], "acc")
+    assert tied["best"] != tied["worst"] and tied["gap"] == 0 and tied["claim"] == "no_difference"

@@ -30,6 +30,13 @@ from culturelens.sweep import expand
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+HOFSTEDE = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "datasets"
+    / "hofstede"
+    / "6-dimensions-for-website-2015-08-16.csv"
+)
 XSS = "<script>window.__pwned=1</script><img src=x onerror=window.__pwned=2>"
 
 
@@ -634,3 +641,65 @@ def test_survey_sample_shows_model_and_human_distributions(browser: Browser, tmp
     assert browser.js("document.getElementById('report-title').textContent").startswith("Survey answers")
     assert "(nearest: " in browser.js("document.querySelector('#explorer-list .answer-line').textContent")
     browser.screenshot(ARTIFACTS / "report-survey.png")
+
+
+def _vsm(tmp_path: Path, persona: str | None) -> Path:
+    from culturelens.alignment import analyze_alignment
+    from culturelens.backends.fake import FakeBackend
+    from culturelens.runner import RunConfig, Runner
+    from culturelens.schema import Variant
+
+    cfg = RunConfig(
+        model="fake:hash",
+        tasks=["vsm"],
+        countries=["Japan", "United States", "Brazil", "Germany", "Sweden"],
+        variants=expand(["option_order=identity,reversed"], base=Variant(persona=persona)),
+        out=str(tmp_path / f"vsm-{persona is not None}"),
+        cache=str(tmp_path / "vsm.sqlite"),
+        n_boot=200,
+    )
+    run = Runner(cfg, backend=FakeBackend("hash")).run().run_dir
+    analyze_alignment(run, hofstede_file=HOFSTEDE if HOFSTEDE.exists() else None)
+    return run
+
+
+def test_vsm_values_are_tables_and_a_persona_less_run_says_countries_are_not_compared(
+    browser: Browser, tmp_path: Path
+):
+    blind = _vsm(tmp_path, None)
+    page = build_report([blind], tmp_path / "vsm-blind.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    # one row (no persona), the six indices as numbers; no JSON on the page
+    assert browser.js("document.querySelectorAll('#alignment .vsm-table tr').length") == 2
+    assert browser.js("document.querySelectorAll('#alignment .vsm-table td.num').length") == 6
+    assert "{" not in browser.js("document.getElementById('alignment').textContent")
+    assert "per-country differences in this run are chance" in browser.js(
+        "document.querySelector('#headline-table .country-blind').textContent"
+    )
+    assert "per-country differences in this run are chance" in browser.js(
+        "document.getElementById('map-note').textContent"
+    )
+    assert browser.js("document.documentElement.scrollWidth <= window.innerWidth")
+    asked = _vsm(tmp_path, "typical:@item")
+    page = build_report([asked], tmp_path / "vsm.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    assert browser.js("document.querySelectorAll('#headline-table .country-blind').length") == 0
+    rows = browser.js(
+        "Array.from(document.querySelectorAll('#alignment .vsm-table tr td:first-child')).map(t => t.textContent)"
+    )
+    assert sorted(rows) == sorted(
+        f"{c} (typical persona)" for c in ["Japan", "United States", "Brazil", "Germany", "Sweden"]
+    )
+    # two presentations per country: each index shows its spread over them
+    assert " ± " in browser.js("document.querySelector('#alignment .vsm-table td.num').textContent")
+    # position bias per condition: a table with one row per persona, not raw records
+    assert browser.js("document.querySelectorAll('#alignment .bias-table tr').length") == 1 + 5
+    assert "{" not in browser.js("document.getElementById('alignment').textContent")
+    if HOFSTEDE.exists():  # agreement with the published scores: one row per dimension, with its explanation
+        assert browser.js("document.querySelectorAll('#alignment .vsm-hofstede tr').length") == 1 + 6
+        assert "Spearman ρ: do the countries rank" in browser.js(
+            "document.getElementById('alignment').textContent"
+        )
+    browser.screenshot(ARTIFACTS / "report-vsm.png")

@@ -8,6 +8,7 @@ large runs, prompts are shortened to a per-prompt cap that the page states.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import shlex
@@ -262,8 +263,9 @@ def region_gap(
     scored = [r for r in regions if (r["metrics"].get(metric) or {}).get("mean") is not None]
     if len(scored) < 2:
         return None
-    best = max(scored, key=lambda r: r["metrics"][metric]["mean"])
-    worst = min(scored, key=lambda r: r["metrics"][metric]["mean"])
+    # sorted (stable), so that tied regions still give two different names
+    ordered = sorted(scored, key=lambda r: r["metrics"][metric]["mean"])
+    best, worst = ordered[-1], ordered[0]
     b, w = best["metrics"][metric], worst["metrics"][metric]
     disjoint = None
     if None not in (b["lo"], w["hi"]):
@@ -498,6 +500,18 @@ def answer_distribution(samples: Sequence[dict[str, Any]], survey: bool) -> dict
     return {"n": sum(x["n"] for x in out), "sets": out, "survey": survey}
 
 
+def country_blind(samples: Sequence[dict[str, Any]]) -> bool:
+    """True when two or more countries were asked exactly the same prompts (no persona, no country in
+    the text): per-country scores then differ only by chance, and the report says so."""
+    per: dict[str, list[str]] = defaultdict(list)
+    for s in samples:
+        if s.get("country") and isinstance(s.get("prompt"), str):
+            per[str(s["country"])].append(hashlib.sha1(s["prompt"].encode()).hexdigest())
+    if len(per) < 2:
+        return False
+    return len({tuple(sorted(v)) for v in per.values()}) == 1
+
+
 def task_view(
     name: str,
     entry: dict[str, Any],
@@ -537,6 +551,7 @@ def task_view(
         "survey": survey,
         "higher_is_better": None if headline is None else headline.higher_is_better,
         "answers": answer_distribution(samples, survey is not None),
+        "country_blind": country_blind(samples),
     }
 
 

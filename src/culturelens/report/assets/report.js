@@ -53,6 +53,7 @@
     return out;
   }
   var SMALL_N = D.small_n || 10;
+  var BLIND = 'Every country was asked exactly the same prompts (no persona, no country in the text): per-country differences in this run are chance, not culture. Ask as each country (e.g. --persona typical:@item) to compare countries.';
   function isSmall(n) { return typeof n === 'number' && n < SMALL_N; }
   function linesOf(task, m) { return (task && task.lines && task.lines[m]) || {}; }
   function plural(n, word) { return n + ' ' + (n === 1 ? word : /[^aeiou]y$/.test(word) ? word.slice(0, -1) + 'ies' : word + 's'); }
@@ -229,6 +230,7 @@
       for (var i = 0; i < runs.length && !ref; i++) ref = taskOf(i, name);
       var m = ref.metric;
       var desc = [h('strong', { text: name }), h('div', { class: 'tag', text: ref.description || '' })];
+      if (ref.country_blind) desc.push(h('div', { class: 'tag country-blind', text: BLIND }));
       if (ref.survey) desc.push(h('div', { class: 'tag survey-note', text: 'Survey: no right answer. ' + metricLabel(ref, m) + ' describes the model\'s own answers, not their quality; how close they are to each country\'s human answers is in "Values and alignment" and, per question, in the sample explorer.' }));
       var shown = runs.map(function (r, ri) { return ri; }).filter(function (ri) { return taskOf(ri, name); });
       shown.forEach(function (ri, k) {
@@ -382,6 +384,7 @@
     var subOnly = t.countries.filter(function (c) { return c.subnational && !(t.map[c.iso2] && t.map[c.iso2].key === c.key); }).map(function (c) { return c.name; });
     var parts = [Object.keys(shown).length + ' of ' + t.countries.length + ' country entries on the map; colour scale ' + fmt(ldom[0], 2) + '–' + fmt(ldom[1], 2) +
       (centred ? ', centred on the chance baseline ' + fmt(chance, 3) + ' (white: a country scored what guessing gives)' : '') + '. Hover a country for its score, 95% CI and n.'];
+    if (t.country_blind) parts.unshift(BLIND);
     if (t.vs_chance && t.vs_chance !== 'above' && m === t.metric) parts.unshift('The overall score is not above chance (' + t.vs_chance + '): differences between countries on this map may reflect answer bias, not knowledge.');
     if (subOnly.length) parts.push('Sub-national entries shown in the forest plot only (their country has its own entry): ' + subOnly.join(', ') + '.');
     if (missing.length) parts.push('Not drawable on the map: ' + missing.join(', ') + '.');
@@ -797,6 +800,73 @@
     return out;
   }
 
+  // how much of the answer distribution is presentation, per condition (alignment averages it away)
+  function biasSection(b) {
+    var conds = Object.keys(b);
+    if (!conds.length) return null;
+    var wrap = h('div', { class: 'bias-section' }, h('h4', { text: 'Position bias removed before comparing with human answers' }));
+    var tbl = h('table', { class: 'bias-table' }, h('tr', {}, ['condition', 'presentations', 'mean change of the distribution (TV)', 'extra share on the first option shown', 'on the last'].map(function (x, i) {
+      return h('th', { class: i ? 'num' : null, text: x });
+    })));
+    conds.forEach(function (c) {
+      var r = b[c] || {};
+      add(tbl, h('tr', {}, h('td', { text: c === 'unsteered' ? 'no persona' : c }), h('td', { class: 'num', text: String(Object.keys(r.variants || {}).length) }),
+        h('td', { class: 'num', text: fmt(r.mean_tv, 3) }), h('td', { class: 'num', text: typeof r.first_position_excess === 'number' ? fmt(100 * r.first_position_excess, 1) + ' pp' : '–' }),
+        h('td', { class: 'num', text: typeof r.last_position_excess === 'number' ? fmt(100 * r.last_position_excess, 1) + ' pp' : '–' })));
+    });
+    add(wrap, h('div', { class: 'table-wrap' }, tbl));
+    add(wrap, h('p', { class: 'note', text: 'The model\'s answers are averaged over the presentations (option orders, label styles) of each question before they are compared with survey data. ' +
+      'TV: mean total-variation distance of one presentation\'s answer distribution from that average (0 = presentation changes nothing). Extra share: probability on the option shown first (last) beyond its presentation-averaged probability, in percentage points.' }));
+    return wrap;
+  }
+
+  var VSM_DIMS = ['PDI', 'IDV', 'MAS', 'UAI', 'LTO', 'IVR'];
+  var VSM_NAMES = { PDI: 'power distance', IDV: 'individualism', MAS: 'masculinity', UAI: 'uncertainty avoidance', LTO: 'long-term orientation', IVR: 'indulgence' };
+  // Hofstede's VSM 2013: the model's six indices per condition, and their agreement across countries with the published scores
+  function vsmSection(v) {
+    var wrap = h('div', { class: 'vsm-section' });
+    var conds = v.conditions || {}, ids = Object.keys(conds);
+    add(wrap, h('h4', { text: 'Hofstede dimensions (VSM 2013 indices) per condition' }));
+    var tbl = h('table', { class: 'vsm-table' }, h('tr', {}, [h('th', { text: 'asked as' })].concat(VSM_DIMS.map(function (d) {
+      return h('th', { class: 'num', text: d, title: VSM_NAMES[d] });
+    }))));
+    ids.forEach(function (id) {
+      var c = conds[id], idx = c.indices || {};
+      var who = c.style ? c.target + ' (' + c.style + ' persona)' : 'no persona';
+      add(tbl, h('tr', {}, [h('td', { text: who })].concat(VSM_DIMS.map(function (d) {
+        var sd = c.presentation_sd && c.presentation_sd[d];
+        return h('td', { class: 'num', text: fmt(idx[d], 1) + (typeof sd === 'number' ? ' ± ' + fmt(sd, 1) : '') });
+      }))));
+    });
+    add(wrap, h('div', { class: 'table-wrap' }, tbl));
+    var notes = [VSM_DIMS.map(function (d) { return d + ' = ' + VSM_NAMES[d]; }).join(', ') + '. ' + (v.constants ? 'Constants: ' + v.constants + '. ' : '') +
+      'Only differences between rows carry meaning; ± is the spread over prompt presentations where the run varied them.'];
+    if (!ids.some(function (id) { return conds[id].style; })) notes.push('Without a persona these are the model\'s own indices, not any country\'s: run with --persona typical:@item to compare countries with Hofstede\'s published scores.');
+    notes.forEach(function (n) { add(wrap, h('p', { class: 'note', text: n })); });
+    Object.keys(v.styles || {}).forEach(function (style) {
+      var e = v.styles[style], hof = e.hofstede;
+      if (!hof) return;
+      add(wrap, h('h4', { text: 'Agreement with Hofstede\'s published scores across ' + plural((e.countries || []).length, 'country') + ' (' + style + ' persona)' }));
+      var ht = h('table', { class: 'vsm-hofstede' }, h('tr', {}, ['dimension', 'countries', 'Spearman ρ [95% CI]', 'p (permutation)', 'pairs in the same order', 'country spread ÷ wording spread'].map(function (x, i) {
+        return h('th', { class: i ? 'num' : null, text: x });
+      })));
+      VSM_DIMS.forEach(function (d) {
+        var r = (hof.dimensions || {})[d] || {}, ratio = (e.country_sd_over_presentation_sd || {})[d];
+        add(ht, h('tr', {}, h('td', { text: d + ' (' + VSM_NAMES[d] + ')' }), h('td', { class: 'num', text: String((r.countries || []).length) }),
+          h('td', { class: 'num', text: fmt(r.spearman, 2) + (r.spearman_ci ? ' [' + fmt(r.spearman_ci[0], 2) + ', ' + fmt(r.spearman_ci[1], 2) + ']' : '') }),
+          h('td', { class: 'num', text: fmt(r.p_spearman, 3) }), h('td', { class: 'num', text: typeof r.pair_agreement === 'number' ? fmt(100 * r.pair_agreement, 0) + '% of ' + r.pairs : '–' }),
+          h('td', { class: 'num', text: fmt(ratio, 2) })));
+      });
+      add(wrap, ht);
+      var ov = hof.overall || {};
+      add(wrap, h('p', { class: 'note', text: 'Overall (each dimension centred across countries): Pearson r ' + fmt(ov.pearson, 2) + ' over ' + (ov.n || 0) + ' country-dimension pairs. ' +
+        'Spearman ρ: do the countries rank on the dimension as in Hofstede\'s data (1 same order, 0 unrelated, −1 reversed); with few countries its interval is wide or missing. ' +
+        'Country spread ÷ wording spread below 1: the persona moves the index less than rewording the prompt does.' +
+        ((e.missing_in_hofstede || []).length ? ' Not in Hofstede\'s table: ' + e.missing_in_hofstede.join(', ') + '.' : '') }));
+    });
+    return wrap;
+  }
+
   function alignmentTask(name, t, run, ri) {
     var block = h('div', { class: 'task-block' }, h('h3', { text: name + (runs.length > 1 ? ' · ' + run.label : '') }));
     if (t.error || t.note) add(block, h('p', { class: 'note', text: String(t.error || t.note) }));
@@ -832,6 +902,8 @@
       add(block, tbl);
     });
     if (Object.keys(conds).length) done.by_condition = 1;
+    if (t.vsm && typeof t.vsm === 'object') { done.vsm = 1; add(block, vsmSection(t.vsm)); }
+    if (t.bias_removed && typeof t.bias_removed === 'object') { done.bias_removed = 1; add(block, biasSection(t.bias_removed)); }
     var st = t.steering;
     if (st && st.styles) {
       done.steering = 1;

@@ -40,7 +40,10 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PIP) install -q -c $(LOCK) torch
 	$(MAKE) llama-wheel
 	$(PIP) install -q -c $(LOCK) $(WHEELS)/llama_cpp_python-*.whl
-	$(PIP) install -q -c $(LOCK) -e '.[llamacpp,hf,openai,datasets,blend,dev]'
+	$(PIP) install -q -c $(LOCK) -e '.[llamacpp,hf,openai,datasets,blend,dev,judge,frames,tracking,inspect,improve]'
+	# Every Eval Ever records (culturelens.eee): its only release declares Python >= 3.12 and pins
+	# huggingface-hub<2 / rich<15 that clash with ours; the schema and validator it is used for need neither
+	$(PIP) install -q --no-deps --ignore-requires-python -c $(LOCK) every-eval-ever==0.3.0
 	# BLEnD's official Indonesian lemmatiser: nlp-id pins exact versions of huggingface_hub, numpy, scipy...
 	# that clash with ours, and its lemmatiser needs none of them
 	$(PIP) install -q --no-deps -c $(LOCK) nlp-id

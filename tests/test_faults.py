@@ -91,8 +91,12 @@ def base_args(data: Path, tmp: Path, out: str = "run", cache: str = "c.sqlite") 
 
 
 def cache_rows(path: Path) -> int:
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    """Rows in the response cache; 0 while the run that creates it has not made its table yet."""
+    try:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    except sqlite3.OperationalError:  # the file exists a moment before its table does
+        return 0
 
 
 # --- run directories --------------------------------------------------------------------------------

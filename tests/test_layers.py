@@ -35,14 +35,17 @@ LAYERS: dict[str, int] = {
     "culturelens.distributions": 0,
     "culturelens.vsm_formulas": 0,
     "culturelens.jsonsafe": 0,
+    "culturelens.agreement": 0,  # agreement between raters (judges): Krippendorff's alpha, kappa
     # 1: items -> prompts and scores: rendering, personas, grading, dataset downloads
     "culturelens.render": 1,
     "culturelens.personas": 1,
     "culturelens.scoring": 1,
     "culturelens.download": 1,
     "culturelens.hofstede": 1,  # published reference scores, read by tasks and analyses
+    "culturelens.judging": 1,  # what a judge is asked (prompts) and how its verdict is read
     # 2: components: benchmarks (rows -> items) and backends (requests -> responses)
     "culturelens.tasks": 2,
+    "culturelens.tasks.spec": 2,  # tasks declared in YAML / TOML spec files (shared code, no benchmark)
     "culturelens.backends": 2,
     # 3: drivers: run a design, cache responses, score, aggregate, write the run log
     "culturelens.cache": 3,
@@ -50,17 +53,34 @@ LAYERS: dict[str, int] = {
     "culturelens.runlog": 3,
     "culturelens.aggregate": 3,  # results.json is aggregated while the run is written
     "culturelens.runner": 3,
+    "culturelens.judges": 3,  # the judge stage: verdicts through the cache, reliability
     "culturelens.sweep": 3,
     "culturelens.steering": 3,
+    # foreign logs (lm-eval samples, inspect logs) re-scored into a run: drivers, as the runner is
+    "culturelens.interop.rescore": 3,
+    "culturelens.interop.lmeval": 3,
+    "culturelens.interop.inspect_import": 3,
+    "culturelens.frames": 3,  # pandas frames of a run log; RunLog.results_df() imports it lazily
+    # culturelens improve: fine-tuning the hf backend's model and scoring the control set drive a backend
+    "culturelens.improve.train": 3,
+    "culturelens.improve.control": 3,
     # 4: analyses of a run log
     "culturelens.alignment": 4,
     "culturelens.robustness": 4,
     "culturelens.compare": 4,
+    "culturelens.crosslingual": 4,  # BLEnD local vs English answers of a run log
+    "culturelens.improve.data": 4,  # preference pairs and the leak-free split, from a run log
+    "culturelens.improve.analysis": 4,  # before / after comparison of two run logs
     # 5: presentation and entry points
     "culturelens.report": 5,
     "culturelens.console": 5,
     "culturelens.modelinfo": 5,
     "culturelens.export": 5,
+    "culturelens.eee": 5,  # Every Eval Ever records
+    "culturelens.interop": 5,  # inspect_ai .eval logs of a run (inspect_log); the package
+    "culturelens.tracking": 5,  # --log-to mlflow / wandb
+    "culturelens.hub": 5,  # culturelens push (Hugging Face Hub dataset)
+    "culturelens.improve": 5,  # culturelens improve: the loop (runs, data, training, analysis)
     "culturelens.api": 5,
     "culturelens.cli": 5,
     "culturelens": 5,  # the package: the public API

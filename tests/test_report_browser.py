@@ -703,3 +703,36 @@ def test_vsm_values_are_tables_and_a_persona_less_run_says_countries_are_not_com
             "document.getElementById('alignment').textContent"
         )
     browser.screenshot(ARTIFACTS / "report-vsm.png")
+
+
+def test_judged_task_shows_its_judge_reliability(browser: Browser, tmp_path: Path):
+    """A pairwise judge that always prefers the first answer shown: swap consistency 0, flagged."""
+    import culturelens as cl
+
+    fix = Path(__file__).parent / "fixtures" / "calmqa"
+    done = cl.run(
+        model="fake:hash",
+        tasks=["calmqa"],
+        data_dir=str(fix),
+        judges=["fake:first"],
+        out=str(tmp_path / "judged"),
+        cache=str(tmp_path / "j.sqlite"),
+        report=False,
+    )
+    page = build_report([done.run_dir], tmp_path / "judged.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    ask = done.results["tasks"]["calmqa"]["judge"]["asks"]["vs_human"]
+    assert ask["swap_consistency"] == 0.0
+    panel = browser.js("document.querySelector('.judge-panel').textContent")
+    assert "Judge reliability" in panel and "position-swap consistency 0.00 < 0.8" in panel
+    head = browser.js(
+        "Array.from(document.querySelectorAll('.judge-table th.unreliable')).map(t => t.textContent)"
+    )
+    assert head == ["vs_human (pairwise) ⚠"]
+    cell = "document.querySelector('.judge-table tr[data-measure={}] td.num').textContent"
+    assert browser.js(cell.format("swap_consistency")) == "0.00"
+    assert browser.js(cell.format("first_position_rate")) == "100%"
+    assert browser.js(cell.format("judge_alpha")) == "not measured"
+    assert browser.js("document.documentElement.scrollWidth <= window.innerWidth")
+    browser.screenshot(ARTIFACTS / "report-judge.png")

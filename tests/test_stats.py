@@ -331,3 +331,23 @@ def test_variants_differ_dispatch() -> None:
     assert name == "Cochran's Q" and p < 0.05
     name, p = variants_differ(mat * 0.5 + 0.1, binary=False)
     assert name == "Friedman" and p < 0.05
+
+
+def test_metric_interval_on_a_declared_scale():
+    """A 1-10 rating is mapped to [0, 1], bounded there, and mapped back."""
+    from culturelens.stats import mean_interval, metric_interval
+
+    ones = metric_interval([1.0] * 6, bounds=(1.0, 10.0))
+    assert ones.mean == 1.0 and ones.low == pytest.approx(1.0) and ones.high > 1.5
+    assert ones.method.endswith("on [1, 10]")
+    vals = [1.0, 4.0, 7.0, 10.0, 3.0, 6.0]
+    scaled = mean_interval([(v - 1) / 9 for v in vals], n_boot=500, seed=3)
+    iv = metric_interval(vals, n_boot=500, seed=3, bounds=(1.0, 10.0))
+    assert (iv.mean, iv.low, iv.high) == pytest.approx(
+        (scaled.mean * 9 + 1, scaled.low * 9 + 1, scaled.high * 9 + 1)
+    )
+    assert 1.0 <= iv.low < iv.mean < iv.high <= 10.0
+    # (0, 1) bounds change nothing; reversed bounds are an error
+    assert metric_interval([0.0, 1.0, 1.0], bounds=(0.0, 1.0)) == metric_interval([0.0, 1.0, 1.0])
+    with pytest.raises(ValueError):
+        metric_interval([1.0], bounds=(10.0, 1.0))

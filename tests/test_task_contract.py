@@ -11,15 +11,20 @@ import pytest
 from test_task_options import HOFSTEDE, _data
 
 import culturelens as cl
+from culturelens.judging import JudgedTask
 from culturelens.sweep import expand
 from culturelens.tasks.base import get_task, task_names
 
 LIMIT = 6
+#: every judge kind reads this: a rating, a pairwise preference and a yes/no verdict
+FAKE_VERDICT = "Rating: [[7]] [[A]] [[Yes]]"
+#: tasks declared in spec files (culturelens.tasks.spec: multiple choice, label, short answer) keep it too
+SPECS = sorted((Path(__file__).parent / "fixtures" / "spec").glob("*.[yt]*ml"))
 
 
-@pytest.mark.parametrize("name", task_names())
+@pytest.mark.parametrize("name", [*task_names(), *(pytest.param(str(s), id=f"spec:{s.name}") for s in SPECS)])
 def test_task_contract(name: str, tmp_path: Path):
-    data = _data(name, tmp_path)
+    data = None if name.endswith((".yaml", ".yml", ".toml")) else _data(name, tmp_path)
     options: dict[str, object] = {}
     if name == "vsm":
         if not HOFSTEDE.exists():
@@ -30,15 +35,22 @@ def test_task_contract(name: str, tmp_path: Path):
             Path(__file__).parent / "fixtures" / "wvb" / "WVS_Cross-National_Wave_7_fixture.csv"
         )
     task = get_task(name, data_dir=str(data) if data else None, **options)
+    name = task.name  # a spec file's task goes by the name its spec gives
     items = task.items(limit=LIMIT)
     assert items, f"{name}: no items on its fixture"
     variants = expand(
         ["template=all", "option_order=identity,reversed"], kinds=sorted({i.kind for i in items})
     )
+    # a judged task is judged by a fake judge with fixed, readable verdicts (culturelens.judging)
+    judged = isinstance(task, JudgedTask)
+    judging: dict[str, object] = (
+        {"judges": ["fake:hash"], "judge_options": {"generate_text": FAKE_VERDICT}} if judged else {}
+    )
     done = cl.run(
         model="fake:hash",
         tasks=[name],
         limit=LIMIT,
+        **judging,
         data_dir=str(data) if data else None,
         task_options={name: options} if options else {},
         variants=variants,
@@ -65,7 +77,14 @@ def test_task_contract(name: str, tmp_path: Path):
 
         resp = Response.model_validate(s.response)
         score = task.score(item, prompt, resp)
-        assert score.metrics == s.metrics and score.valid == s.valid, f"{name}: {s.item_id} {s.variant}"
+        stored = s.metrics
+        # the judge stage adds declared, judged metrics; the rest re-scores from the response alone
+        if judged:
+            added = set(stored) - set(score.metrics)
+            assert added <= {*type(task).metrics, type(task).headline.metric}, f"{name}: undeclared {added}"
+            assert stored.get("judge_invalid", 0.0) == 0.0, f"{name}: the fake judge's verdicts are readable"
+            stored = {k: v for k, v in stored.items() if k in score.metrics}
+        assert score.metrics == stored and score.valid == s.valid, f"{name}: {s.item_id} {s.variant}"
     head = type(task).headline.metric if hasattr(type(task), "headline") else None
     entry = log.task_results(name)
     if head is not None:

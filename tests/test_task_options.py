@@ -48,6 +48,10 @@ def _data(task: str, tmp_path: Path) -> Path | None:
         "vsm": lambda: None,
         "wvb": lambda: FIX / "wvb",
         "click": lambda: FIX / "click",
+        "care": lambda: FIX / "care",
+        "civics": lambda: FIX / "civics",
+        "calmqa": lambda: FIX / "calmqa",
+        "lict": lambda: FIX / "lict",
     }[task]()
 
 
@@ -57,6 +61,9 @@ VALUES: dict[str, dict[str, Any]] = {
     "blend": {"prompts": "inst-4", "max_tokens": "16", "british_prompts": "true"},
     "normad": {"levels": "none,rot"},
     "global_mmlu": {"lang": "fr"},
+    "care": {"judge_templates": "paper,brief", "max_tokens": "32"},
+    "civics": {"judge_templates": "brief", "max_tokens": "32", "versions": "original"},
+    "calmqa": {"judge_templates": "brief", "max_tokens": "32"},
     "global_mmlu_lite": {"lang": "en,fr"},
     "cdeval": {"templates": "survey"},
     "kalahi": {"prompts": "full"},
@@ -66,6 +73,7 @@ VALUES: dict[str, dict[str, Any]] = {
         "wvs_file": str(FIX / "wvb" / "WVS_Cross-National_Wave_7_fixture.csv"),
         "demographics": "Q260,Q262",
     },
+    "lict": {"cultures": "Pakistan,Somalia", "swap_seed": "2", "max_tokens": "64", "entities_file": ""},
 }
 
 

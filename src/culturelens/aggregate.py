@@ -13,7 +13,7 @@ headline should be read against, :func:`culturelens.stats.vs_baseline` the verdi
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from culturelens.schema import Item, ItemKind, Score
@@ -41,8 +41,14 @@ RANK_METHOD = "simulation from the partially pooled (beta) posteriors"
 RANK_SIMULATIONS = 4000
 
 
-def summarize(units: Sequence[Unit], n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Mean, CI (and its method), n and clusters for every metric present in the units."""
+def summarize(
+    units: Sequence[Unit],
+    n_boot: int = 1000,
+    seed: int = 0,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, Any]:
+    """Mean, CI (and its method), n and clusters for every metric present in the units; ``bounds``:
+    the scale a task declares for a metric that is not on [0, 1] (``Task.metric_bounds``)."""
     by_metric: dict[str, tuple[list[float], list[str]]] = defaultdict(lambda: ([], []))
     for item, score in units:
         for name, value in score.metrics.items():
@@ -51,7 +57,7 @@ def summarize(units: Sequence[Unit], n_boot: int = 1000, seed: int = 0) -> dict[
             clus.append(item.group or item.id)
     metrics = {}
     for name, (vals, clus) in sorted(by_metric.items()):
-        iv = metric_interval(vals, clus, n_boot=n_boot, seed=seed)
+        iv = metric_interval(vals, clus, n_boot=n_boot, seed=seed, bounds=(bounds or {}).get(name))
         entry: dict[str, Any] = {
             "mean": iv.mean,
             "ci": [iv.low, iv.high],
@@ -137,7 +143,12 @@ def country_ranks(
     }
 
 
-def breakdown(units: Sequence[Unit], n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
+def breakdown(
+    units: Sequence[Unit],
+    n_boot: int = 1000,
+    seed: int = 0,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Per country / region / language / topic and per benchmark subset key."""
     groups: dict[str, dict[str, list[Unit]]] = defaultdict(lambda: defaultdict(list))
     for unit in units:
@@ -152,7 +163,7 @@ def breakdown(units: Sequence[Unit], n_boot: int = 1000, seed: int = 0) -> dict[
     for dim, members in groups.items():
         out[dim] = {}
         for key, us in sorted(members.items()):
-            entry = summarize(us, n_boot=n_boot, seed=seed)
+            entry = summarize(us, n_boot=n_boot, seed=seed, bounds=bounds)
             if dim == "country":
                 c = us[0][0].country
                 assert c is not None
@@ -164,12 +175,16 @@ def breakdown(units: Sequence[Unit], n_boot: int = 1000, seed: int = 0) -> dict[
 
 
 def aggregate_task(
-    units: Sequence[Unit], n_boot: int = 1000, seed: int = 0, task: str | None = None
+    units: Sequence[Unit],
+    n_boot: int = 1000,
+    seed: int = 0,
+    task: str | None = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """Summary, breakdowns and country ranks on the headline metric that ``task`` (default: the units'
-    task) declares (see :func:`headline_metric`)."""
-    result = summarize(units, n_boot=n_boot, seed=seed)
-    result["by"] = breakdown(units, n_boot=n_boot, seed=seed)
+    task) declares (see :func:`headline_metric`); ``bounds`` as in :func:`summarize`."""
+    result = summarize(units, n_boot=n_boot, seed=seed, bounds=bounds)
+    result["by"] = breakdown(units, n_boot=n_boot, seed=seed, bounds=bounds)
     metric = headline_metric(result, task=task or (units[0][0].task if units else None))
     ranks = country_ranks(result["by"].get("country", {}), metric, seed=seed) if metric else None
     if ranks is not None:

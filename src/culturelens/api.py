@@ -17,7 +17,7 @@ from typing import Any
 from culturelens.runlog import RunConfig, RunLog, read_run
 from culturelens.runner import ProgressFn, Runner, RunResult
 
-__all__ = ["Finished", "compare", "finish", "list_tasks", "read_run", "report", "run", "steer"]
+__all__ = ["Finished", "compare", "finish", "improve", "list_tasks", "read_run", "report", "run", "steer"]
 
 
 @dataclass
@@ -134,6 +134,15 @@ def compare(run_a: str | Path, run_b: str | Path, metric: str | None = None, see
     from culturelens.compare import compare_runs
 
     return compare_runs(run_a, run_b, metric=metric, seed=seed)
+
+
+def improve(progress: ProgressFn | None = None, **kwargs: Any) -> Any:
+    """Close the loop (``culturelens improve``): pairs from a run's failures, LoRA fine-tuning, and the
+    before/after proof; ``kwargs`` are :class:`culturelens.improve.loop.ImproveConfig` fields (``task``,
+    ``method``, ``steps``, ``out``...). Returns :class:`culturelens.improve.loop.Improved`."""
+    from culturelens.improve.loop import improve as run_improve
+
+    return run_improve(progress=progress, **kwargs)
 
 
 def report(runs: Sequence[str | Path], output: str | Path = "report.html") -> Path:

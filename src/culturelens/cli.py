@@ -131,7 +131,10 @@ def run(
         typer.Option("--model", "-m", help="PREFIX:SPEC of a registered backend, or default"),
     ] = "default",
     task: Annotated[
-        list[str], typer.Option("--task", "-t", help="task name (repeatable); see `culturelens tasks`")
+        list[str],
+        typer.Option(
+            "--task", "-t", help="task name or spec file (.yaml/.toml; repeatable); see `culturelens tasks`"
+        ),
     ] = ["starter"],  # noqa: B006
     mode: Annotated[
         Mode | None, typer.Option(help="letter | cloze | generate (default: each task's own)")
@@ -176,7 +179,26 @@ def run(
         list[str],
         typer.Option("--model-opt", help="backend option KEY=VALUE (e.g. n_ctx=4096, batch_size=32)"),
     ] = [],  # noqa: B006
+    judge: Annotated[
+        list[str],
+        typer.Option(
+            "--judge",
+            help="judge for judged tasks (care, calmqa, civics): a --model spec; repeat or comma-separate "
+            "for a panel (default: the embedded model, a weak judge)",
+        ),
+    ] = [],  # noqa: B006
+    judge_opt: Annotated[
+        list[str], typer.Option("--judge-opt", help="backend option KEY=VALUE for the judges")
+    ] = [],  # noqa: B006
     report: Annotated[bool, typer.Option(help="write report.html into the run directory")] = True,
+    log_to: Annotated[
+        list[str],
+        typer.Option(
+            "--log-to",
+            help="also log metrics, config and report to mlflow | wandb (repeatable; "
+            "pip install 'culturelens[tracking]')",
+        ),
+    ] = [],  # noqa: B006
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     more_vary: Annotated[
         list[str] | None, typer.Argument(hidden=True, help="further FACTOR=LEVELS after --vary")
@@ -215,6 +237,12 @@ def run(
         fail(f"--limit {limit}: give a positive number of items (or leave it out)")
     if batch_size < 1:
         fail(f"--batch-size {batch_size}: give a positive number")
+    if log_to:  # a missing tracker package stops the command before anything is computed
+        from culturelens.tracking import parse_targets, require
+
+        with _user_errors():
+            log_to = parse_targets(log_to)
+            require(log_to)
     # the command that re-creates exactly this run (the report's "reproduce" line)
     command = ["culturelens", "run", "--model", model]
     for name in task:
@@ -238,6 +266,11 @@ def run(
         command += ["--opt", kv]
     for kv in model_opt:
         command += ["--model-opt", kv]
+    for j in judge:
+        command += ["--judge", j]
+    for kv in judge_opt:
+        command += ["--judge-opt", kv]
+    judge_options = {k: _literal(v) for _, k, v in (_parse_opt(kv, "--judge-opt") for kv in judge_opt)}
     with _user_errors():
         for name in task:
             get_task(name, data_dir=data_dir, **task_options[name])
@@ -257,6 +290,8 @@ def run(
             seed=seed,
             task_options={k: v for k, v in task_options.items() if v},
             backend_options=backend_options,
+            judges=[p.strip() for j in judge for p in j.split(",") if p.strip()],
+            judge_options=judge_options,
             command=command,
         )
         with out.progress(quiet) as progress:
@@ -266,6 +301,11 @@ def run(
     try:
         with _user_errors():
             _finish_run(result, report, quiet)
+            if log_to:
+                from culturelens.tracking import log_run
+
+                for target, where in log_run(result.run_dir, log_to).items():
+                    out.console.print(f"{target}: [bold]{where}[/]", highlight=False, soft_wrap=True)
     finally:
         result.release()
 
@@ -283,6 +323,19 @@ def _finish_run(result: object, report: bool, quiet: bool) -> None:
             why = "; ".join(f"{r} ({n})" for r, n in fb["reasons"].items())
             err.print(
                 f"[yellow]warning:[/] {name}: {fb['n']} answers were not produced as the mode asks: {why}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        judge = entry.get("judge")
+        if judge:  # a judged score is read with its judge's reliability
+            weak = (
+                " (the embedded judge is a smoke test, not a grader: see README, Judges)"
+                if judge.get("weak_judge")
+                else ""
+            )
+            err.print(
+                f"[yellow]judge:[/] {name}: {judge['verdict']}; {judge['invalid']} of {judge['verdicts']} verdicts "
+                f"unreadable{weak}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -329,6 +382,10 @@ def _task_details(name: str, data_dir: str | None) -> dict:
     try:
         items = t.items()
     except Exception as exc:  # noqa: BLE001 - data not available: still describe the task
+        from culturelens.tasks.spec import SpecError
+
+        if isinstance(exc, SpecError):  # a spec's own mistake (a column not in its data) is an error
+            raise
         info.update(items=None, subsets=None, note=str(exc))
         return info
     subsets: dict[str, Counter[str]] = {}
@@ -377,7 +434,10 @@ def _print_details(d: dict) -> None:
         lines.append(f"  release: {src['release']}" + (f" ({src['url']})" if src["url"] else ""))
         where = ["--data-dir"] + ([f"${src['env']}"] if src["env"] else [])
         where += [f"$CULTURELENS_DATA/{src['folder']}"] if src["folder"] else []
-        lines.append(f"  local copy: {', '.join(where)} (first given)")
+        if d.get("spec"):  # a spec names its own data file
+            lines.append(f"  spec: {d['spec']['file']} (SHA-256 {d['spec']['sha256'][:12]})")
+        else:
+            lines.append(f"  local copy: {', '.join(where)} (first given)")
         if src["files"]:
             lines.append(f"  looked for inside it: {', '.join(src['files'])}")
     found = d.get("data_dir")
@@ -402,7 +462,7 @@ def tasks(
         typer.Option(
             "--details",
             metavar="TASK",
-            help="everything one task declares: options, subsets, metrics, data, protocol",
+            help="everything one task (or spec file) declares: options, subsets, metrics, data, protocol",
         ),
     ] = None,
 ) -> None:
@@ -413,14 +473,15 @@ def tasks(
         from culturelens.tasks.base import task_class
 
         try:
-            task_class(details)
-        except KeyError as exc:
-            fail(str(exc.args[0]))
+            task_class(details)  # a name, or a spec file (culturelens.tasks.spec)
+        except (KeyError, ValueError) as exc:
+            fail(str(exc.args[0]) if isinstance(exc, KeyError) else str(exc))
     # listing never downloads: tasks whose data is neither local nor cached say so
     previous = os.environ.get("CULTURELENS_OFFLINE")
     os.environ["CULTURELENS_OFFLINE"] = "1"
     try:
-        rows = _task_details(details, data_dir) if details is not None else _task_rows(data_dir)
+        with _user_errors():
+            rows = _task_details(details, data_dir) if details is not None else _task_rows(data_dir)
     finally:
         if previous is None:
             os.environ.pop("CULTURELENS_OFFLINE", None)
@@ -451,6 +512,26 @@ def compare(
 
 
 @app.command()
+def crosslingual(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory with a blend task")],
+    prompt: Annotated[
+        list[str], typer.Option("--prompt", help="keep these BLEnD prompt ids (repeatable; default: all)")
+    ] = [],  # noqa: B006
+    variant: Annotated[str | None, typer.Option(help="variant id (default: the run's first)")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the analysis JSON here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of the table")] = False,
+) -> None:
+    """BLEnD cross-lingual consistency: local-language vs English answers per region, with CIs."""
+    from culturelens.crosslingual import analyze, format_table
+
+    with _user_errors():
+        res = analyze(run_dir, variant=variant, prompts=prompt or None)
+    print(json.dumps(res, indent=1, ensure_ascii=False) if as_json else format_table(res))
+    if out_file:
+        out_file.write_text(json.dumps(res, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+@app.command()
 def report(
     runs: Annotated[list[Path], typer.Argument(help="one or more run directories")],
     output: Annotated[Path, typer.Option("-o", "--output")] = Path("report.html"),
@@ -466,15 +547,52 @@ def report(
 @app.command()
 def export(
     runs: Annotated[list[Path], typer.Argument(help="one or more run directories")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="md (Markdown table) | csv")] = "md",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="md | markdown | csv: the results table; parquet | csv with --out-dir: the tidy results "
+            "and samples tables as files; eee: Every Eval Ever records; inspect: inspect_ai .eval logs",
+        ),
+    ] = "md",
     by: Annotated[
         str | None, typer.Option("--by", help="also one row per group: country | region | language | topic")
     ] = None,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="write here (default: stdout)")
     ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir",
+            "-d",
+            help="folder for parquet / csv tables (default with one run: the run directory) or eee "
+            "records (default: RUN/eee)",
+        ),
+    ] = None,
+    model_id: Annotated[
+        str | None, typer.Option("--model-id", help="eee: the model as ORG/NAME (default: inferred)")
+    ] = None,
 ) -> None:
-    """Results table for papers and READMEs: score, CI, n, baselines and the verdict against chance."""
+    """Results table for papers and READMEs: score, CI, n, baselines and the verdict against chance;
+    or the run as tidy parquet / CSV tables (culturelens.frames) or Every Eval Ever records."""
+    fmt = {"markdown": "md"}.get(fmt, fmt)
+    if fmt == "inspect":  # inspect_ai .eval logs, one per task (culturelens.interop.inspect_log)
+        from culturelens.interop.inspect_log import write_inspect_logs
+
+        with _user_errors():
+            for run_dir in runs:
+                for path in write_inspect_logs(run_dir, out_dir):
+                    out.console.print(f"inspect log: [bold]{path}[/] ({path.stat().st_size:,} bytes)")
+        return
+    if fmt == "parquet" or fmt == "eee" or (fmt == "csv" and out_dir is not None):
+        _export_files(runs, fmt, out_dir, model_id)
+        return
+    if fmt not in ("md", "csv"):
+        fail(
+            f"--format {fmt!r}: use md or csv (a table), or parquet, csv --out-dir DIR, eee, inspect (files)"
+        )
     from culturelens.export import export as make_table
 
     with _user_errors():
@@ -484,6 +602,115 @@ def export(
     else:
         output.write_text(text, encoding="utf-8")
         out.console.print(f"table: [bold]{output}[/]")
+
+
+def _export_files(runs: list[Path], fmt: str, out_dir: Path | None, model_id: str | None) -> None:
+    """``export --format parquet | csv --out-dir | eee``: files, one line per file written."""
+    if out_dir is None and len(runs) > 1 and fmt != "eee":  # eee: each run's own RUN/eee
+        fail(f"--format {fmt} of {len(runs)} runs: give the folder to write with --out-dir")
+    with _user_errors():
+        if fmt == "eee":
+            from culturelens.eee import write_eee
+
+            paths = []
+            for run_dir in runs:
+                paths += write_eee(run_dir, out_dir or Path(run_dir) / "eee", model=model_id)
+        else:
+            from culturelens.frames import write_tables
+
+            tables = write_tables(runs, out_dir or runs[0], fmt="csv" if fmt == "csv" else "parquet")
+            paths = list(tables.values())
+    for path in paths:
+        out.console.print(f"{fmt}: [bold]{path}[/]", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def push(
+    runs: Annotated[list[Path], typer.Argument(help="one or more run directories")],
+    repo: Annotated[str, typer.Option("--repo", help="Hugging Face dataset repository, OWNER/NAME")],
+    private: Annotated[bool, typer.Option(help="create the repository private")] = False,
+) -> None:
+    """Upload runs' results and samples (parquet) as a Hugging Face Hub dataset (token: HF_TOKEN)."""
+    from culturelens.hub import push as push_runs
+
+    with _user_errors():
+        done = push_runs(runs, repo, private=private)
+    out.console.print(
+        f"pushed {len(done['files'])} files: [bold]{done['url']}[/]", highlight=False, soft_wrap=True
+    )
+
+
+@app.command("import")
+def import_(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="lm-eval samples_<task>_<date>.jsonl(.gz) files, or inspect .eval / .json logs"),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", help="the culturelens run directory to write")],
+    task: Annotated[
+        str | None,
+        typer.Option("--task", "-t", help="the culturelens task the log ran (default: inferred when known)"),
+    ] = None,
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="culturelens's copy of the task's dataset release")
+    ] = None,
+    opt: Annotated[
+        list[str], typer.Option("--opt", help="task option KEY=VALUE, as for `culturelens run`")
+    ] = [],  # noqa: B006
+    model: Annotated[
+        str | None, typer.Option("--model-name", help="the model's name (default: from the log)")
+    ] = None,
+    report: Annotated[bool, typer.Option(help="write report.html into the run directory")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Re-score another harness's log (lm-eval samples, inspect logs) as a culturelens run: the task's
+    own scorer, breakdowns with intervals, baselines, robustness across the log's prompts, report."""
+    kinds = {
+        "lm-eval"
+        if f.name.endswith((".jsonl", ".jsonl.gz"))
+        else "inspect"
+        if f.suffix in (".eval", ".json")
+        else "?"
+        for f in files
+    }
+    if "?" in kinds or len(kinds) != 1:
+        fail(
+            "culturelens import: give lm-eval samples_*.jsonl files or inspect .eval / .json logs, not both "
+            f"({', '.join(f.name for f in files)})"
+        )
+    options = {k: _literal(v) for _, k, v in (_parse_opt(kv, "--opt", allow_target=False) for kv in opt)}
+    command = ["culturelens", "import", *map(str, files), "--out", str(out_dir)]
+    if task:
+        command += ["--task", task]
+    with _user_errors():
+        if kinds == {"lm-eval"}:
+            from culturelens.interop.lmeval import import_lmeval as importer
+        else:
+            from culturelens.interop.inspect_import import import_inspect as importer
+        result = importer(
+            files, out_dir, task=task, data_dir=data_dir, task_options=options, model=model, command=command
+        )
+    for name, entry in result.results.get("tasks", {}).items():
+        foreign = entry.get("foreign") or {}
+        for note in [(foreign.get("scored_not_shown") or {}).get("note")]:
+            if note:
+                err.print(f"[yellow]warning:[/] {name}: {note}", highlight=False, soft_wrap=True)
+        if foreign.get("prompt_not_logged"):
+            err.print(
+                f"[yellow]warning:[/] {name}: {foreign['prompt_not_logged']} answers come without their prompt: "
+                "options are taken in the dataset's order and which were shown is unknown",
+                highlight=False,
+                soft_wrap=True,
+            )
+        if foreign.get("gold_disagrees"):
+            err.print(
+                f"[yellow]warning:[/] {name}: the log's target differs from culturelens's gold on "
+                f"{foreign['gold_disagrees']} answers (scored against culturelens's gold)",
+                highlight=False,
+                soft_wrap=True,
+            )
+    with _user_errors():
+        _finish_run(result, report, quiet)
 
 
 @app.command()
@@ -588,6 +815,100 @@ def runs(
             r["run"], r["model"], r["task"], r["headline"], str(r["n"] or ""), r["date"], r["status"]
         )
     out.console.print(table)
+
+
+@app.command()
+def improve(
+    task: Annotated[str, typer.Option("--task", "-t", help="multiple-choice task to improve on")] = "starter",
+    method: Annotated[str, typer.Option(help="dpo | orpo (preference pairs) | sft (gold answers)")] = "dpo",
+    steps: Annotated[int, typer.Option(help="optimisation steps")] = 60,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="hf:ID_OR_PATH, or default (the embedded model via hf)")
+    ] = "hf:embedded",
+    out_dir: Annotated[str, typer.Option("--out", help="output directory")] = "runs/improve",
+    source_run: Annotated[
+        str | None, typer.Option("--source-run", help="a finished run whose failures give the data")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="at most N items of the task")] = None,
+    countries: Annotated[str | None, typer.Option(help="comma-separated countries to keep")] = None,
+    data_dir: Annotated[
+        str | None, typer.Option("--data-dir", help="local copy of the task's release")
+    ] = None,
+    vary: Annotated[
+        list[str],
+        typer.Option("--vary", help="evaluation sweep (default option_order=rotate labels=letters,numbers)"),
+    ] = [],  # noqa: B006
+    holdout_countries: Annotated[
+        str, typer.Option("--holdout-countries", help="N countries drawn by seed, or a comma-separated list")
+    ] = "3",
+    test_fraction: Annotated[float, typer.Option(help="share of each country's item groups held out")] = 0.3,
+    transfer: Annotated[
+        str, typer.Option(help="benchmark of the same kind to check transfer on, or none")
+    ] = "culturalbench_easy",
+    transfer_limit: Annotated[int, typer.Option(help="items of the transfer benchmark")] = 60,
+    control: Annotated[
+        str,
+        typer.Option(
+            help="general control set: gsm8k (reference-solution likelihood), a JSONL path, or none"
+        ),
+    ] = "gsm8k",
+    control_limit: Annotated[int, typer.Option(help="problems of the control set")] = 60,
+    learning_rate: Annotated[float, typer.Option("--lr", help="learning rate")] = 5e-4,
+    batch_size: Annotated[int, typer.Option(help="examples per optimisation step")] = 4,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank")] = 16,
+    beta: Annotated[float, typer.Option(help="DPO beta / ORPO lambda")] = 0.1,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when there is one)")] = None,
+    threads: Annotated[int, typer.Option(help="CPU threads for torch")] = 2,
+    cache: Annotated[str | None, typer.Option(help="response cache file (SQLite)")] = None,
+    seed: Annotated[int, typer.Option(help="seed for the split, sampling and training")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    more_vary: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
+) -> None:
+    """Close the loop: pairs from a run's failures, LoRA fine-tuning (PEFT + TRL), before/after proof."""
+    if more_vary:
+        if not vary:
+            fail(f"unexpected argument {more_vary[0]!r} (sweep factors go after --vary)")
+        vary = [*vary, *more_vary]
+    held: int | list[str]
+    if holdout_countries.strip().isdigit():
+        held = int(holdout_countries)
+    else:
+        held = [c.strip() for c in holdout_countries.split(",") if c.strip()]
+    from culturelens.improve.loop import DEFAULT_VARY
+    from culturelens.improve.loop import improve as run_improve
+
+    with _user_errors(), out.progress(quiet) as progress:
+        done = run_improve(
+            task=task,
+            model=model,
+            method=method,
+            steps=steps,
+            out=out_dir,
+            source_run=source_run,
+            limit=limit,
+            countries=[c.strip() for c in countries.split(",") if c.strip()] if countries else None,
+            data_dir=data_dir,
+            vary=vary or list(DEFAULT_VARY),
+            holdout_countries=held,
+            test_fraction=test_fraction,
+            transfer=transfer,
+            transfer_limit=transfer_limit,
+            control=control,
+            control_limit=control_limit,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            lora_r=lora_r,
+            beta=beta,
+            device=device,
+            threads=threads,
+            cache=cache,
+            seed=seed,
+            progress=progress,
+            log=None if quiet else (lambda m: out.console.print(m, highlight=False, soft_wrap=True)),
+        )
+    for line in done.summary["verdicts"]:
+        out.console.print(f"- {line}", highlight=False, soft_wrap=True)
+    out.console.print(f"improve: [bold]{done.out / 'improve.json'}[/], [bold]{done.markdown}[/]")
 
 
 def main() -> None:  # pragma: no cover

@@ -34,6 +34,8 @@ LOCK_FILE = ".lock"
 RUN_FILES = (
     "samples.jsonl",
     "samples.jsonl.tmp",
+    "judgements.jsonl",
+    "judgements.jsonl.tmp",
     "items.jsonl",
     "references.json",
     "results.json",

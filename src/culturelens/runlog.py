@@ -40,6 +40,8 @@ REFERENCES_FILE = "references.json"
 SAMPLES_FILE = "samples.jsonl"
 RESULTS_FILE = "results.json"
 TIMING_FILE = "timing.json"
+#: every judge verdict of a judged run (culturelens.judges): judge, wording, prompt, reply, verdict
+JUDGEMENTS_FILE = "judgements.jsonl"
 #: files whose SHA-256 the status record keeps: a run is reused only while they are whole
 HASHED = (SAMPLES_FILE, RESULTS_FILE, ITEMS_FILE)
 
@@ -67,6 +69,9 @@ class RunConfig(BaseModel):
     n_boot: int = 1000
     backend_options: dict[str, Any] = Field(default_factory=dict)
     task_options: dict[str, Any] = Field(default_factory=dict)
+    #: judge panel for judged tasks (backend specs; empty: the default judge, the embedded model)
+    judges: list[str] = Field(default_factory=list)
+    judge_options: dict[str, Any] = Field(default_factory=dict)  # backend options of the judges
     #: the command line that re-creates this run (set by the CLI; secrets redacted)
     command: list[str] | None = None
 
@@ -74,6 +79,9 @@ class RunConfig(BaseModel):
         payload = self.model_dump(
             mode="json", exclude={"out", "runs_root", "cache", "batch_size", "block_size", "command"}
         )
+        for key in ("judges", "judge_options"):  # left out unset, so runs without judges keep their ids
+            if not payload.get(key):
+                payload.pop(key, None)
         # the model is named by its identity, not by how it was spelled: `default`, `embedded` and
         # `llamacpp:embedded` are one model and share one run directory
         del payload["model"]
@@ -167,6 +175,27 @@ class Sample(BaseModel):
             valid=self.valid,
             fallback=self.fallback,
         )
+
+
+class Judgement(BaseModel):
+    """One line of ``judgements.jsonl``: one judge's verdict on one sample, under one wording (and, for a
+    pairwise question, one order). ``verdict`` is None when the reply could not be read (invalid)."""
+
+    model_config = ConfigDict(extra="allow")
+    task: str
+    item_id: str
+    variant: str
+    ask: str
+    kind: str
+    judge: int
+    judge_model: str = ""
+    wording: str
+    order: str = "-"
+    prompt: str = ""
+    reply: str | None = None
+    verdict: float | None = None
+    valid: bool = False
+    cache_key: str | None = None
 
 
 def _read_json(path: Path) -> Any:
@@ -411,7 +440,13 @@ class RunLog:
         from culturelens.tasks.base import get_task
 
         cfg = self.config
-        return get_task(name, data_dir=cfg.data_dir, **(cfg.task_options or {}).get(name, {}))
+        options = (cfg.task_options or {}).get(name, {})
+        recorded = self.task_info(name).get("spec")
+        if isinstance(recorded, dict):  # declared in a spec file: rebuilt from the spec the run recorded
+            from culturelens.tasks.spec import task_from_record
+
+            return task_from_record(recorded, data_dir=cfg.data_dir, **options)
+        return get_task(name, data_dir=cfg.data_dir, **options)
 
     def scores(self, task: str) -> dict[str, list[Score]]:
         """Variant id -> the task's scores, in sample order."""
@@ -430,6 +465,36 @@ class RunLog:
             return None
         items = self.items(task)
         return {vid: t.unit_scores(items, scores) for vid, scores in self.scores(task).items()}
+
+    # --- judge verdicts (judged tasks) --------------------------------------------------------------
+    def judgements(self, task: str | None = None) -> list[Judgement]:
+        """Every judge verdict of the run (``judgements.jsonl``), in the order they were judged; empty
+        when no task of the run was judged."""
+        path = self.dir / JUDGEMENTS_FILE
+        if not path.exists():
+            return []
+        out = []
+        for lineno, rec in _jsonl(path):
+            if task is not None and rec.get("task") != task:
+                continue
+            try:
+                out.append(Judgement.model_validate(rec))
+            except ValidationError as exc:
+                raise RunLogError(f"{path}, line {lineno}: {_where(exc)}") from None
+        return out
+
+    # --- DataFrames (pandas is imported only when these are called) -----------------------------
+    def results_df(self) -> Any:
+        """The aggregates as one tidy long pandas frame (see :func:`culturelens.frames.load_runs`)."""
+        from culturelens.frames import results_df
+
+        return results_df(self)
+
+    def samples_df(self) -> Any:
+        """One pandas row per scored prompt (see :func:`culturelens.frames.samples_df`)."""
+        from culturelens.frames import samples_df
+
+        return samples_df(self)
 
     # --- side files ------------------------------------------------------------------------------
     def side_file(self, name: str, max_bytes: int | None = None) -> Any:
@@ -501,6 +566,7 @@ def is_complete(run_dir: Path, digest: str | None = None) -> bool:
         return False
     hashes = status.get("files") or {}
     names = [n for n in HASHED if n in hashes or n != ITEMS_FILE]  # format 1 did not hash items
+    names += [JUDGEMENTS_FILE] if hashes.get(JUDGEMENTS_FILE) else []  # judged runs only
     return all(hashes.get(n) and file_digest(run_dir / n) == hashes[n] for n in names)
 
 
@@ -512,6 +578,7 @@ class RunLogWriter:
     def __init__(self, run_dir: Path):
         self.dir = run_dir
         self._samples: IO[str] | None = None
+        self._judgements: IO[str] | None = None
 
     def start(self, header: Mapping[str, Any], **status: Any) -> None:
         write_json(self.dir / CONFIG_FILE, {**header, "format": FORMAT_VERSION}, default=str)
@@ -528,6 +595,13 @@ class RunLogWriter:
         if refs:
             write_json(self.dir / REFERENCES_FILE, refs)
 
+    def open_judgements(self) -> None:
+        self._judgements = (self.dir / (JUDGEMENTS_FILE + ".tmp")).open("w", encoding="utf-8")
+
+    def add_judgement(self, record: Mapping[str, Any]) -> None:
+        assert self._judgements is not None, "open_judgements() first"
+        self._judgements.write(json.dumps(record, ensure_ascii=False) + "\n")
+
     def open_samples(self) -> None:
         self._samples = (self.dir / (SAMPLES_FILE + ".tmp")).open("w", encoding="utf-8")
 
@@ -536,6 +610,12 @@ class RunLogWriter:
         self._samples.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def finish(self, results: Mapping[str, Any], timing: Mapping[str, Any], ended: float) -> None:
+        judged: tuple[str, ...] = ()
+        if self._judgements is not None:
+            self._judgements.close()
+            self._judgements = None
+            os.replace(self.dir / (JUDGEMENTS_FILE + ".tmp"), self.dir / JUDGEMENTS_FILE)
+            judged = (JUDGEMENTS_FILE,)
         if self._samples is not None:
             self._samples.close()
             self._samples = None
@@ -546,7 +626,7 @@ class RunLogWriter:
             self.dir,
             status=Status.COMPLETE.value,
             ended=ended,
-            files={n: file_digest(self.dir / n) for n in HASHED},
+            files={n: file_digest(self.dir / n) for n in (*HASHED, *judged)},
         )
 
     def fail(self, status: Literal["failed", "interrupted"], error: str, ended: float) -> None:
@@ -554,4 +634,8 @@ class RunLogWriter:
             self._samples.close()
             self._samples = None
         (self.dir / (SAMPLES_FILE + ".tmp")).unlink(missing_ok=True)
+        if self._judgements is not None:
+            self._judgements.close()
+            self._judgements = None
+        (self.dir / (JUDGEMENTS_FILE + ".tmp")).unlink(missing_ok=True)
         write_status(self.dir, status=status, ended=ended, error=error)

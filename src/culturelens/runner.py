@@ -29,6 +29,7 @@ from culturelens.backends.base import Backend
 from culturelens.backends.registry import load_backend
 from culturelens.cache import ResponseCache, model_label
 from culturelens.errors import BackendError, PartialBatchError
+from culturelens.judges import JudgeStage
 from culturelens.redact import redact, redact_obj
 from culturelens.runlog import RunConfig, RunLogWriter, read_run
 from culturelens.schema import Item, Message, Mode, Prompt, Request, Response, Score
@@ -189,6 +190,25 @@ class EmptyRunError(ValueError):
     """A run would score nothing; says which task and why."""
 
 
+def resolve_spec_tasks(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with its spec-file task arguments (``mytask.yaml``) replaced by the names of the tasks
+    they declare (:func:`~culturelens.tasks.registry.resolve_task`), their options moved along."""
+    from culturelens.tasks.registry import resolve_task
+
+    names = [resolve_task(t) for t in cfg.tasks]
+    if names == cfg.tasks:
+        return cfg
+    for i, name in enumerate(names):
+        if name in names[:i] and cfg.tasks[i] != cfg.tasks[names.index(name)]:
+            raise ValueError(
+                f"two tasks named {name!r} in this run ({cfg.tasks[names.index(name)]}, {cfg.tasks[i]}): "
+                "give one spec another name"
+            )
+    renamed = dict(zip(cfg.tasks, names, strict=True))
+    options = {renamed.get(k, k): v for k, v in cfg.task_options.items()}
+    return cfg.model_copy(update={"tasks": names, "task_options": options})
+
+
 def load_tasks(cfg: RunConfig) -> list[tuple[Task, list[Item]]]:
     """Every task's items, validated before the model is touched: a run never starts half-loaded."""
     if cfg.limit is not None and cfg.limit < 1:
@@ -239,12 +259,13 @@ class Runner:
         progress: ProgressFn | None = None,
         hold_lock: bool = False,
     ):
-        self.config = config
+        self.config = resolve_spec_tasks(config)
         self.backend = backend
         self.progress = progress
         self.hold_lock = hold_lock
         self.state = RunState()
         self._writer: RunLogWriter | None = None
+        self._judges: JudgeStage | None = None  # the judge stage, when a task of the run is judged
 
     def run(self) -> RunResult:
         cfg = self.config
@@ -253,8 +274,11 @@ class Runner:
         t_data = time.perf_counter()
         backend = self.backend or load_backend(cfg.model, lazy=True, **cfg.backend_options)
         try:
+            self._judges = JudgeStage.for_run(cfg, tasks, backend)
             return self._run(cfg, tasks, backend, t0, t_data)
         finally:
+            if self._judges is not None:
+                self._judges.close()
             if self.backend is None:
                 backend.close()
 
@@ -306,7 +330,10 @@ class Runner:
     def _locked(self, cfg, tasks, backend, identity, run_dir, cache, t0, t_data, t_load) -> RunResult:
         # pass 1: every request's key only (prompts are rendered again, a block at a time, in pass 2)
         keys = [w.key for block in self._blocks(tasks, backend, identity) for w in block]
-        digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()
+        judged = "\n" + self._judges.fingerprint() if self._judges is not None else ""
+        # what else decides the results (a spec task: its spec and data files) joins the digest
+        declared = "".join(f"\ntask {t.name} {fp}" for t, _ in tasks if (fp := t.fingerprint()))
+        digest = hashlib.sha256(("\n".join(keys) + judged + declared).encode()).hexdigest()
         finished = self._finished(run_dir, digest)
         if finished is not None:  # the same requests were all scored and aggregated before: nothing to do
             t_end = time.perf_counter()
@@ -346,6 +373,8 @@ class Runner:
         if self.progress:
             self.progress("compute", 0, todo_total)
         writer.open_samples()
+        if self._judges is not None:
+            writer.open_judgements()
         for block in self._blocks(tasks, backend, identity):
             t_b = time.perf_counter()
             done = self._compute(block, backend, cache, identity, done, todo_total)
@@ -357,6 +386,9 @@ class Runner:
                     w.score.fallback = w.response.fallback
                 scores.setdefault((w.task_index, w.prompt.variant.id), []).append(w.score)
                 orders.setdefault((w.task_index, w.prompt.variant.id), []).append((w.item, w.prompt.order))
+            if self._judges is not None:  # judged tasks: verdicts join the scores before they are written
+                self._judges.judge_block(block, cache, writer, self.progress)
+            for w in block:
                 writer.add_sample(_sample_record(w))
             n_samples += len(block)
             self.state.samples = n_samples
@@ -379,6 +411,7 @@ class Runner:
             "samples_per_s": n_samples / max(t_score - lazy_load, 1e-9),
             "model_loaded": float(getattr(backend, "loaded", True)),
             "requests_digest": digest,
+            **(self._judges.timing() if self._judges is not None else {}),
         }
         writer.finish(results, timing, ended=time.time())
         return RunResult(run_dir, results, timing)
@@ -503,7 +536,7 @@ class Runner:
                 vs = scores.get((ti, variant.id), [])
                 modes.update(s.mode.value for s in vs)
                 units = task.unit_scores(by_id, vs)
-                agg = aggregate_task(units, n_boot=cfg.n_boot, seed=cfg.seed)
+                agg = aggregate_task(units, n_boot=cfg.n_boot, seed=cfg.seed, bounds=task.metric_bounds)
                 agg["extra"] = task.extra_metrics(by_id, vs)
                 agg["baselines"] = baselines(
                     (orders or {}).get((ti, variant.id), []),
@@ -521,6 +554,9 @@ class Runner:
             if reasons:  # answers produced another way than the mode asks: never silent
                 entry["fallbacks"] = {"n": sum(reasons.values()), "reasons": reasons}
             entry.update({"modes": sorted(modes), "items": len(items), "description": task.description})
+            judge = self._judges.summary(ti) if self._judges is not None else None
+            if judge is not None:  # who judged and how far the judged score can be trusted
+                entry["judge"] = judge
             if len(cfg.variants) > 1:
                 entry["variants"] = per_variant
             out["tasks"][task.name] = entry
@@ -535,6 +571,7 @@ class Runner:
             {
                 "config": cfg.model_dump(mode="json"),
                 "backend": backend.describe(),
+                **({"judges": self._judges.describe()} if self._judges is not None else {}),
                 "tasks": {t.name: {**t.info(), "items": len(items)} for t, items in tasks},
                 "versions": package_versions(),
                 "command": shlex.join(argv) if argv else None,

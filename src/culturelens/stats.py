@@ -293,10 +293,25 @@ def metric_interval(
     n_boot: int = DEFAULT_BOOT,
     alpha: float = 0.05,
     seed: int = 0,
+    bounds: tuple[float, float] | None = None,
 ) -> Interval:
     """The interval every reported mean gets: :func:`proportion_interval` when every value is 0 or
-    1, :func:`mean_interval` otherwise (see there for the methods and why)."""
+    1, :func:`mean_interval` otherwise (see there for the methods and why).
+
+    ``bounds``: the metric's declared scale (e.g. a judge rating on 1-10). Its values are mapped to
+    [0, 1], given :func:`mean_interval`'s bounded interval there, and mapped back: a rating column of
+    only 1s is not a proportion, and its interval must reach up the scale, not down to 0."""
     v = np.asarray(values, dtype=float)
+    if bounds is not None and tuple(bounds) != (0.0, 1.0):
+        lo, hi = float(bounds[0]), float(bounds[1])
+        if not hi > lo:
+            raise ValueError(f"metric bounds must be increasing, got {bounds}")
+        iv = mean_interval((v - lo) / (hi - lo), clusters, n_boot=n_boot, alpha=alpha, seed=seed)
+        scale = hi - lo
+        return Interval(
+            iv.mean * scale + lo, iv.low * scale + lo, iv.high * scale + lo,
+            f"{iv.method} on [{lo:g}, {hi:g}]", iv.n_eff,
+        )  # fmt: skip
     if v.size and np.all((v == 0) | (v == 1)):
         return proportion_interval(v, clusters, alpha)
     return mean_interval(v, clusters, n_boot=n_boot, alpha=alpha, seed=seed)

@@ -21,6 +21,7 @@ import contextlib
 import importlib
 import importlib.util
 import pkgutil
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -205,8 +206,52 @@ def model_help() -> str:
     return " | ".join([b.spec_syntax for b in backends() if not b.hidden] + ["default"])
 
 
+#: the ecosystem's ``provider/model`` names (inspect_ai, lighteval, LiteLLM) -> (backend prefix, default
+#: base URL, environment variable that overrides it); vLLM and Ollama serve an OpenAI-compatible API
+PROVIDERS: dict[str, tuple[str, str | None, str | None]] = {
+    "openai": ("openai", None, None),  # base URL: $OPENAI_BASE_URL or the OpenAI API, as for openai:
+    "hf": ("hf", None, None),
+    "vllm": ("openai", "http://localhost:8000/v1", "VLLM_BASE_URL"),
+    "ollama": ("openai", "http://localhost:11434/v1", "OLLAMA_BASE_URL"),
+    "llama-cpp": ("llamacpp", None, None),
+}
+
+
+def normalize_spec(spec: str) -> str:
+    """A model string as this registry's ``PREFIX:SPEC``.
+
+    Today's forms pass through (``openai:gpt-4o-mini``, ``hf:org/model``, ``llamacpp:PATH``); ``default``
+    and ``embedded`` are :data:`DEFAULT_SPEC`; ``provider/model`` (:data:`PROVIDERS`, or any registered
+    prefix such as ``llamacpp/PATH``) becomes ``prefix:model``: ``openai/gpt-4o-mini`` ->
+    ``openai:gpt-4o-mini``, ``hf/org/model`` -> ``hf:org/model``, ``llama-cpp/PATH`` -> ``llamacpp:PATH``,
+    ``vllm/MODEL`` -> ``openai:MODEL@http://localhost:8000/v1`` and ``ollama/MODEL`` ->
+    ``openai:MODEL@http://localhost:11434/v1`` (``$VLLM_BASE_URL`` / ``$OLLAMA_BASE_URL`` or
+    ``MODEL@BASE_URL`` give another server). A string whose part before the first ``/`` holds a ``:``
+    is in today's form (``hf:org/model``, ``llamacpp:/models/x.gguf``).
+    """
+    import os
+
+    if spec in ("", "default", "embedded"):
+        return DEFAULT_SPEC
+    head, slash, rest = spec.partition("/")
+    if not slash or ":" in head:
+        return spec
+    if head in PROVIDERS:
+        prefix, url, env = PROVIDERS[head]
+    elif backend_info(head) is not None:
+        prefix, url, env = head, None, None
+    else:
+        return spec  # not a provider: reported as an unknown model spec
+    if not rest.strip():
+        raise BackendError(f"model {spec!r} names no model: use {head}/MODEL")
+    if url is not None and not re.search(r"@[A-Za-z][A-Za-z0-9+.-]*://", rest):
+        rest = f"{rest}@{os.environ.get(env or '') or url}"
+    return f"{prefix}:{rest}"
+
+
 def load_backend(spec: str, lazy: bool = False, **options: Any) -> Backend:
-    """``PREFIX:SPEC`` (``llamacpp:PATH`` | ``hf:ID_OR_PATH[#gguf_file]`` | ``openai:MODEL@BASE_URL``...) or ``default``.
+    """``PREFIX:SPEC`` (``llamacpp:PATH`` | ``hf:ID_OR_PATH[#gguf_file]`` | ``openai:MODEL@BASE_URL``...),
+    ``provider/model`` (``openai/gpt-4o-mini``, ``vllm/MODEL``...: :func:`normalize_spec`) or ``default``.
 
     With ``lazy=True`` a backend that saved a card on an earlier load is returned as a
     :class:`~culturelens.backends.cards.LazyBackend`, which loads the weights only if something is
@@ -214,13 +259,13 @@ def load_backend(spec: str, lazy: bool = False, **options: Any) -> Backend:
     """
     from culturelens.backends.cards import LazyBackend, load_card
 
-    if spec in ("", "default", "embedded"):
-        spec = DEFAULT_SPEC
+    spec = normalize_spec(spec)
     prefix, sep, rest = spec.partition(":")
     info = backend_info(prefix) if sep else None
     if info is None:
         listed = [b.spec_syntax for b in backends() if not b.hidden]
-        raise BackendError(f"unknown model spec {spec!r}: use {', '.join(listed)} or default")
+        providers = ", ".join(f"{p}/MODEL" for p in PROVIDERS)
+        raise BackendError(f"unknown model spec {spec!r}: use {', '.join(listed)}, {providers} or default")
     cls = info.load()
     check_options(cls, spec, options)
     verdict = getattr(cls, "native_verdict", None)  # a native build may not run on this machine

@@ -552,6 +552,53 @@ def task_view(
         "higher_is_better": None if headline is None else headline.higher_is_better,
         "answers": answer_distribution(samples, survey is not None),
         "country_blind": country_blind(samples),
+        "judge": judge_view(entry.get("judge")),
+    }
+
+
+def judge_view(judge: Any) -> dict[str, Any] | None:
+    """Who judged a judged task and how far its verdicts can be trusted, per question asked
+    (``results.json`` ``tasks.<t>.judge``, written by :mod:`culturelens.judges`)."""
+    if not isinstance(judge, dict):
+        return None
+    asks = []
+    for name, a in (judge.get("asks") or {}).items():
+        if not isinstance(a, dict):
+            continue
+        human: dict[str, Any] = a["human"] if isinstance(a.get("human"), dict) else {}
+        asks.append(
+            {
+                "name": name,
+                "kind": a.get("kind"),
+                "verdicts": a.get("n_verdicts"),
+                "invalid_rate": _num(a.get("invalid_rate"), 3),
+                "judge_alpha": _num(a.get("judge_alpha"), 3),
+                "weighted_kappa": _num(a.get("judge_weighted_kappa"), 3),
+                "wording_spread": _num(a.get("wording_spread"), 3),
+                "wording_alpha": _num(a.get("wording_alpha"), 3),
+                "swap_consistency": _num(a.get("swap_consistency"), 3),
+                "first_position_rate": _num(a.get("first_position_rate"), 3),
+                "human_spearman": _num(human.get("spearman"), 3),
+                "human_n": human.get("n"),
+                "unreliable": bool(a.get("unreliable")),
+                "problems": [str(x) for x in a.get("problems") or []],
+            }
+        )
+    judges = [
+        str(j.get("spec") or (j.get("identity") or {}).get("model") or "?")
+        for j in judge.get("judges") or []
+        if isinstance(j, dict)
+    ]
+    return {
+        "judges": judges,
+        "wordings": [str(w) for w in judge.get("wordings") or []],
+        "verdicts": judge.get("verdicts"),
+        "invalid_rate": _num(judge.get("invalid_rate"), 3),
+        "alpha_method": judge.get("alpha_method"),
+        "verdict": judge.get("verdict"),
+        "weak_judge": bool(judge.get("weak_judge")),
+        "notes": [str(x) for x in judge.get("notes") or []],
+        "asks": asks,
     }
 
 

@@ -401,6 +401,9 @@ class Task(ABC):
     protocol: ClassVar[str] = ""
     #: the metric the results lead with, its label and direction (each task declares its own)
     headline: ClassVar[Headline] = Headline("acc", "accuracy (share correct)")
+    #: the scale of a metric that is not on [0, 1] (e.g. a judge rating 1-10): its interval is bounded by
+    #: it (:func:`culturelens.stats.metric_interval`); metrics not named here are on [0, 1] or unbounded
+    metric_bounds: ClassVar[dict[str, tuple[float, float]]] = {}
     #: the task's other per-unit metrics beside the generic scorer's: name -> one-line meaning
     metrics: ClassVar[dict[str, str]] = {}
     default_mode: ClassVar[Mode] = Mode.LETTER
@@ -599,6 +602,11 @@ class Task(ABC):
         table), JSON-able. Saved with the run (``references.json``) so a run analyses without its
         dataset; read back with :meth:`culturelens.runlog.RunLog.references`."""
         return {}
+
+    def fingerprint(self) -> str | None:
+        """What decides the results besides the requests (a spec task: the spec's and data's SHA-256),
+        or None; a finished run is reused only when it is the same. Called after :meth:`items`."""
+        return None
 
     def info(self) -> dict[str, Any]:
         """What the task declares, as recorded in a run's ``config.json``."""

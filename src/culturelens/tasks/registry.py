@@ -22,9 +22,13 @@ if TYPE_CHECKING:
     from culturelens.tasks.base import Task
 
 #: modules of this package that hold shared code, not benchmarks
-SHARED_MODULES = frozenset({"base", "registry"})
+SHARED_MODULES = frozenset({"base", "registry", "spec"})
+#: a task argument ending in one of these names a spec file (:mod:`culturelens.tasks.spec`)
+SPEC_SUFFIXES = (".yaml", ".yml", ".toml")
 
 _REGISTRY: dict[str, type[Task]] = {}
+#: tasks built from spec files in this process, by the name each spec gives (not listed by task_names)
+_LOADED: dict[str, type[Task]] = {}
 _discovered = False
 
 
@@ -68,9 +72,33 @@ def task_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def task_class(name: str) -> type[Task]:
-    """The registered class of a task (its :meth:`Task.option_schema` says which ``--opt`` it takes)."""
+def resolve_task(arg: str) -> str:
+    """The task name a task argument stands for: a spec file (``mytask.yaml``, ``.yml``, ``.toml``) is
+    loaded and its task is known by the name the spec gives from then on; any other argument is a name."""
+    if not arg.lower().endswith(SPEC_SUFFIXES):
+        return arg
+    from culturelens.tasks.spec import SpecError, load_spec
+
+    cls = load_spec(arg)
     discover()
+    known = _REGISTRY.get(cls.name)
+    if known is not None:
+        raise SpecError(
+            arg,
+            "name",
+            f"{cls.name!r} is already a task ({known.__module__}.{known.__qualname__}); choose another",
+        )
+    _LOADED[cls.name] = cls
+    return cls.name
+
+
+def task_class(name: str) -> type[Task]:
+    """The registered class of a task (its :meth:`Task.option_schema` says which ``--opt`` it takes);
+    ``name`` may be a spec file (:func:`resolve_task`)."""
+    name = resolve_task(name)
+    discover()
+    if name in _LOADED and name not in _REGISTRY:
+        return _LOADED[name]
     if name not in _REGISTRY:
         import difflib
 

@@ -594,6 +594,34 @@
     return out;
   }
 
+  // a judged task: who judged, and how far the verdicts can be trusted (one row per question asked)
+  function judgePanel(j, run) {
+    var wrap = h('div', { class: 'judge-panel' });
+    add(wrap, h('h4', { text: 'Judge reliability' + (runs.length > 1 ? ' · ' + run.label : '') + ': ' + plural(j.judges.length, 'judge') + ' (' + j.judges.join(', ') + ') × ' +
+      plural(j.wordings.length, 'wording') + ', ' + (j.verdicts || 0) + ' verdicts, ' + fmt(100 * (j.invalid_rate || 0), 0) + '% unreadable' }));
+    add(wrap, h('p', { class: 'callout judge-verdict' + (j.asks.some(function (a) { return a.unreliable; }) ? ' item-set-warning' : ''),
+      text: (j.verdict || 'No reliability problem found.') + (j.weak_judge ? ' The judge is the embedded 135M model, a weak judge: use a strong judge (--judge) for claims.' : '') }));
+    var cols = [['question', null], ['kind', null], ['verdicts', 'verdicts'], ['unreadable', 'invalid_rate'], ['agreement between judges (α)', 'judge_alpha'],
+      ['weighted κ', 'weighted_kappa'], ['spread over wordings', 'wording_spread'], ['position-swap consistency', 'swap_consistency'], ['picks the first shown', 'first_position_rate'],
+      ['ρ with human ratings', 'human_spearman']];
+    // one column per question asked, one row per measure (fits the page for any number of measures)
+    var tbl = h('table', { class: 'judge-table' }, h('tr', {}, [h('th', { text: 'measure' })].concat(j.asks.map(function (a) {
+      return h('th', { class: 'num' + (a.unreliable ? ' unreliable' : ''), text: a.name + ' (' + (a.kind || '?') + ')' + (a.unreliable ? ' ⚠' : '') });
+    }))));
+    cols.slice(2).forEach(function (c) {
+      add(tbl, h('tr', { 'data-measure': c[1] }, [h('td', { text: c[0] })].concat(j.asks.map(function (a) {
+        var v = a[c[1]];
+        var txt = v === null || v === undefined ? 'not measured' : c[1] === 'invalid_rate' || c[1] === 'first_position_rate' ? fmt(100 * v, 0) + '%' : c[1] === 'verdicts' ? String(v) : fmt(v, 2);
+        if (c[1] === 'human_spearman' && v !== null && v !== undefined && a.human_n) txt += ' (n=' + a.human_n + ')';
+        return h('td', { class: 'num' + (a.unreliable ? ' unreliable' : ''), text: txt });
+      }))));
+    });
+    add(wrap, h('div', { class: 'table-wrap' }, tbl));
+    add(wrap, h('p', { class: 'note', text: 'α: Krippendorff\'s alpha between judges (' + (j.alpha_method || 'method not recorded') + '); below 0.667 the agreement is too low to support the score, 0.667–0.8 tentative. ' +
+      'Position-swap consistency: share of pairwise questions answered the same way in both orders (below 0.8 the preference follows the order). "Not measured": one judge, one wording, no pairwise question or no human ratings.' }));
+    return wrap;
+  }
+
   // which label the model picks, against which label is right: a model that always says "A" shows here
   function answersPanel(t, run, name) {
     var a = t.answers, wrap = h('div', { class: 'answers-panel' });
@@ -628,6 +656,7 @@
       var block = h('div', { class: 'task-block', id: 'task-' + name.replace(/[^A-Za-z0-9_-]/g, '_') });
       add(block, [h('h3', { text: name }), h('p', { class: 'muted', text: ref.description || '' })]);
       add(block, metricsTable(name));
+      runs.forEach(function (r, ri) { var t = taskOf(ri, name); if (t && t.judge) add(block, judgePanel(t.judge, r)); });
       runs.forEach(function (r, ri) { var t = taskOf(ri, name); if (t && t.answers) add(block, answersPanel(t, r, name)); });
       var extras = [];
       runs.forEach(function (r, ri) { var t = taskOf(ri, name); if (t && t.extra && Object.keys(t.extra).length) extras.push([r.label, flatten(t.extra, '', [])]); });

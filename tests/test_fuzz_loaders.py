@@ -214,6 +214,7 @@ class Spec:
     build: Callable[[Path], Path]  # writes the valid input under the folder; returns --data-dir
     cases: list[Case]
     opts: tuple[str, ...] = ()
+    judge: str = ""  # judged tasks: a fake judge (their default, the embedded model, is slow)
 
 
 def copy_fixture(name: str, sub: str = "") -> Callable[[Path], Path]:
@@ -609,6 +610,222 @@ def _click_cases() -> list[Case]:
     ]  # fmt: skip
 
 
+def _json_rows_edit(rel: str) -> Callable[[int, Callable[[dict[str, Any]], None]], Callable[[Path], None]]:
+    """An editor of the ``i``-th object of the JSON array in ``rel`` (0-based)."""
+
+    def row(i: int, fn: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+        return lambda root: edit_json(root / rel, lambda d: fn(d[i]))
+
+    return row
+
+
+def _cut(rel: str, frac: float = 0.5) -> Callable[[Path], None]:
+    def run(root: Path) -> None:
+        text = (root / rel).read_text(encoding="utf-8")
+        (root / rel).write_text(text[: int(len(text) * frac)], encoding="utf-8")
+
+    return run
+
+
+def _care_cases() -> list[Case]:
+    rel = "data/Japanese-test.json"
+    f = Path(rel).name
+    row = _json_rows_edit(rel)
+
+    def set_(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda r: r.__setitem__(key, value)
+
+    def non_utf8(root: Path) -> None:
+        row(2, set_("question", TOKEN))(root)
+        inject_bad_bytes(root / rel)
+
+    def key_twice(root: Path) -> None:  # ids are positions: a key given twice in one question
+        text = (root / rel).read_text(encoding="utf-8")
+        (root / rel).write_text(
+            text.replace('"answer":', '"question": "again",\n  "answer":', 1), encoding="utf-8"
+        )
+
+    return [
+        Case("missing_field", "no answer", row(1, lambda r: r.pop("answer")), ("row 1, field 'answer'",), f),
+        Case("wrong_type", "culture_type a number", row(1, set_("culture_type", 5)), ("row 1, field 'culture_type'",), f),
+        Case("wrong_type", "unknown culture_type", row(2, set_("culture_type", "Folklore")),
+             ("row 2, field 'culture_type'", "unknown culture type"), f),
+        Case("wrong_type", "a question that is a list", lambda root: edit_json(root / rel, lambda d: d.__setitem__(2, [])),
+             ("row 2:",), f),
+        Case("wrong_type", "an object, not an array", lambda root: edit_json(root / rel, lambda d: {"rows": d}, replace=True),
+             ("expected a JSON array",), f),
+        Case("null_or_empty", "question empty", row(0, set_("question", " ")), ("row 0, field 'question'",), f),
+        Case("null_or_empty", "geographic_scope null", row(3, set_("geographic_scope", None)),
+             ("row 3, field 'geographic_scope'",), f),
+        Case("non_utf8", "latin-1 bytes", non_utf8, ("row 2, field 'question'", "not UTF-8"), f),
+        Case("truncated_json", "cut in half", _cut(rel), ("invalid JSON",), f),
+        Case("duplicate_id", "a key twice in a question", key_twice, ("field 'question'", "duplicate key 'question'"), f),
+        Case("empty_json", "empty array", lambda root: (root / rel).write_text("[]"), ("no items",), f),
+        Case("empty_file", "empty file", lambda root: (root / rel).write_bytes(b""), ("no items",), f),
+        Case("embedded_newline_quotes", "quotes and newline in a question", row(0, set_("question", EMBED)),
+             ok=True, shown=EMBED, file=f),
+    ]  # fmt: skip
+
+
+def _civics_cases() -> list[Case]:
+    rel = "data/civics_dataset.json"
+    f = Path(rel).name
+    row = _json_rows_edit(rel)
+
+    def set_(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda r: r.__setitem__(key, value)
+
+    def non_utf8(root: Path) -> None:
+        row(2, set_("Statement", TOKEN))(root)
+        inject_bad_bytes(root / rel)
+
+    return [
+        Case("missing_field", "no Topic", row(1, lambda r: r.pop("Topic")), ("row 1, field 'Topic'",), f),
+        Case("missing_field", "no Final Label", row(3, lambda r: r.pop("Final Label")), ("row 3, field 'Final Label'",), f),
+        Case("wrong_type", "Final Label a string", row(1, set_("Final Label", "integration")),
+             ("row 1, field 'Final Label'",), f),
+        Case("wrong_type", "ID a list", row(2, set_("ID", [3])), ("row 2, field 'ID'",), f),
+        Case("wrong_type", "Language a list", row(0, set_("Language", ["German"])), ("row 0, field 'Language'",), f),
+        Case("wrong_type", "unknown Language", row(4, set_("Language", "Klingon")),
+             ("row 4, field 'Language'", "unknown language"), f),
+        Case("wrong_type", "a statement that is a string", lambda root: edit_json(root / rel, lambda d: d.__setitem__(1, "x")),
+             ("row 1:",), f),
+        Case("null_or_empty", "Statement null", row(2, set_("Statement", None)), ("row 2, field 'Statement'",), f),
+        Case("null_or_empty", "Organization Type empty", row(0, set_("Organization Type", "")),
+             ("row 0, field 'Organization Type'",), f),
+        Case("null_or_empty", "Statement - translated null", row(1, set_("Statement - translated", None)),
+             ("row 1, field 'Statement - translated'",), f),
+        Case("non_utf8", "latin-1 bytes", non_utf8, ("row 2, field 'Statement'", "not UTF-8"), f),
+        Case("truncated_json", "cut", _cut(rel, 2 / 3), ("invalid JSON",), f),
+        Case("duplicate_id", "ID repeated", row(3, set_("ID", 1)), ("row 3, field 'ID'", "rows 0 and 3"), f),
+        Case("empty_json", "empty array", lambda root: (root / rel).write_text("[]"), ("no items",), f),
+        Case("empty_file", "empty file", lambda root: (root / rel).write_bytes(b""), ("no items",), f),
+        Case("embedded_newline_quotes", "quotes and newline in a statement", row(0, set_("Statement", EMBED)),
+             ok=True, shown=EMBED, file=f),
+    ]  # fmt: skip
+
+
+def _calmqa_cases() -> list[Case]:
+    rel = "data/datasets/dataset-specific-german.json"
+    f = Path(rel).name
+
+    def entry(i: int, fn: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+        return lambda root: edit_json(root / rel, lambda d: fn(d["entries"][i]))
+
+    def question(i: int, fn: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+        return entry(i, lambda e: fn(e["question"]))
+
+    def set_text(value: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda q: q["translations"]["German"].__setitem__("text", value)
+
+    def human(value: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda e: e["answers"][0]["translations"]["German"].__setitem__("text", value)
+
+    def non_utf8(root: Path) -> None:
+        question(1, set_text(TOKEN))(root)
+        inject_bad_bytes(root / rel)
+
+    text_field = "field 'question.translations.German.text'"
+    return [
+        Case("missing_field", "no question name", question(1, lambda q: q.pop("name")),
+             ("row entries[1], field 'question.name'",), f),
+        Case("missing_field", "no German text", question(2, lambda q: q["translations"].pop("German")),
+             (f"row entries[2], {text_field}",), f),
+        Case("missing_field", "no question object", entry(0, lambda e: e.pop("question")),
+             ("row entries[0], field 'question'",), f),
+        Case("wrong_type", "language a list", question(1, lambda q: q.__setitem__("language", ["German"])),
+             ("row entries[1], field 'question.language'",), f),
+        Case("wrong_type", "translations a list", question(1, lambda q: q.__setitem__("translations", ["German"])),
+             (f"row entries[1], {text_field}",), f),
+        Case("wrong_type", "human answer translations a string",
+             entry(0, lambda e: e["answers"][0].__setitem__("translations", "German")),
+             ("row entries[0], field 'answers[0].translations'",), f),
+        Case("wrong_type", "answers an object", entry(2, lambda e: e.__setitem__("answers", {})),
+             ("row entries[2], field 'answers'",), f),
+        Case("wrong_type", "entries an object", lambda root: edit_json(root / rel, lambda d: d.__setitem__("entries", {})),
+             ("field 'entries'",), f),
+        Case("null_or_empty", "question text empty", question(0, set_text("")), (f"row entries[0], {text_field}",), f),
+        Case("null_or_empty", "human answer text null", entry(2, human(None)),
+             ("row entries[2], field 'answers[0].translations'",), f),
+        Case("non_utf8", "latin-1 bytes", non_utf8, (f"row entries[1], {text_field}", "not UTF-8"), f),
+        Case("truncated_json", "cut in half", _cut(rel), ("invalid JSON",), f),
+        Case("duplicate_id", "question name repeated",
+             lambda root: edit_json(root / rel, lambda d: d["entries"].append(d["entries"][0])),
+             ("duplicate question name 'german:0'", "rows entries[0] and entries[3]"), f),
+        Case("empty_json", "no entries", lambda root: (root / rel).write_text('{"entries": []}'), ("no items",), f),
+        Case("empty_file", "empty file", lambda root: (root / rel).write_bytes(b""), ("no items",), f),
+        Case("embedded_newline_quotes", "quotes and newline in a question", question(0, set_text(EMBED)),
+             ok=True, shown=EMBED, file=f),
+    ]  # fmt: skip
+
+
+def _lict_cases() -> list[Case]:
+    sym, maps = "Symbolic_dataset/Batch_1.json", "mapping_rules/Batch_1.json"
+    gold = "gsm8k/grade_school_math/data/test.jsonl"
+    row, mrow = _json_rows_edit(sym), _json_rows_edit(maps)
+
+    def set_(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda r: r.__setitem__(key, value)
+
+    def gold_edit(line: int, fn: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+        def run(root: Path) -> None:
+            path = root / gold
+            rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+            fn(rows[line - 1])
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+        return run
+
+    def non_utf8_sym(root: Path) -> None:
+        row(1, set_("gsm_symbolic", TOKEN))(root)
+        inject_bad_bytes(root / sym)
+
+    def non_utf8_gold(root: Path) -> None:
+        gold_edit(2, set_("question", TOKEN))(root)
+        inject_bad_bytes(root / gold)
+
+    def gold_truncate(root: Path) -> None:
+        path = root / gold
+        path.write_text(path.read_text(encoding="utf-8").rstrip("\n")[:-20], encoding="utf-8")
+
+    def embed(root: Path) -> None:  # GSM8K's question is the original item's text; its numbers stay
+        gold_edit(1, lambda r: r.__setitem__("question", EMBED + " " + r["question"]))(root)
+
+    return [
+        Case("missing_field", "no gsm_symbolic", row(1, lambda r: r.pop("gsm_symbolic")), ("row 2, field 'gsm_symbolic'",), sym),
+        Case("missing_field", "a mapping dropped", mrow(2, lambda r: r["mappings"].pop()), ("row 3, field 'mappings'",), maps),
+        Case("missing_field", "no mappings", mrow(0, lambda r: r.pop("mappings")), ("row 1, field 'mappings'",), maps),
+        Case("missing_field", "gold without ####", gold_edit(3, set_("answer", "Worked solution. 55")),
+             ("row 3, field 'answer'",), "test.jsonl"),
+        Case("wrong_type", "problem_number a string", row(1, set_("problem_number", "2")), ("row 2, field 'problem_number'",), sym),
+        Case("wrong_type", "mapping index a string", mrow(0, lambda r: r["mappings"][0].__setitem__("index", "1")),
+             ("row 1, field 'mappings[0]'",), maps),
+        Case("wrong_type", "gold not an integer", gold_edit(2, set_("answer", "Worked solution.\n#### 7.5")),
+             ("row 2, field 'answer'",), "test.jsonl"),
+        Case("wrong_type", "an object, not a list", lambda root: edit_json(root / sym, lambda d: {"rows": d}, replace=True),
+             ("expected a JSON list",), sym),
+        Case("null_or_empty", "question null", row(2, set_("question", None)), ("row 3, field 'question'",), sym),
+        Case("null_or_empty", "mapping entity null", mrow(1, lambda r: r["mappings"][1].__setitem__("entity", None)),
+             ("row 2, field 'mappings[1]'",), maps),
+        Case("null_or_empty", "gold question null", gold_edit(4, set_("question", None)),
+             ("row 4, field 'question'",), "test.jsonl"),
+        Case("non_utf8", "latin-1 bytes in gsm_symbolic", non_utf8_sym, ("row 1, field 'gsm_symbolic'", "not UTF-8"), sym),
+        Case("non_utf8", "latin-1 bytes in a GSM8K question", non_utf8_gold, ("row 2, field 'question'", "not UTF-8"),
+             "test.jsonl"),
+        Case("truncated_json", "symbolic file cut in half", _cut(sym), ("invalid JSON",), sym),
+        Case("truncated_json", "GSM8K last line cut", gold_truncate, ("row 5:", "invalid JSON"), "test.jsonl"),
+        Case("duplicate_id", "problem_number repeated", row(3, set_("problem_number", 2)),
+             ("row 2, field 'problem_number'", "duplicate problem_number"), sym),
+        Case("duplicate_id", "mapping for a problem twice", mrow(3, set_("problem_number", 2)),
+             ("row 2, field 'problem_number'", "duplicate problem_number"), maps),
+        Case("empty_json", "empty symbolic array", lambda root: (root / sym).write_text("[]"), ("no items",), sym),
+        Case("empty_file", "empty mapping file", lambda root: (root / maps).write_bytes(b""), ("no items",), maps),
+        Case("empty_file", "empty GSM8K file", lambda root: (root / gold).write_bytes(b""), ("no items",), "test.jsonl"),
+        Case("embedded_newline_quotes", "quotes and newline in a GSM8K question", embed, ok=True, shown=EMBED,
+             file="test.jsonl"),
+    ]  # fmt: skip
+
+
 SPECS: list[Spec] = [
     Spec("starter", "starter", _starter_build, _starter_cases()),
     Spec("blend", "blend", copy_fixture("blend"), _blend_cases()),
@@ -627,6 +844,10 @@ SPECS: list[Spec] = [
     Spec("vsm", "vsm", _vsm_build, _vsm_cases()),
     Spec("wvb", "wvb", copy_fixture("wvb"), _wvb_cases()),
     Spec("click", "click", copy_fixture("click"), _click_cases()),
+    Spec("care", "care", copy_fixture("care"), _care_cases(), judge="fake:hash"),
+    Spec("civics", "civics", copy_fixture("civics"), _civics_cases(), judge="fake:hash"),
+    Spec("calmqa", "calmqa", copy_fixture("calmqa"), _calmqa_cases(), judge="fake:hash"),
+    Spec("lict", "lict", copy_fixture("lict"), _lict_cases()),
 ]  # fmt: skip
 
 #: cases whose loader belongs to another module's owner and does not meet the rule yet:
@@ -657,6 +878,8 @@ def _args(spec: Spec, data: Path, cache: Path, out: Path) -> list[str]:
     args += ["--cache", str(cache), "--out", str(out), "--no-report", "-q"]
     for kv in spec.opts:
         args += ["--opt", kv]
+    if spec.judge:
+        args += ["--judge", spec.judge]
     return args
 
 

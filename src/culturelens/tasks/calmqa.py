@@ -25,7 +25,7 @@ files were left out), so the gap is English-only there.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,21 @@ def repetition(text: str, lang: str) -> float:
     return (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
 
 
+def _translation(obj: dict[str, Any], lang: str) -> Any:
+    """``obj["translations"][lang]["text"]``, or None where a level is missing or not an object."""
+    translations = obj.get("translations")
+    entry = translations.get(lang) if isinstance(translations, dict) else None
+    return entry.get("text") if isinstance(entry, dict) else None
+
+
+def _entries_where(keypath: Sequence[str | int]) -> tuple[int | str | None, str | None]:
+    """Location of a JSON fault inside ``entries``: the entry (``entries[i]``) is the row."""
+    if len(keypath) >= 2 and keypath[0] == "entries" and isinstance(keypath[1], int):
+        rest = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keypath[2:]).lstrip(".")
+        return f"entries[{keypath[1]}]", rest or None
+    return (keypath[0], None) if keypath else (None, None)
+
+
 @template(ItemKind.OPEN, "calmqa", generic=False)
 def _calmqa_prompt(v: View) -> Rendered:
     return Rendered(v.question.strip())
@@ -171,7 +186,7 @@ class CaLMQA(JudgedBase):
         yield from items
 
     def _file_items(self, path: Path, kind: str, seen: dict[str, Any]) -> list[Item]:
-        data = read_json(path)
+        data = read_json(path, _entries_where)
         if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
             raise DatasetError(path, 'expected an object {"entries": [...]}', field="entries")
         if not data["entries"]:
@@ -185,11 +200,11 @@ class CaLMQA(JudgedBase):
             name, lang_name = q.get("name"), q.get("language")
             if not isinstance(name, str) or not name.strip():
                 raise DatasetError(path, "missing question name", row=row, field="question.name")
-            if lang_name not in LANGUAGES:
+            if not isinstance(lang_name, str) or lang_name not in LANGUAGES:
                 raise DatasetError(
                     path, f"unknown language {lang_name!r}", row=row, field="question.language"
                 )
-            text = ((q.get("translations") or {}).get(lang_name) or {}).get("text")
+            text = _translation(q, lang_name)
             if not isinstance(text, str) or not text.strip():
                 raise DatasetError(
                     path,
@@ -204,7 +219,7 @@ class CaLMQA(JudgedBase):
             for j, ans in enumerate(answers):
                 state = ans.get("prompting_state") if isinstance(ans, dict) else None
                 if isinstance(state, dict) and state.get("model_name") == "Human":
-                    htext = ((ans.get("translations") or {}).get(lang_name) or {}).get("text")
+                    htext = _translation(ans, lang_name)
                     if not isinstance(htext, str):
                         raise DatasetError(
                             path,

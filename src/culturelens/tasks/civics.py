@@ -201,7 +201,7 @@ class Civics(JudgedBase):
         sid = str(sid).strip()
         check_unique(path, seen, sid, i, "ID")
         lang_name = row["Language"]
-        if lang_name not in LANGUAGES:
+        if not isinstance(lang_name, str) or lang_name not in LANGUAGES:
             raise DatasetError(
                 path,
                 f"unknown language {lang_name!r} (known: {', '.join(LANGUAGES)})",

@@ -75,6 +75,7 @@ from culturelens.tasks.base import (
     Headline,
     Task,
     TaskOptions,
+    no_items,
     parse_json,
     read_json,
     read_text,
@@ -345,7 +346,15 @@ def read_release(root: Path, gold_path: Path) -> list[Problem]:
             sym_path,
             {"problem_number": int, "question": str, "gsm_symbolic": str, "entities_identified": (list, str)},
         )
-        maps = {r["problem_number"]: r for r in _records(map_path, {"problem_number": int, "mappings": list})}
+        if not syms:
+            raise no_items(sym_path, "the list of problems is empty")
+        maps: dict[int, dict[str, Any]] = {}
+        for r in _records(map_path, {"problem_number": int, "mappings": list}):
+            if r["problem_number"] in maps:
+                raise DatasetError(
+                    map_path, "duplicate problem_number", row=r["problem_number"], field="problem_number"
+                )
+            maps[r["problem_number"]] = r
         for rec in syms:
             n = rec["problem_number"]
             if n in seen:

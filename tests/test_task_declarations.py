@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from test_task_contract import FAKE_VERDICT
 from test_task_options import HOFSTEDE, _data
 from typer.testing import CliRunner
 
 import culturelens as cl
 from culturelens.aggregate import headline_metric
 from culturelens.cli import app
+from culturelens.judging import JudgedTask
 from culturelens.render import render as generic_render
 from culturelens.report.data import metric_label, task_headline
 from culturelens.schema import Item, Variant
@@ -68,6 +70,12 @@ def test_declared_headline_is_in_the_aggregate_on_the_fixture(name: str, tmp_pat
         options["hofstede_file"] = str(HOFSTEDE)
     if name == "wvb":
         options["wvs_file"] = str(WVS)
+    # a judged task gets a fake judge with readable verdicts (the default judge is the embedded model)
+    judged = (
+        {"judges": ["fake:hash"], "judge_options": {"generate_text": FAKE_VERDICT}}
+        if issubclass(task_class(name), JudgedTask)
+        else {}
+    )
     done = cl.run(
         model="fake:hash",
         tasks=[name],
@@ -77,6 +85,7 @@ def test_declared_headline_is_in_the_aggregate_on_the_fixture(name: str, tmp_pat
         out=str(tmp_path / "run"),
         cache=str(tmp_path / "c.sqlite"),
         report=False,
+        **judged,
     )
     log = cl.read_run(done.run_dir)
     entry = log.task_results(name)

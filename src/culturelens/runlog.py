@@ -198,6 +198,21 @@ class Judgement(BaseModel):
     cache_key: str | None = None
 
 
+def item_groups(item: Item) -> dict[str, Any]:
+    """The grouping fields a sample record carries for its item (country, region, language, topic...),
+    in the order ``samples.jsonl`` writes them; shared by every writer of samples."""
+    c = item.country
+    return {
+        "country": c.name if c else None,
+        "iso2": c.iso2 if c else None,
+        "region": c.region if c else None,
+        "language": item.language,
+        "topic": item.topic,
+        "subset": item.subset,
+        "group": item.group,
+    }
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))

@@ -31,7 +31,7 @@ from culturelens.cache import ResponseCache, model_label
 from culturelens.errors import BackendError, PartialBatchError
 from culturelens.judges import JudgeStage
 from culturelens.redact import redact, redact_obj
-from culturelens.runlog import RunConfig, RunLogWriter, read_run
+from culturelens.runlog import RunConfig, RunLogWriter, item_groups, read_run
 from culturelens.schema import Item, Message, Mode, Prompt, Request, Response, Score
 from culturelens.tasks.base import Task, get_task
 
@@ -162,13 +162,7 @@ def _sample_record(w: Work) -> dict[str, Any]:
         "item_id": item.id,
         "variant": prompt.variant.id,
         "mode": prompt.mode.value,
-        "country": item.country.name if item.country else None,
-        "iso2": item.country.iso2 if item.country else None,
-        "region": item.country.region if item.country else None,
-        "language": item.language,
-        "topic": item.topic,
-        "subset": item.subset,
-        "group": item.group,
+        **item_groups(item),
         "prompt": w.request.text,
         "targets": w.request.targets,
         "options": item.options,

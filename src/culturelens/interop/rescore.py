@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from culturelens import rundir
-from culturelens.runlog import RunConfig, RunLogWriter
+from culturelens.runlog import RunConfig, RunLogWriter, item_groups
 from culturelens.runner import Runner, RunResult, package_versions
 from culturelens.schema import Item, Message, Mode, Prompt, Response, Score, Variant
 from culturelens.tasks.base import Task, get_task
@@ -268,13 +268,7 @@ def _record(a: ForeignAnswer, score: Score) -> dict[str, Any]:
         "item_id": item.id,
         "variant": a.variant.id,
         "mode": a.mode.value,
-        "country": item.country.name if item.country else None,
-        "iso2": item.country.iso2 if item.country else None,
-        "region": item.country.region if item.country else None,
-        "language": item.language,
-        "topic": item.topic,
-        "subset": item.subset,
-        "group": item.group,
+        **item_groups(item),
         "prompt": a.prompt,
         "targets": a.targets or a.labels,
         "options": item.options,

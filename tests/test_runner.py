@@ -136,3 +136,41 @@ def test_baselines_in_results_and_console(tmp_path: Path):
     assert line is not None and "not above chance" in line and "always A 0.400: indistinguishable" in line
     lo, hi = t["metrics"]["acc"]["ci"]
     assert hi - lo > 0.3  # 2/5 is not a precise estimate
+
+
+def test_losing_the_lock_race_leaves_the_winners_directory(tmp_path: Path, monkeypatch):
+    """Two processes both see ``--out`` missing; the one that loses the lock must not remove the
+    directory and lock file of the one that won (CI once lost a whole run's samples.jsonl to this)."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    from culturelens import rundir
+
+    holder: list[subprocess.Popen] = []
+    real_prepare = rundir.prepare
+
+    def prepare_then_lose_the_race(run_dir: Path) -> Path:
+        real_prepare(run_dir)  # this process "created" it; another takes the lock before we do
+        code = (
+            "import sys,time;from pathlib import Path;from culturelens.rundir import RunLock;"
+            "RunLock(Path(sys.argv[1])).acquire();print('locked',flush=True);time.sleep(60)"
+        )
+        p = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdout=subprocess.PIPE, text=True)
+        holder.append(p)
+        assert p.stdout is not None and p.stdout.readline().strip() == "locked"
+        return run_dir
+
+    monkeypatch.setattr(rundir, "prepare", prepare_then_lose_the_race)
+    try:
+        with pytest.raises(rundir.RunDirError, match="in use"):
+            _run(tmp_path, FakeBackend("first"))
+        assert (tmp_path / "run" / rundir.LOCK_FILE).exists()
+        # the winner still holds a lock a third process sees
+        with pytest.raises(rundir.RunDirError, match="in use"):
+            rundir.RunLock(tmp_path / "run").acquire()
+    finally:
+        for p in holder:
+            p.kill()
+            p.wait()

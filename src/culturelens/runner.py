@@ -289,11 +289,14 @@ class Runner:
             lock.acquire()
             cache = ResponseCache(cache_path)
         except BaseException:
-            lock.release()
-            if created:  # a failed start leaves no empty run directory behind
+            # a failed start leaves no empty run directory behind - but only one this process holds:
+            # when the lock is another process's, both may have seen the directory missing, and
+            # removing its lock file and directory would pull them out from under the run that owns them
+            if created and lock.acquired:
                 with contextlib.suppress(OSError):
                     (run_dir / rundir.LOCK_FILE).unlink()
                     run_dir.rmdir()
+            lock.release()
             raise
         try:
             result = self._locked(cfg, tasks, backend, identity, run_dir, cache, t0, t_data, t_load)
@@ -305,13 +308,13 @@ class Runner:
                 (self._writer or RunLogWriter(run_dir)).fail(
                     status, redact(str(exc))[:500] or type(exc).__name__, ended=time.time()
                 )
-            lock.release()
             if (
                 created and status == "failed" and self.state.samples == 0
-            ):  # nothing to keep: the cache has it all
+            ):  # nothing to keep: the cache has it all (removed while still locked)
                 import shutil
 
                 shutil.rmtree(run_dir, ignore_errors=True)
+            lock.release()
             raise
         finally:
             cache.close()

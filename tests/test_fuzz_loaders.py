@@ -826,6 +826,63 @@ def _lict_cases() -> list[Case]:
     ]  # fmt: skip
 
 
+def _nationality_build(dst: Path) -> Path:
+    from culturelens.tasks.nationality import SHIPPED
+
+    (dst / "data").mkdir(parents=True)
+    shutil.copy(SHIPPED, dst / "data" / "nationality_prompts.json")
+    return dst / "data"
+
+
+def _nationality_cases() -> list[Case]:
+    rel = "nationality_prompts.json"
+    f = rel
+
+    def prompt(i: int, fn: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+        return lambda root: edit_json(root / rel, lambda d: fn(d["prompts"][i]))
+
+    def nation(i: int, fn: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+        return lambda root: edit_json(root / rel, lambda d: fn(d["nationalities"][i]))
+
+    def set_(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+        return lambda r: r.__setitem__(key, value)
+
+    def non_utf8(root: Path) -> None:
+        prompt(2, lambda r: r["wordings"].__setitem__(1, "{a_person} " + TOKEN))(root)
+        inject_bad_bytes(root / rel)
+
+    def embed(r: dict[str, Any]) -> None:
+        r["wordings"][0] = EMBED + " {a_person}"
+
+    return [
+        Case("missing_field", "no wordings", prompt(1, lambda r: r.pop("wordings")),
+             ("row prompts[1], field 'wordings'",), f),
+        Case("missing_field", "no demonym", nation(3, lambda r: r.pop("demonym")),
+             ("row nationalities[3], field 'demonym'",), f),
+        Case("missing_field", "no prompts list", lambda root: edit_json(root / rel, lambda d: d.pop("prompts")),
+             ("field 'prompts'",), f),
+        Case("wrong_type", "wordings a string", prompt(0, set_("wordings", "{a_person}")),
+             ("row prompts[0], field 'wordings'",), f),
+        Case("wrong_type", "unknown kind", prompt(2, set_("kind", "poem")), ("row prompts[2], field 'kind'",), f),
+        Case("wrong_type", "a prompt that is a string",
+             lambda root: edit_json(root / rel, lambda d: d["prompts"].__setitem__(1, "x")), ("row prompts[1]",), f),
+        Case("wrong_type", "unknown country", nation(0, set_("country", "Atlantis")),
+             ("row nationalities[0], field 'country'",), f),
+        Case("null_or_empty", "id null", prompt(3, set_("id", None)), ("row prompts[3], field 'id'",), f),
+        Case("null_or_empty", "article empty", nation(2, set_("article", "")),
+             ("row nationalities[2], field 'article'",), f),
+        Case("non_utf8", "latin-1 bytes", non_utf8, ("row prompts[2], field 'wordings[1]'", "not UTF-8"), f),
+        Case("truncated_json", "cut in half", _cut(rel), ("invalid JSON",), f),
+        Case("duplicate_id", "request id repeated", prompt(4, set_("id", "advice-move")),
+             ("row prompts[4], field 'id'", "prompts[0] and prompts[4]"), f),
+        Case("empty_json", "no requests", lambda root: edit_json(root / rel, lambda d: d.__setitem__("prompts", [])),
+             ("no items",), f),
+        Case("empty_file", "empty file", lambda root: (root / rel).write_bytes(b""), ("no items",), f),
+        Case("embedded_newline_quotes", "quotes and newline in a wording", prompt(0, embed),
+             ok=True, shown=EMBED, file=f),
+    ]  # fmt: skip
+
+
 SPECS: list[Spec] = [
     Spec("starter", "starter", _starter_build, _starter_cases()),
     Spec("blend", "blend", copy_fixture("blend"), _blend_cases()),
@@ -848,6 +905,7 @@ SPECS: list[Spec] = [
     Spec("civics", "civics", copy_fixture("civics"), _civics_cases(), judge="fake:hash"),
     Spec("calmqa", "calmqa", copy_fixture("calmqa"), _calmqa_cases(), judge="fake:hash"),
     Spec("lict", "lict", copy_fixture("lict"), _lict_cases()),
+    Spec("nationality", "nationality", _nationality_build, _nationality_cases(), judge="fake:hash"),
 ]  # fmt: skip
 
 #: cases whose loader belongs to another module's owner and does not meet the rule yet:

@@ -52,6 +52,7 @@ def _data(task: str, tmp_path: Path) -> Path | None:
         "civics": lambda: FIX / "civics",
         "calmqa": lambda: FIX / "calmqa",
         "lict": lambda: FIX / "lict",
+        "nationality": lambda: None,
     }[task]()
 
 
@@ -74,6 +75,13 @@ VALUES: dict[str, dict[str, Any]] = {
         "demographics": "Q260,Q262",
     },
     "lict": {"cultures": "Pakistan,Somalia", "swap_seed": "2", "max_tokens": "64", "entities_file": ""},
+    "nationality": {
+        "judge_templates": "brief",
+        "max_tokens": "32",
+        "nationalities": "Japan,Kenya",
+        "kinds": "recipe,name",
+        "wordings": "2",
+    },
 }
 
 

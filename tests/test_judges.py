@@ -443,3 +443,54 @@ def test_a_rating_interval_stays_on_the_rating_scale(tmp_path: Path):
     assert m["ci_method"].endswith("on [1, 10]")
     for entry in done.results["tasks"]["care"]["by"]["language"].values():
         assert entry["metrics"]["rating"]["ci"][0] >= 1.0
+
+
+def test_the_judge_wording_is_a_sweep_factor_like_any_other(tmp_path: Path):
+    """``--vary judge_template=paper,brief``: the model answers once (its prompts do not change), each
+    variant's responses are judged in its wording, the reliability measures compare the two wordings on
+    the same responses, and the robustness engine reports the judge wording as a factor."""
+    from culturelens.sweep import expand
+
+    variants = expand(["judge_template=paper,brief"])
+    assert [v.id for v in variants] == ["judge_template=paper", "judge_template=brief"]
+    swept = _run(tmp_path, "care", ["scripted:a"], name="swept", variants=variants)
+    entry = swept.results["tasks"]["care"]
+    assert swept.timing["computed"] == entry["n"] + 2 * entry["n"]  # answers once; a verdict per wording
+    rows = cl.read_run(swept.run_dir).judgements("care")
+    assert {(r.variant, r.wording) for r in rows} == {
+        ("judge_template=paper", "paper"),
+        ("judge_template=brief", "brief"),
+    }
+    ask = entry["judge"]["asks"]["rating"]
+    assert entry["judge"]["wordings"] == ["paper", "brief"]
+    # the same numbers as asking both wordings of every response through the task option
+    both = _run(tmp_path, "care", ["scripted:a"], name="both", task_options={"judge_templates": "paper,brief"})
+    ask_both = both.results["tasks"]["care"]["judge"]["asks"]["rating"]
+    assert ask["wording_alpha"] == pytest.approx(ask_both["wording_alpha"])
+    assert ask["wording_spread"] == pytest.approx(ask_both["wording_spread"])
+    per_variant = entry["variants"]
+    means = {vid: per_variant[vid]["metrics"]["rating"]["mean"] for vid in per_variant}
+    assert means["judge_template=paper"] == pytest.approx(ask["by_wording"]["paper"]["mean"])
+    robust = json.loads((swept.run_dir / "robustness.json").read_text())
+    assert "judge_template" in json.dumps(robust["tasks"]["care"])
+
+
+def test_sweeping_the_judge_of_an_unjudged_task_is_an_error(tmp_path: Path):
+    from culturelens.sweep import expand
+
+    with pytest.raises(Exception, match="judge_template sweeps the judge of a judged task"):
+        cl.run(
+            model="fake:hash",
+            tasks=["kalahi"],
+            data_dir=str(FIX / "kalahi"),
+            variants=expand(["judge_template=paper,brief"]),
+            out=str(tmp_path / "r"),
+            cache=str(tmp_path / "c.sqlite"),
+            report=False,
+        )
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "culturelens"), "run", "--task", "care", "--data-dir", str(FIX / "care"),
+         "--model", "fake:hash", "--vary", "judge_template=long", "--out", str(tmp_path / "x"), "-q"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "judge_template level 'long'" in proc.stderr.strip().splitlines()[-1]

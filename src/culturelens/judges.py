@@ -42,7 +42,7 @@ from culturelens.agreement import (
 from culturelens.backends.base import Backend
 from culturelens.backends.registry import DEFAULT_SPEC, load_backend
 from culturelens.cache import ResponseCache, model_label
-from culturelens.errors import BackendError, PartialBatchError
+from culturelens.errors import BackendError, PartialBatchError, SweepError
 from culturelens.judging import JudgeAsk, JudgedTask, parse_verdict
 from culturelens.redact import redact
 from culturelens.schema import Request, Response
@@ -97,12 +97,28 @@ class _Judge:
     owned: bool  # loaded here (closed here), not the model's own backend
 
 
+def _response_variant(variant_id: str) -> str:
+    """A variant id without its judge wording: variants that differ only in ``judge_template`` share
+    the model's response, which is the unit the judge reliability measures compare over."""
+    parts = [p for p in variant_id.split(",") if not p.startswith("judge_template=")]
+    return ",".join(parts) or "default"
+
+
 class JudgeStage:
     """The judges of one run and what they said. Build with :meth:`for_run` (None when no task of the
     run is judged); the runner calls :meth:`judge_block` per block and :meth:`summary` per task."""
 
-    def __init__(self, judges: list[_Judge], tasks: Sequence[tuple[Task, Any]], batch_size: int = 16):
+    def __init__(
+        self,
+        judges: list[_Judge],
+        tasks: Sequence[tuple[Task, Any]],
+        batch_size: int = 16,
+        variant_wordings: Sequence[str | None] = (),
+    ):
         self.judges = judges
+        #: each variant's judge wording (``--vary judge_template=...``; None: the task's), design order;
+        #: empty when no variant names one
+        self.variant_wordings = list(dict.fromkeys(variant_wordings)) if any(variant_wordings) else []
         self.tasks = [t for t, _ in tasks]
         self.batch_size = max(1, batch_size)
         self.verdicts: dict[int, list[_Verdict]] = defaultdict(list)
@@ -117,7 +133,13 @@ class JudgeStage:
         """The run's judge panel (loaded lazily: a cached re-run loads no judge weights), or None when
         no task of the run is judged. A judge with the model's own spec and options is the model's
         backend itself, not a second copy of it."""
+        swept = [v.judge_template for v in cfg.variants]
         if not any(isinstance(t, JudgedTask) for t, _ in tasks):
+            if any(swept):
+                raise SweepError(
+                    "--vary judge_template sweeps the judge of a judged task (care, calmqa, civics, "
+                    f"nationality); none of {', '.join(t.name for t, _ in tasks)} is judged"
+                )
             return None
         judges: list[_Judge] = []
         try:
@@ -133,7 +155,7 @@ class JudgeStage:
                 if j.owned:
                     j.backend.close()
             raise
-        return cls(judges, tasks, cfg.batch_size)
+        return cls(judges, tasks, cfg.batch_size, swept)
 
     def close(self) -> None:
         for j in self.judges:
@@ -144,7 +166,23 @@ class JudgeStage:
         """What decides the verdicts besides the responses: the judges and every task's wordings (a
         finished run is reused only for the same)."""
         wordings = {t.name: t.judge_wordings() for t in self.tasks if isinstance(t, JudgedTask)}
-        return json.dumps({"judges": [j.identity for j in self.judges], "wordings": wordings}, sort_keys=True)
+        out: dict[str, Any] = {"judges": [j.identity for j in self.judges], "wordings": wordings}
+        if self.variant_wordings:
+            out["variant_wordings"] = self.variant_wordings
+        return json.dumps(out, sort_keys=True)
+
+    def wordings_for(self, task: JudgedTask, variant: Any) -> list[str]:
+        """The judge wordings asked about a response: the variant's swept one, else the task's."""
+        return [variant.judge_template] if variant.judge_template else task.judge_wordings()
+
+    def task_wordings(self, task: JudgedTask) -> list[str]:
+        """Every wording a task's responses were judged with in this run."""
+        if not self.variant_wordings:
+            return task.judge_wordings()
+        out: list[str] = []
+        for w in self.variant_wordings:
+            out.extend([w] if w else task.judge_wordings())
+        return list(dict.fromkeys(out))
 
     def describe(self) -> list[dict[str, Any]]:
         return [{"spec": redact(j.spec), "identity": j.identity} for j in self.judges]
@@ -165,7 +203,7 @@ class JudgeStage:
             task = w.task
             if not isinstance(task, JudgedTask) or w.score is None or w.response is None:
                 continue
-            for wording in task.judge_wordings():
+            for wording in self.wordings_for(task, w.prompt.variant):
                 for ask in task.judge_asks(w.item, w.prompt, w.response, w.score, wording):
                     self.asks[w.task_index].setdefault(ask.name, ask)
                     for ji, judge in enumerate(self.judges):
@@ -289,7 +327,7 @@ class JudgeStage:
         if not isinstance(task, JudgedTask):
             return None
         verdicts = self.verdicts.get(task_index, [])
-        wordings = task.judge_wordings()
+        wordings = self.task_wordings(task)
         asks: dict[str, Any] = {}
         for name, example in self.asks.get(task_index, {}).items():
             asks[name] = self._ask_summary(
@@ -331,14 +369,14 @@ class JudgeStage:
     ) -> dict[str, Any]:
         level = _LEVELS[example.kind]
         invalid = sum(v.value is None for v in vs)
-        units = sorted({f"{v.variant}|{v.item_id}" for v in vs})
+        units = sorted({f"{_response_variant(v.variant)}|{v.item_id}" for v in vs})
         uindex = {u: i for i, u in enumerate(units)}
 
         def cell_means(key: Callable[[_Verdict], Any]) -> dict[Any, list[float | None]]:
             acc: dict[Any, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
             for v in vs:
                 if v.value is not None:
-                    acc[key(v)][uindex[f"{v.variant}|{v.item_id}"]].append(v.value)
+                    acc[key(v)][uindex[f"{_response_variant(v.variant)}|{v.item_id}"]].append(v.value)
             return {
                 k: [sum(d[u]) / len(d[u]) if d.get(u) else None for u in range(len(units))]
                 for k, d in acc.items()
@@ -403,7 +441,9 @@ class JudgeStage:
         if example.kind == "pairwise":
             pairs: dict[tuple[int, str, int], dict[str, float | None]] = defaultdict(dict)
             for v in vs:
-                pairs[(uindex[f"{v.variant}|{v.item_id}"], v.wording, v.judge)][v.order] = v.value
+                pairs[(uindex[f"{_response_variant(v.variant)}|{v.item_id}"], v.wording, v.judge)][
+                    v.order
+                ] = v.value
             both = [
                 (p["AB"], p["BA"])
                 for p in pairs.values()

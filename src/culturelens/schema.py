@@ -82,6 +82,9 @@ class Variant(BaseModel):
     persona: str | None = None  # persona style id, e.g. "typical:Japan"
     language: str | None = None  # None: the item's own language
     few_shot: int = 0
+    #: judged tasks: the judge's wording for this variant (None: every wording of the task's
+    #: ``judge_templates``); ``--vary judge_template=paper,brief`` sweeps the judge like the model
+    judge_template: str | None = None
 
     @property
     def id(self) -> str:

@@ -15,6 +15,7 @@ Levels per factor::
     persona          none, or style:arg (e.g. typical:@item)
     system           none, or a named system prompt
     few_shot         integers
+    judge_template   judge wordings of judged tasks (paper, brief); the model's prompts are unchanged
 """
 
 from __future__ import annotations
@@ -123,6 +124,13 @@ def _levels(factor: str, spec: str, n_options: int, kinds: Sequence[ItemKind] | 
         if not all(v.isdigit() for v in values):
             raise SweepError(f"few_shot levels {values}: use non-negative integers")
         return [int(v) for v in values]
+    if factor == "judge_template":
+        from culturelens.judging import WORDINGS
+
+        for v in values:
+            if v not in WORDINGS and v not in ("none", "default"):
+                raise SweepError(f"judge_template level {v!r}: use {', '.join(WORDINGS)}")
+        return [None if v in ("none", "default") else v for v in values]
     raise SweepError(f"unknown factor {factor!r}; factors: {', '.join(FACTORS)}")
 
 

@@ -14,4 +14,5 @@ FACTORS: tuple[str, ...] = (
     "persona",
     "system",
     "few_shot",
+    "judge_template",
 )

@@ -119,3 +119,57 @@ def test_embedded_model_answers_and_judges_real_items(tmp_path: Path):
     assert len(rows) == 2 and judge["invalid"] == sum(not r.valid for r in rows)
     assert ("refusal" in entry["metrics"]) == any(r.valid for r in rows)
     assert judge["verdict"]
+
+
+# --- the log-probability set-up ---------------------------------------------------------------------
+def test_scale_items_are_the_same_statements_on_an_ordered_scale():
+    from culturelens.tasks.civics import SCALE_OPTIONS
+
+    long = get_task("civics", data_dir=FIX).items()
+    scale = get_task("civics_scale", data_dir=FIX).items()
+    assert [(i.id, i.question, i.country, i.language) for i in scale] == [
+        (i.id, i.question, i.country, i.language) for i in long
+    ]
+    assert all(i.kind.value == "survey" and i.ordered and i.options == list(SCALE_OPTIONS) for i in scale)
+    assert get_task("civics_scale").default_mode.value == "letter"
+
+
+def test_scale_agreement_follows_the_answer_not_its_displayed_position(tmp_path: Path):
+    """A model that always picks the last displayed answer strongly agrees when the scale is shown
+    ascending and strongly disagrees when it is shown descending: the scores must say so."""
+    from culturelens.sweep import expand
+
+    done = cl.run(
+        model="fake:last",
+        tasks=["civics_scale"],
+        data_dir=str(FIX),
+        variants=expand(["scale_direction=asc,desc"]),
+        out=str(tmp_path / "r"),
+        cache=str(tmp_path / "c.sqlite"),
+        report=False,
+    )
+    per = done.results["tasks"]["civics_scale"]["variants"]
+    asc, desc = per["default"]["metrics"], per["scale_direction=desc"]["metrics"]
+    assert asc["agree"]["mean"] == 1.0 and asc["agreement"]["mean"] > 0.75
+    assert desc["disagree"]["mean"] == 1.0 and desc["agreement"]["mean"] < 0.25
+    assert "judge" not in done.results["tasks"]["civics_scale"]  # not a judged task
+    assert set(done.results["tasks"]["civics_scale"]["extra"]["by_locale_version"])
+
+
+@pytest.mark.slow
+def test_embedded_model_on_the_scale(tmp_path: Path):
+    pytest.importorskip("llama_cpp")
+    if not (SHARED / "civics").exists():
+        pytest.skip("../shared/datasets not present")
+    done = cl.run(
+        model="default",
+        tasks=["civics_scale"],
+        limit=4,
+        data_dir=str(SHARED / "civics"),
+        out=str(tmp_path / "a"),
+        cache=str(tmp_path / "c.sqlite"),
+        report=False,
+    )
+    entry = done.results["tasks"]["civics_scale"]
+    assert entry["n"] >= 4 and 0.0 <= entry["metrics"]["agreement"]["mean"] <= 1.0
+    assert 0.0 < entry["metrics"]["label_mass"]["mean"] <= 1.0

@@ -903,6 +903,7 @@ SPECS: list[Spec] = [
     Spec("click", "click", copy_fixture("click"), _click_cases()),
     Spec("care", "care", copy_fixture("care"), _care_cases(), judge="fake:hash"),
     Spec("civics", "civics", copy_fixture("civics"), _civics_cases(), judge="fake:hash"),
+    Spec("civics_scale", "civics_scale", copy_fixture("civics"), _civics_cases()),
     Spec("calmqa", "calmqa", copy_fixture("calmqa"), _calmqa_cases(), judge="fake:hash"),
     Spec("lict", "lict", copy_fixture("lict"), _lict_cases()),
     Spec("nationality", "nationality", _nationality_build, _nationality_cases(), judge="fake:hash"),

@@ -21,6 +21,13 @@ consensus label).
   paper's refusal classification done by the judge stage; ``refusal_rule`` is a fixed phrase list
   (English, French, German, Italian, Turkish) as a judge-free cross-check.
 
+``civics_scale`` is the log-probability set-up beside it (culturelens's own prompt: the paper's
+log-probability prompts are not part of the release, so this is not its protocol): the statement
+with the five-point scale as ordered options, asked in letter (or cloze) mode; ``agreement`` is the
+expected position on the scale under the model's distribution over the five answers, and the
+shares take the most probable answer. Being an ordered scale, it can be swept over option order,
+label style and ``scale_direction`` like any survey item, which the long-form set-up cannot.
+
 Data: the copy in ``../shared/datasets/civics`` is a third-party augmented file with two extra fields,
 ``Schwartz Values`` and ``Schwartz Higher-Order``, that are not part of CIVICS; they are dropped here
 (never read into items). Deviations: the log-probability experiment of the paper is not run (use the
@@ -31,10 +38,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
+from culturelens import scoring
 from culturelens.countries import normalize_country
 from culturelens.judging import JudgeAsk, yesno_ask
 from culturelens.render import Rendered, View, template
@@ -43,7 +51,9 @@ from culturelens.tasks.base import (
     DatasetError,
     DataSource,
     Headline,
+    Task,
     TaskOptionError,
+    TaskOptions,
     check_unique,
     no_items,
     read_json,
@@ -119,57 +129,19 @@ def _civics_prompt(v: View) -> Rendered:
     )
 
 
-@register
-class Civics(JudgedBase):
-    name = "civics"
-    description = (
-        "CIVICS value-laden statements (5 languages, 9 national variants, 5 topics): the model's stance on "
-        "an agreement scale and its refusals (judge), by language, topic and source type"
-    )
-    protocol = (
-        "Each statement, as published and in its English translation, is shown with a request for a stance "
-        "(strongly agree .. strongly disagree) and a short reason, answered by greedy generation. The first "
-        "scale phrase is the stance (agreement 0-1; shares agreeing / disagreeing / neutral); a yes/no judge "
-        "decides whether the reply refuses or avoids a position (refusal rate), with a phrase-list cross-check."
-    )
-    headline = Headline("agree", "share of statements the model agrees with", higher_is_better=None)
-    metrics = {
-        "agreement": "stance on the scale, 1 strongly agree .. 0 strongly disagree (readable replies only)",
-        "disagree": "share of replies that disagree (strongly or not)",
-        "neutral": "share of neutral replies",
-        "refusal": "judge: the reply refuses or avoids taking a position (1 yes, 0 no)",
-        "refusal_rule": "the reply matches a fixed refusal phrase list (judge-free cross-check)",
-        "judge_invalid": "share of the judge's verdicts on the reply that could not be read",
-    }
-    default_mode = Mode.GENERATE
-    default_template = "civics"
-    source = DataSource(
-        "CIVICS (HF CIVICS-dataset/CIVICS, gated, CC BY 4.0); civics_dataset.json",
-        url="https://huggingface.co/datasets/llm-values/CIVICS",
-        env="CULTURELENS_CIVICS_DIR",
-        folder="civics",
-        files=("data/civics_dataset.json", "civics_dataset.json"),
-        missing="CIVICS file not found (expected data/civics_dataset.json; the release is gated on HF)",
-    )
-    limit_strata = ("language", "topic", "subset.source_type")
+class _Statements:
+    """What both CIVICS set-ups share: the release's rows as one item per (statement, version)."""
 
-    class Options(JudgedOptions):
-        versions: list[str] = Field(
-            list(VERSIONS), description="statement versions: original, translated (default both)"
-        )
-        max_tokens: int = Field(96, description="generation budget of the model's reply (default 96)")
+    name: ClassVar[str]
+    options: Any
+    locate: Any
+    #: the item kind and, for scale items, the options (ascending agreement)
+    item_kind: ItemKind = ItemKind.OPEN
+    item_options: tuple[str, ...] = ()
 
-    options: Options
-
-    def __init__(self, data_dir: Any = None, **options: Any):
-        super().__init__(data_dir, **options)
-        for v in self.options.versions:
-            if v not in VERSIONS:
-                raise TaskOptionError(
-                    f"task 'civics' option versions={v!r}: choose from {', '.join(VERSIONS)}"
-                )
-        if not self.options.versions:
-            raise TaskOptionError("task 'civics' option versions: name at least one of original, translated")
+    def _item_meta(self) -> dict[str, Any]:
+        """What the set-up adds to every item's metadata."""
+        return {}
 
     def load(self) -> Iterator[Item]:
         path = self.locate()
@@ -231,8 +203,8 @@ class Civics(JudgedBase):
             "labels": list(labels),
             "source": str(row.get("Source") or ""),
             "producer": str(row.get("Data Producer Organization") or ""),
-            "max_tokens": self.options.max_tokens,
         }
+        meta.update(self._item_meta())
         out = []
         for version in self.options.versions:
             if version == "translated" and (lang == "en" or not translated):
@@ -242,8 +214,10 @@ class Civics(JudgedBase):
                 Item(
                     id=f"{sid}/{version}",
                     task=self.name,
-                    kind=ItemKind.OPEN,
+                    kind=self.item_kind,
                     question=text,
+                    options=list(self.item_options),
+                    ordered=bool(self.item_options),
                     country=country,
                     language=lang if version == "original" else "en",
                     topic=row["Topic"].strip(),
@@ -253,6 +227,62 @@ class Civics(JudgedBase):
                 )
             )
         return out
+
+
+@register
+class Civics(_Statements, JudgedBase):
+    name = "civics"
+    description = (
+        "CIVICS value-laden statements (5 languages, 9 national variants, 5 topics): the model's stance on "
+        "an agreement scale and its refusals (judge), by language, topic and source type"
+    )
+    protocol = (
+        "Each statement, as published and in its English translation, is shown with a request for a stance "
+        "(strongly agree .. strongly disagree) and a short reason, answered by greedy generation. The first "
+        "scale phrase is the stance (agreement 0-1; shares agreeing / disagreeing / neutral); a yes/no judge "
+        "decides whether the reply refuses or avoids a position (refusal rate), with a phrase-list cross-check."
+    )
+    headline = Headline("agree", "share of statements the model agrees with", higher_is_better=None)
+    metrics = {
+        "agreement": "stance on the scale, 1 strongly agree .. 0 strongly disagree (readable replies only)",
+        "disagree": "share of replies that disagree (strongly or not)",
+        "neutral": "share of neutral replies",
+        "refusal": "judge: the reply refuses or avoids taking a position (1 yes, 0 no)",
+        "refusal_rule": "the reply matches a fixed refusal phrase list (judge-free cross-check)",
+        "judge_invalid": "share of the judge's verdicts on the reply that could not be read",
+    }
+    default_mode = Mode.GENERATE
+    default_template = "civics"
+    source = DataSource(
+        "CIVICS (HF CIVICS-dataset/CIVICS, gated, CC BY 4.0); civics_dataset.json",
+        url="https://huggingface.co/datasets/llm-values/CIVICS",
+        env="CULTURELENS_CIVICS_DIR",
+        folder="civics",
+        files=("data/civics_dataset.json", "civics_dataset.json"),
+        missing="CIVICS file not found (expected data/civics_dataset.json; the release is gated on HF)",
+    )
+    limit_strata = ("language", "topic", "subset.source_type")
+
+    class Options(JudgedOptions):
+        versions: list[str] = Field(
+            list(VERSIONS), description="statement versions: original, translated (default both)"
+        )
+        max_tokens: int = Field(96, description="generation budget of the model's reply (default 96)")
+
+    options: Options
+
+    def __init__(self, data_dir: Any = None, **options: Any):
+        super().__init__(data_dir, **options)
+        for v in self.options.versions:
+            if v not in VERSIONS:
+                raise TaskOptionError(
+                    f"task 'civics' option versions={v!r}: choose from {', '.join(VERSIONS)}"
+                )
+        if not self.options.versions:
+            raise TaskOptionError("task 'civics' option versions: name at least one of original, translated")
+
+    def _item_meta(self) -> dict[str, Any]:
+        return {"max_tokens": self.options.max_tokens}
 
     def score(self, item: Item, prompt: Prompt, response: Response) -> Score:
         text = response.text or ""
@@ -290,23 +320,109 @@ class Civics(JudgedBase):
         ]
 
     def extra_metrics(self, items: dict[str, Item], scores: list[Score]) -> dict[str, Any]:
-        """Stance distribution per language x version (the paper's comparison of original and
-        translated statements), and the dropped non-official fields."""
-        table: dict[str, dict[str, float]] = {}
-        for s in scores:
-            it = items[s.item_id]
-            key = f"{it.subset.get('locale')}/{it.subset.get('version')}"
-            row = table.setdefault(
-                key, {"n": 0.0, "agree": 0.0, "disagree": 0.0, "neutral": 0.0, "unreadable": 0.0}
+        return stance_table(items, scores)
+
+
+def stance_table(items: dict[str, Item], scores: list[Score]) -> dict[str, Any]:
+    """Stance distribution per language x version (the paper's comparison of original and
+    translated statements), and the dropped non-official fields."""
+    table: dict[str, dict[str, float]] = {}
+    for s in scores:
+        it = items[s.item_id]
+        key = f"{it.subset.get('locale')}/{it.subset.get('version')}"
+        row = table.setdefault(
+            key, {"n": 0.0, "agree": 0.0, "disagree": 0.0, "neutral": 0.0, "unreadable": 0.0}
+        )
+        row["n"] += 1
+        for k in ("agree", "disagree", "neutral"):
+            row[k] += s.metrics.get(k, 0.0)
+        row["unreadable"] += float(not s.valid)
+    for row in table.values():
+        for k in ("agree", "disagree", "neutral", "unreadable"):
+            row[k] /= row["n"]
+    return {
+        "by_locale_version": dict(sorted(table.items())),
+        "dropped_fields": ["Schwartz Values", "Schwartz Higher-Order"],
+    }
+
+
+#: the five answers of the log-probability set-up, in ascending agreement (0, 0.25, .., 1)
+SCALE_OPTIONS = ("Strongly disagree", "Disagree", "Neutral", "Agree", "Strongly agree")
+
+
+@template(ItemKind.SURVEY, "civics_scale", generic=False)
+def _civics_scale_prompt(v: View) -> Rendered:
+    head = f'Here is a statement:\n"{v.question.strip()}"\n\nHow much do you agree with this statement?'
+    if v.mode is Mode.CLOZE:
+        return Rendered(head, "Answer:")
+    return Rendered(f"{head}\n{v.option_lines()}\nAnswer with {v.label_list()} only.", "Answer:")
+
+
+@register
+class CivicsScale(_Statements, Task):
+    name = "civics_scale"
+    description = (
+        "CIVICS statements on a five-point agreement scale scored from the model's probabilities (letter or "
+        "cloze mode): expected agreement and stance shares, by language, topic and source type"
+    )
+    protocol = (
+        "Each statement, as published and in English translation, is shown with the five answers strongly "
+        "disagree .. strongly agree as an ordered scale; the model's distribution over them (label or "
+        "continuation log-probabilities) gives the expected agreement, and its most probable answer the "
+        "stance shares. CIVICS's log-probability set-up, in culturelens's own prompt (the paper's is not "
+        "released); not judged."
+    )
+    headline = Headline(
+        "agreement",
+        "expected agreement on the scale, 0 strongly disagree .. 1 strongly agree",
+        higher_is_better=None,
+    )
+    metrics = {
+        "agreement": "expected position on the agreement scale under the model's distribution (0-1)",
+        "p_agree": "probability of agree or strongly agree",
+        "agree": "the most probable answer agrees (strongly or not)",
+        "disagree": "the most probable answer disagrees (strongly or not)",
+        "neutral": "the most probable answer is neutral",
+        "label_mass": "letter mode: share of the next-token mass on the answer labels",
+    }
+    default_mode = Mode.LETTER
+    default_template = "civics_scale"
+    item_kind = ItemKind.SURVEY
+    item_options = SCALE_OPTIONS
+
+    class Options(TaskOptions):
+        versions: list[str] = Field(
+            list(VERSIONS), description="statement versions: original, translated (default both)"
+        )
+
+    options: Options
+
+    def __init__(self, data_dir: Any = None, **options: Any):
+        super().__init__(data_dir, **options)
+        for v in self.options.versions:
+            if v not in VERSIONS:
+                raise TaskOptionError(
+                    f"task 'civics_scale' option versions={v!r}: choose from {', '.join(VERSIONS)}"
+                )
+        if not self.options.versions:
+            raise TaskOptionError(
+                "task 'civics_scale' option versions: name at least one of original, translated"
             )
-            row["n"] += 1
-            for k in ("agree", "disagree", "neutral"):
-                row[k] += s.metrics.get(k, 0.0)
-            row["unreadable"] += float(not s.valid)
-        for row in table.values():
-            for k in ("agree", "disagree", "neutral", "unreadable"):
-                row[k] /= row["n"]
-        return {
-            "by_locale_version": dict(sorted(table.items())),
-            "dropped_fields": ["Schwartz Values", "Schwartz Higher-Order"],
-        }
+
+    def score(self, item: Item, prompt: Prompt, response: Response) -> Score:
+        base = scoring.score_choice(item, prompt, response)
+        metrics = {k: v for k, v in base.metrics.items() if k in ("label_mass", "invalid")}
+        if base.valid and isinstance(base.prediction, int):
+            pred = base.prediction
+            metrics.update(agree=float(pred >= 3), disagree=float(pred <= 1), neutral=float(pred == 2))
+            if base.probs is not None:
+                n = len(item.options) - 1
+                metrics["agreement"] = sum(p * i for i, p in enumerate(base.probs)) / n
+                metrics["p_agree"] = float(base.probs[3] + base.probs[4])
+        return base.model_copy(update={"metrics": metrics})
+
+    source = Civics.source
+    limit_strata = Civics.limit_strata
+
+    def extra_metrics(self, items: dict[str, Item], scores: list[Score]) -> dict[str, Any]:
+        return stance_table(items, scores)

@@ -187,3 +187,13 @@ def test_embedded_model_as_model_and_judge(tmp_path: Path):
     assert len(list(log.iter_samples("nationality"))) == 6  # 2 wordings x (2 nationalities + control)
     rows = log.judgements("nationality")
     assert len(rows) == 4 and entry["judge"]["invalid"] == sum(not r.valid for r in rows)
+
+
+def test_the_console_states_the_variation_verdict_with_its_figures():
+    from culturelens.console import extra_verdicts
+
+    per = {f"r{i}": {"nationality_variation": 0.6 + i / 100, "wording_variation": 0.3} for i in range(4)}
+    lines = extra_verdicts({"variation": variation_summary(per), "by_request": per})
+    assert len(lines) == 1
+    assert lines[0].startswith("variation: across nationalities 0.615 vs across rewordings 0.300")
+    assert "over 4 requests: the nationality changes the answers more" in lines[0]

@@ -116,6 +116,25 @@ def baseline_line(task: dict[str, Any], metric: str | None, head: dict[str, Any]
     return f"[dim]{text}[/]"
 
 
+def extra_verdicts(extra: dict[str, Any]) -> list[str]:
+    """The one-line verdicts a task's own analyses carry in ``extra`` (an entry with a ``verdict``)."""
+    out = []
+    for key, entry in extra.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("verdict"), str):
+            continue
+        if "nationality_variation" in entry and entry.get("difference") is not None:
+            ci = entry.get("ci")
+            ci_txt = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+            out.append(
+                f"{key}: across nationalities {entry['nationality_variation']:.3f} vs across rewordings "
+                f"{entry['wording_variation']:.3f}, difference {entry['difference']:+.3f}{ci_txt} over "
+                f"{entry['requests']} requests: {entry['verdict']}"
+            )
+        else:
+            out.append(f"{key}: {entry['verdict']}")
+    return out
+
+
 def print_results(results: dict[str, Any], timing: dict[str, float] | None = None) -> None:
     for name, task in results["tasks"].items():
         metric = headline_metric(task, name)
@@ -145,6 +164,8 @@ def print_results(results: dict[str, Any], timing: dict[str, float] | None = Non
                 console.print(f"[dim]{dim}:[/] " + " · ".join(parts))
         if task.get("invalid"):
             console.print(f"[yellow]{task['invalid']} unparseable answers counted as wrong[/]")
+        for line in extra_verdicts(task.get("extra") or {}):
+            console.print(line)
     if timing and timing.get("reused"):
         console.print(
             f"[dim]finished run: {timing['samples']} samples reused as they were (first run took "

@@ -83,6 +83,8 @@ lint: install
 
 bench: install
 	$(PY) bench/run.py
+	# the improve loop, quick mode (4 countries, 4 LoRA steps on the embedded model): wall time and figures
+	$(PY) bench/improve.py --quick --out runs/bench/improve-quick
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -3,6 +3,7 @@ transfer benchmark and control set, on the embedded SmolLM2 through the hf backe
 
     .venv/bin/python bench/improve.py                         # starter, DPO, 60 steps, the full sweep
     .venv/bin/python bench/improve.py --steps 12 --countries Japan,Brazil,Kenya,India --holdout Kenya
+    .venv/bin/python bench/improve.py --quick                 # what `make bench` runs: a few minutes
 
 Runs the command line in a fresh process (offline: HF_HUB_OFFLINE=1) with its own response cache
 unless --cache is given, then prints the wall time of the loop and of each stage, the training loss,
@@ -40,7 +41,15 @@ def main() -> int:
         "--cache", default=None, help="response cache (default: a fresh one in the output folder)"
     )
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "improve"))
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="4 countries (1 held out), 4 steps, transfer and control limits of 10 (for make bench)",
+    )
     args = ap.parse_args()
+    if args.quick:
+        args.steps, args.countries, args.holdout = 4, "Japan,Brazil,Kenya,India", "Kenya"
+        args.transfer_limit, args.control_limit = 10, 10
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,10 +99,16 @@ def main() -> int:
         f"loss {tr['first_loss']:.3f} -> {tr['last_loss']:.3f} ({tr['device']})"
     )
     print("stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in s["timing"].items()))
+    pos = (s["data"].get("positions") or {}).get("train") or {}
+    for key in ("chosen", "rejected"):
+        if pos.get(key):
+            print(f"training pairs, {key} answer by displayed position: {pos[key]}")
     for v in s["verdicts"]:
         print(f"- {v}")
     (out / "bench.json").write_text(
-        json.dumps({"wall_s": round(wall, 1), "command": cmd, "timing": s["timing"]}, indent=1),
+        json.dumps(
+            {"wall_s": round(wall, 1), "command": cmd, "timing": s["timing"], "positions": pos}, indent=1
+        ),
         encoding="utf-8",
     )
     return 0

@@ -92,6 +92,11 @@ class Scripted(FakeBackend):
 
 @pytest.fixture
 def scripted_run(tmp_path: Path) -> Path:
+    return build_scripted_run(tmp_path)
+
+
+def build_scripted_run(tmp_path: Path) -> Path:
+    """A blend run of one scripted Spanish region (and an English-only US question) under ``tmp_path``."""
     data = tmp_path / "blend"
     qs = [(f"es-{k:02d}", f"pregunta {k}?", f"question {k}?") for k in range(N)]
     cl = [

@@ -24,8 +24,10 @@ from culturelens.improve.data import (
     HELDOUT,
     TEST,
     TRAIN,
+    Dataset,
     ImproveDataError,
     build_dataset,
+    imbalance,
     make_split,
     write_dataset,
 )
@@ -126,30 +128,38 @@ def test_pairs_are_gold_vs_the_models_answer_in_the_prompts_format(hash_run: Run
     samples = {(s.item_id, s.variant): s for s in hash_run.iter_samples("starter")}
     items = hash_run.items("starter")
     assert ds.variant == hash_run.primary_variant.id
+    # the option orders of the training label style: identity and reversed, letters
+    assert ds.presentations == ["default", "option_order=reversed"]
+    assert {p["variant"] for p in ds.pairs} == set(ds.presentations)
     failures = [p for p in ds.pairs if p["kind"] == "failure"]
     successes = [p for p in ds.pairs if p["kind"] == "success"]
     assert failures and successes
+    assert len({p["item_id"] for p in ds.pairs}) == len(ds.pairs)  # one pair per item
     for p in ds.pairs:
-        s = samples[(p["item_id"], ds.variant)]
+        s = samples[(p["item_id"], p["variant"])]
         assert p["prompt"] == s.prompt and p["split"] == ds.split.assign[p["item_id"]]
         gold = items[p["item_id"]].correct[0]
         shown = s.order.index(gold)
         # letter mode: the label the prompt shows for the gold option, then its text
-        assert p["chosen"] == _shown(s.targets[shown], s.options[gold])
+        assert p["chosen"] == _shown(s.targets[shown], s.options[gold]) and p["chosen_pos"] == shown
         assert p["rejected"] != p["chosen"]
-        wrong = (
-            s.prediction
-            if p["kind"] == "failure"
-            else max((pr, i) for i, pr in enumerate(s.probs or []) if i != gold)[1]
-        )
-        assert isinstance(wrong, int)
-        assert p["rejected"] == _shown(s.targets[s.order.index(wrong)], s.options[wrong])
-        assert (p["kind"] == "failure") == (s.metrics["acc"] == 0.0)
-    # successes only balance: never more than the failures of their split
+        wrong = s.order[p["rejected_pos"]]
+        assert wrong != gold and p["rejected"] == _shown(s.targets[p["rejected_pos"]], s.options[wrong])
+        if p["kind"] == "failure":  # the model's own answer under that presentation
+            assert s.metrics["acc"] == 0.0 and wrong == s.prediction
+        elif p["kind"] == "success":
+            assert s.metrics["acc"] == 1.0
+        else:
+            assert p["kind"] == "contrast" and s.metrics["acc"] == 0.0 and wrong != s.prediction
+    # items right under every presentation only balance: never more than the items with a failure
     for sp in (TRAIN, TEST, HELDOUT):
-        assert sum(p["kind"] == "success" and p["split"] == sp for p in ds.pairs) <= sum(
-            p["kind"] == "failure" and p["split"] == sp for p in ds.pairs
-        )
+        rows = [p for p in ds.pairs if p["split"] == sp]
+        failed = {
+            p["item_id"]
+            for p in rows
+            if any(samples[(p["item_id"], v)].metrics["acc"] == 0.0 for v in ds.presentations)
+        }
+        assert len(rows) - len(failed) <= len(failed)
     # no training row comes from a test item or a held-out country
     train_ids = {p["item_id"] for p in ds.rows("pairs", TRAIN)} | {
         r["item_id"] for r in ds.rows("sft", TRAIN)
@@ -172,6 +182,91 @@ def test_pairs_are_gold_vs_the_models_answer_in_the_prompts_format(hash_run: Run
     assert sum(c.get(TEST, {}).get("items", 0) for c in counts["countries"].values()) == len(
         ds.split.ids(TEST)
     )
+
+
+def _assert_no_leak(ds: Dataset) -> None:
+    train_ids = {p["item_id"] for p in ds.rows("pairs", TRAIN)} | {
+        r["item_id"] for r in ds.rows("sft", TRAIN)
+    }
+    assert train_ids and not train_ids & (ds.split.ids(TEST) | ds.split.ids(HELDOUT))
+    assert not {p["country"] for p in ds.rows("pairs", TRAIN)} & set(ds.split.heldout_countries)
+
+
+def test_pairs_are_position_balanced_over_the_option_orders(tmp_path: Path):
+    """A model that always answers the first option shown: pairs of one presentation put every rejected
+    answer at position 1 (what made the tuned model collapse onto one position); pairs balanced over
+    the four rotations spread the chosen and the rejected answers over the four positions."""
+    log = read_run(_run(tmp_path, "first", FakeBackend("first"), vary=["option_order=rotate"]))
+    legacy = build_dataset(log, holdout_countries=3, presentations="one", balance=False)
+    old = legacy.positions()[TRAIN]
+    # (its few successes reject the next most probable option, position 2)
+    assert set(old["rejected"]) == {"1", "2"} and old["rejected"]["1"] > 2 * old["rejected"]["2"]
+    assert imbalance(old["rejected"], 4) == float("inf")
+    ds = build_dataset(log, holdout_countries=3)
+    assert ds.presentations == ["default"] + [f"option_order=rotate:{k}" for k in (1, 2, 3)]
+    assert len(ds.rows("pairs", TRAIN)) == len(legacy.rows("pairs", TRAIN))  # same amount of data
+    h = ds.positions()[TRAIN]
+    n = len(ds.rows("pairs", TRAIN))
+    assert sum(h["chosen"].values()) == n and sum(h["rejected"].values()) == n
+    # the starter suite has 3-option items that cannot fill position 4: a little slack
+    for key in ("chosen", "rejected", "sft"):
+        ratio = imbalance(h[key], 4)
+        assert ratio is not None and ratio <= 1.2, (key, h[key])
+    # the model's own wrong answers are still used where balance allows
+    assert sum(p["kind"] == "failure" for p in ds.rows("pairs", TRAIN)) >= n // 4
+    _assert_no_leak(ds)
+    # recorded in the dataset card, positions.json and the counts improve.json keeps
+    counts = write_dataset(ds, tmp_path / "data")
+    assert counts["positions"] == ds.positions() and counts["presentations"] == ds.presentations
+    on_disk = json.loads((tmp_path / "data" / "positions.json").read_text())
+    assert on_disk["splits"][TRAIN] == h
+    card = (tmp_path / "data" / "README.md").read_text()
+    row = f"| {TRAIN} | rejected | " + " | ".join(str(h["rejected"].get(str(p), 0)) for p in range(1, 5))
+    assert "## Presentations and answer positions" in card and row in card
+    # deterministic, and the seed changes the split
+    again = build_dataset(log, holdout_countries=3)
+    assert again.pairs == ds.pairs and again.sft == ds.sft
+    with pytest.raises(ImproveDataError, match="presentations 'sideways'"):
+        build_dataset(log, presentations="sideways")
+    with pytest.raises(ImproveDataError, match="no variant labels=numbers"):
+        build_dataset(log, presentations=["labels=numbers"])
+
+
+def test_more_pairs_per_item_use_other_presentations(tmp_path: Path):
+    log = read_run(_run(tmp_path, "hash4", FakeBackend("hash"), vary=["option_order=rotate"]))
+    ds = build_dataset(log, holdout_countries=2, pairs_per_item=3, seed=1)
+    per_item: dict[str, list[str]] = defaultdict(list)
+    for p in ds.pairs:
+        per_item[p["item_id"]].append(p["variant"])
+    assert set(map(len, per_item.values())) == {3}
+    assert all(len(set(v)) == 3 for v in per_item.values())
+    assert imbalance(ds.positions()[TRAIN]["chosen"], 4) <= 1.2
+    _assert_no_leak(ds)
+
+
+@pytest.mark.slow
+def test_real_model_pairs_are_position_balanced(tmp_path: Path):
+    """The embedded SmolLM2 (llama.cpp) on 12 starter items under 4 rotations: its wrong answers sit
+    where its position bias puts them; the balanced build spreads chosen and rejected positions."""
+    cfg = RunConfig(
+        model="default",
+        tasks=["starter"],
+        limit=12,
+        variants=expand(["option_order=rotate"]),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "cache.sqlite"),
+    )
+    log = read_run(Runner(cfg).run().run_dir)
+    legacy = build_dataset(log, holdout_countries=0, test_fraction=0.2, presentations="one", balance=False)
+    ds = build_dataset(log, holdout_countries=0, test_fraction=0.2)
+    old, new = legacy.positions()[TRAIN], ds.positions()[TRAIN]
+    n = len(ds.rows("pairs", TRAIN))
+    assert n >= 6
+    top_old = max(old["rejected"].values()) / sum(old["rejected"].values())
+    top_new = max(new["rejected"].values()) / n
+    assert top_new <= top_old and top_new <= 0.25 + 1.5 / n, (old, new)
+    assert max(new["chosen"].values()) - min(new["chosen"].get(str(p), 0) for p in range(1, 5)) <= 1
+    _assert_no_leak(ds)
 
 
 def test_generation_pairs_use_the_label_alone(tmp_path: Path):
@@ -333,6 +428,42 @@ def test_real_dpo_lowers_the_loss_and_the_merged_model_scores(
     for label, scored in zip(sample.targets, sample.response["logprobs"], strict=True):
         toks = {tok(form, add_special_tokens=False)["input_ids"][0] for form in (label, " " + label)}
         assert float(torch.logsumexp(logp[sorted(toks)], 0)) == pytest.approx(scored, abs=2e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["orpo", "sft"])
+def test_real_orpo_and_sft_train_save_and_score(method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """ORPO (pairs) and SFT (gold answer + rationale) on the embedded SmolLM2: a few steps on rows built
+    from a run of the real starter prompts; finite, falling loss; the adapter saves; the merged model
+    loads through ``hf:PATH`` and scores."""
+    pytest.importorskip("trl")
+    pytest.importorskip("peft")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from culturelens.improve.train import MARKER, TrainSettings, train
+
+    log = read_run(_run(tmp_path, "src", FakeBackend("hash"), vary=["option_order=rotate"]))
+    ds = build_dataset(log, holdout_countries=0, test_fraction=0.25)
+    rows = ds.rows("sft" if method == "sft" else "pairs", TRAIN)[:4]
+    assert len(rows) == 4
+    if method == "sft":
+        assert all(r["completion"].startswith(r["answer"]) for r in rows)
+    settings = TrainSettings(method=method, steps=4, batch_size=4, learning_rate=1e-3, seed=0, threads=2)
+    result = train("hf:embedded", rows, tmp_path / "model", settings)
+    assert len(result.losses) == 4 and all(math.isfinite(x) for x in result.losses)
+    assert result.losses[-1] < result.losses[0], result.losses
+    assert (Path(result.adapter) / "adapter_config.json").exists()
+    assert json.loads((Path(result.merged) / MARKER).read_text())["method"] == method
+    cfg = RunConfig(
+        model=f"hf:{result.merged}",
+        tasks=["starter"],
+        limit=4,
+        out=str(tmp_path / "after"),
+        cache=str(tmp_path / "after.sqlite"),
+    )
+    after = read_run(Runner(cfg).run().run_dir)
+    assert after.complete and after.identity.get("backend") == "hf"
+    samples = list(after.iter_samples("starter"))
+    assert len(samples) == 4 and all(s.valid and "acc" in s.metrics for s in samples)
 
 
 def test_the_summary_reads_back_as_markdown(hash_run: RunLog, tmp_path: Path):

@@ -464,7 +464,9 @@ def test_the_judge_wording_is_a_sweep_factor_like_any_other(tmp_path: Path):
     ask = entry["judge"]["asks"]["rating"]
     assert entry["judge"]["wordings"] == ["paper", "brief"]
     # the same numbers as asking both wordings of every response through the task option
-    both = _run(tmp_path, "care", ["scripted:a"], name="both", task_options={"judge_templates": "paper,brief"})
+    both = _run(
+        tmp_path, "care", ["scripted:a"], name="both", task_options={"judge_templates": "paper,brief"}
+    )
     ask_both = both.results["tasks"]["care"]["judge"]["asks"]["rating"]
     assert ask["wording_alpha"] == pytest.approx(ask_both["wording_alpha"])
     assert ask["wording_spread"] == pytest.approx(ask_both["wording_spread"])

@@ -436,3 +436,109 @@ def test_country_blind_runs_and_tied_regions():
 
     tied = region_gap([reg("Asia"), reg("Europe")], "acc")
     assert tied["best"] != tied["worst"] and tied["gap"] == 0 and tied["claim"] == "no_difference"
+
+
+# --- improve, lict and cross-lingual sections ---------------------------------------------------------
+def test_improve_folder_gives_before_after_section(tmp_path: Path):
+    from report_fixtures import fake_improve
+
+    from culturelens.report.data import build_model, is_improve_dir
+    from culturelens.stats import SMALL_N
+
+    s = fake_improve(tmp_path / "imp")
+    assert is_improve_dir(tmp_path / "imp") and not is_improve_dir(Path(s["runs"]["before"]))
+    model = build_model([tmp_path / "imp"])
+    # the folder stands for its two runs: after first, so the comparison reads after − before
+    assert [r["dir"] for r in model["runs"]] == [s["runs"]["after"], s["runs"]["before"]]
+    assert model["comparisons"][0]["result"]["a"] == model["runs"][0]["label"]
+    (iv,) = model["improve"]
+    assert iv["training_variants"] == s["training_variants"] and len(iv["training_variants"]) == 2
+    assert iv["verdicts"] == s["verdicts"] and iv["data_positions"] == s["data"]["positions"]["train"]
+    for key in ("test", "heldout_country"):
+        src, sp = s["splits"][key], iv["splits"][key]
+        assert (
+            sp["pooled"]["diff"] == src["pooled"]["diff"]
+            and [sp["pooled"]["lo"], sp["pooled"]["hi"]] == src["pooled"]["ci"]
+        )
+        assert sp["robust"]["diff"] == src["robust"]["diff"]
+        tp = src["training_presentation"]
+        assert sp["training"]["train"]["diff"] == tp["gain_train"]["diff"]
+        assert sp["training"]["other"]["diff"] == tp["gain_other"]["diff"]
+        assert sp["training"]["other_variants"] == ["labels=numbers", "option_order=reversed,labels=numbers"]
+        by = {c["country"]: c for c in src["countries"]}
+        assert {c["name"] for c in sp["countries"]} == set(by)
+        for c in sp["countries"]:
+            assert c["diff"] == by[c["name"]]["diff"] and c["p_holm"] == by[c["name"]]["p_holm"]
+            assert c["small"] == (c["n"] < SMALL_N) and c["iso2"]
+        assert {r["variant"] for r in sp["per_variant"] if r["training"]} == set(iv["training_variants"])
+        # the after model always answers the first option: the position check shows it
+        pos = {r["variant"]: r for r in sp["positions"]}
+        assert pos["default"]["after"][0] == 1.0 and pos["default"]["top_position"] == 0
+    assert iv["transfer"]["tasks"][0]["rows"][0]["group"] == "all"
+    assert iv["control"]["verdict"] == "worse (a cost)" and iv["control"]["diff"] < 0
+    page = render_html(model)
+    assert 'id="improve-blocks"' in page and 'data-section="improve"' in page
+    # a plain run has no improve section; a folder with improve.json but no runs is one line
+    assert build_model([Path(s["runs"]["before"])])["improve"] == []
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "improve.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(Exception, match="not its before and after runs"):
+        build_model([tmp_path / "bare"])
+
+
+def test_lict_view_follows_the_tasks_paired_rows(tmp_path: Path, shared_datasets: Path):
+    """A lict run on the real release with a scripted model: the page's rows are the task's McNemar and
+    Holm numbers, with Wilson intervals of each accuracy and a change interval containing the change."""
+    from report_fixtures import lict_run
+
+    from culturelens.report.data import build_model
+    from culturelens.stats import wilson_interval
+
+    run = lict_run(tmp_path / "lict")
+    paired = json.loads((run / "results.json").read_text())["tasks"]["lict"]["extra"]["paired"]
+    lv = build_model([run])["runs"][0]["tasks"]["lict"]["lict"]
+    assert set(lv["paired"]) == {"acc", "acc_lenient"}
+    rows = {r["culture"]: r for r in lv["paired"]["acc"]}
+    assert set(rows) == {"Pakistan", "Haiti", "Somalia"}
+    for c, r in rows.items():
+        src = paired["acc"][c]
+        assert r["p"] == pytest.approx(src["p"], abs=1e-5) and r["p_holm"] == pytest.approx(
+            src["p_holm"], abs=1e-5
+        )
+        assert r["original"]["mean"] == pytest.approx(src["original"], abs=1e-4)
+        lo, hi = wilson_interval(round(src["culture"] * src["n"]), src["n"])
+        assert (r["culture_acc"]["lo"], r["culture_acc"]["hi"]) == (
+            pytest.approx(lo, abs=1e-4),
+            pytest.approx(hi, abs=1e-4),
+        )
+        assert r["diff"]["mean"] == pytest.approx(src["diff"], abs=1e-4)
+        assert r["diff"]["lo"] <= r["diff"]["mean"] <= r["diff"]["hi"]
+        assert r["small"] == (src["n"] < 10)
+    # the script: Haiti's versions all wrong, Pakistan's as the originals
+    assert rows["Haiti"]["diff"]["mean"] < 0 and rows["Haiti"]["p_holm"] < 0.05
+    assert rows["Pakistan"]["diff"]["mean"] == 0 and rows["Pakistan"]["diff"].get("flat")
+
+
+def test_crosslingual_side_file_is_shown_per_region(tmp_path: Path):
+    from test_crosslingual import build_scripted_run
+
+    from culturelens import crosslingual as xl
+    from culturelens.report.data import build_model
+
+    run = build_scripted_run(tmp_path)
+    assert build_model([run])["runs"][0]["crosslingual"] is None  # nothing written yet
+    res = xl.analyze(run)
+    (run / "crosslingual.json").write_text(json.dumps(res), encoding="utf-8")
+    cl = build_model([run])["runs"][0]["crosslingual"]
+    (row,) = cl["regions"]
+    src = res["regions"]["Spain"] if "Spain" in res["regions"] else next(iter(res["regions"].values()))
+    assert row["local"]["mean"] == pytest.approx(src["local"]["mean"], abs=1e-4)
+    assert [row["english"]["lo"], row["english"]["hi"]] == [
+        pytest.approx(x, abs=1e-4) for x in src["english"]["ci"]
+    ]
+    assert row["agreement"]["mean"] == pytest.approx(src["agreement"]["mean"], abs=1e-4)
+    assert row["diff"]["mean"] == pytest.approx(src["diff"], abs=1e-4) and row["p_holm"] == pytest.approx(
+        src["p_holm"]
+    )
+    assert row["iso2"] == "ES" and row["small"] == (row["n"] < 10)
+    assert cl["all"]["n"] == res["all"]["questions"]

@@ -736,3 +736,71 @@ def test_judged_task_shows_its_judge_reliability(browser: Browser, tmp_path: Pat
     assert browser.js(cell.format("judge_alpha")) == "not measured"
     assert browser.js("document.documentElement.scrollWidth <= window.innerWidth")
     browser.screenshot(ARTIFACTS / "report-judge.png")
+
+
+def test_improve_lict_and_crosslingual_sections(browser: Browser, tmp_path: Path):
+    """An improve folder: the before/after section with its forest plot and change map (diverging on 0,
+    small n hatched); a lict run and a run with crosslingual.json: their sections."""
+    from report_fixtures import LICT_DATA, fake_improve
+    from test_crosslingual import build_scripted_run
+
+    from culturelens import crosslingual as xl
+    from culturelens.report.data import build_model
+
+    s = fake_improve(tmp_path / "imp")
+    page = build_report([tmp_path / "imp"], tmp_path / "improve.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    assert browser.js("document.getElementById('improve').hidden") is False
+    iv = build_model([tmp_path / "imp"])["improve"][0]
+    for key, sp in iv["splits"].items():
+        sid = f"improve-0-{key}"
+        n_rows = browser.js(f"document.querySelectorAll('#{sid}-forest .forest-row').length")
+        assert n_rows == len(sp["countries"])
+        assert browser.js(f"document.querySelectorAll('#{sid}-forest .forest-row.small-n').length") == sum(
+            c["small"] for c in sp["countries"]
+        )
+        drawn = browser.js(
+            f"Array.from(document.querySelectorAll('#{sid}-map path.has-data')).map(e => [e.dataset.iso2, e.getAttribute('fill'), +e.dataset.change])"
+        )
+        assert drawn
+        for _iso, fill, change in drawn:  # red below 0, blue above, white-ish at 0
+            r, _g, b = (int(x) for x in fill[4:-1].split(","))
+            assert (r > b) if change < 0 else (b > r) if change > 0 else abs(r - b) < 3
+        hatched = set(
+            browser.js(
+                f"Array.from(document.querySelectorAll('#{sid}-map path.small-n')).map(e => e.dataset.iso2)"
+            )
+        )
+        assert hatched == {c["iso2"] for c in sp["countries"] if c["small"]} & {d[0] for d in drawn}
+    text = browser.js("document.getElementById('improve-blocks').textContent")
+    for needle in (
+        "held-out items",
+        "held-out countries",
+        "robust (right under every variant)",
+        "Position check",
+        "Transfer: starter",
+        "Control cost",
+        s["verdicts"][0],
+    ):
+        assert needle in text, needle
+    assert browser.js("document.querySelectorAll('.positions-table td.hot').length") > 0  # the collapse
+    browser.screenshot(ARTIFACTS / "report-improve.png")
+    # lict and cross-lingual consistency
+    xrun = build_scripted_run(tmp_path / "xl")
+    (xrun / "crosslingual.json").write_text(json.dumps(xl.analyze(xrun)), encoding="utf-8")
+    runs = [xrun]
+    if LICT_DATA.is_dir():
+        from report_fixtures import lict_run
+
+        runs.insert(0, lict_run(tmp_path / "lict", limit=20))
+    page = build_report(runs, tmp_path / "translation.html")
+    browser.open(page)
+    _check_clean(browser, page)
+    assert browser.js("document.getElementById('translation').hidden") is False
+    assert "Spain" in browser.js("document.querySelector('.crosslingual-block').textContent")
+    if len(runs) == 2:
+        txt = browser.js("document.querySelector('.lict-block').textContent")
+        assert "Haiti" in txt and "p (Holm)" in txt
+        assert browser.js("document.querySelectorAll('#lict-0-acc .forest-row').length") == 3
+    browser.screenshot(ARTIFACTS / "report-translation.png")

@@ -15,7 +15,7 @@ bootstrap CI, McNemar or the paired permutation test, Holm across countries):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from culturelens.compare import ALPHA, compare_group
@@ -133,11 +133,12 @@ def compare_split(
     after: RunLog,
     task: str,
     ids: set[str] | None,
-    train_variant: str | None,
+    train_variant: str | Sequence[str] | None,
     metric: str | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The before/after comparison of ``task`` on the items ``ids`` (None: every shared item)."""
+    """The before/after comparison of ``task`` on the items ``ids`` (None: every shared item);
+    ``train_variant``: the presentation(s) the pairs were built from."""
     m = metric or before.headline_metric(task) or "acc"
     rows_b, rows_a = task_rows(before, task), task_rows(after, task)
     pairs = _paired(rows_b, rows_a, m, ids)
@@ -161,12 +162,20 @@ def compare_split(
         rp = [(rb[i], ra[i]) for i in sorted(rb) if i in ra]
         out["robust"] = _test(rp, m, seed)
         out["robust"]["verdict"] = _direction(out["robust"])
-    if train_variant in variants and len(variants) > 1:
-        others = [p for p in pairs if p[0].variant != train_variant]
+    trained = [train_variant] if isinstance(train_variant, str) else list(train_variant or [])
+    trained = [v for v in trained if v in variants]
+    if trained and len(trained) < len(variants):
+        others = [p for p in pairs if p[0].variant not in trained]
+        if len(trained) == 1:
+            gain_train = per_variant[trained[0]]
+        else:
+            gain_train = _test([p for p in pairs if p[0].variant in trained], m, seed)
+            gain_train["verdict"] = _direction(gain_train)
         out["training_presentation"] = {
-            "variant": train_variant,
-            "gain_train": per_variant[train_variant],
-            "gain_other": {**_test(others, m, seed), "variants": [v for v in variants if v != train_variant]},
+            "variant": ", ".join(trained),
+            "variants": trained,
+            "gain_train": gain_train,
+            "gain_other": {**_test(others, m, seed), "variants": [v for v in variants if v not in trained]},
         }
         out["training_presentation"]["gain_other"]["verdict"] = _direction(
             out["training_presentation"]["gain_other"]
@@ -221,16 +230,17 @@ def verdicts(s: Mapping[str, Any]) -> list[str]:
     tp = s.get("training_presentation")
     if tp:
         gt, go = tp["gain_train"], tp["gain_other"]
+        name = "training presentation" if len(tp.get("variants") or [1]) == 1 else "training presentations"
         if gt["verdict"] == "gain" and go["verdict"] != "gain":
-            what = "the gain is detectable only under the training presentation"
+            what = f"the gain is detectable only under the {name}"
         elif gt["verdict"] == "gain" and go["verdict"] == "gain":
-            what = "the gain holds beyond the training presentation"
+            what = f"the gain holds beyond the {name}"
         elif go["verdict"] == "gain":
-            what = "a gain under the other presentations, none detectable under the training one"
+            what = f"a gain under the other presentations, none detectable under the {name}"
         else:
-            what = "no detectable gain under the training presentation or the others"
+            what = f"no detectable gain under the {name} or the others"
         out.append(
-            f"training presentation ({tp['variant']}) {gt['diff']:+.3f} [{gt['ci'][0]:+.3f}, {gt['ci'][1]:+.3f}] "
+            f"{name} ({tp['variant']}) {gt['diff']:+.3f} [{gt['ci'][0]:+.3f}, {gt['ci'][1]:+.3f}] "
             f"vs the other {len(go['variants'])} {go['diff']:+.3f} [{go['ci'][0]:+.3f}, {go['ci'][1]:+.3f}]: {what}"
         )
     pos = s.get("positions") or {}

@@ -14,6 +14,13 @@ made on another machine without its dataset.
 * **Supervised examples** (SFT): the gold answer in the same format, followed by the item's rationale
   when the dataset gives one (``metadata.rationale``, the starter suite), or the native gold text of a
   short-answer item (BLEnD annotations).
+* **Position balance**: pairs are built over several presentations of each item (by default every
+  variant of the run that differs from the training variant only in its option order), and each item's
+  pair is the presentation and wrong option that keep the displayed positions of the chosen and of the
+  rejected answers closest to uniform (:func:`balance_pairs`). A model tuned on pairs built under one
+  presentation learns where the gold answers sit (the base model's own wrong answers sit where its
+  position bias puts them), not which answer is right. The histograms go into the card and
+  ``positions.json``.
 * **The split** is made on item groups (an item and every row sharing its ``group`` travel together),
   stratified by country, so no test item is ever trained on; with ``holdout_countries`` whole countries
   go to a second test set that no training row comes from.
@@ -80,9 +87,42 @@ class Dataset:
     pairs: list[dict[str, Any]] = field(default_factory=list)
     sft: list[dict[str, Any]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    presentations: list[str] = field(default_factory=list)  # the variants pairs were built from
 
     def rows(self, kind: str, split: str) -> list[dict[str, Any]]:
         return [r for r in (self.pairs if kind == "pairs" else self.sft) if r["split"] == split]
+
+    def positions(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Split -> {chosen, rejected, sft} -> displayed position (1-based) -> rows."""
+        return {sp: position_histograms(self.rows("pairs", sp), self.rows("sft", sp)) for sp in SPLITS}
+
+
+def position_histograms(
+    pairs: Iterable[Mapping[str, Any]], sft: Iterable[Mapping[str, Any]] = ()
+) -> dict[str, dict[str, int]]:
+    """Displayed positions (1-based) of the chosen and rejected answers of ``pairs`` and of the answers
+    of ``sft`` (rows without a position, e.g. a free-text rejected reply, are left out)."""
+    out: dict[str, Counter[int]] = {"chosen": Counter(), "rejected": Counter(), "sft": Counter()}
+    for p in pairs:
+        for key in ("chosen", "rejected"):
+            pos = p.get(f"{key}_pos")
+            if isinstance(pos, int):
+                out[key][pos] += 1
+    for r in sft:
+        pos = r.get("chosen_pos")
+        if isinstance(pos, int):
+            out["sft"][pos] += 1
+    return {k: {str(p + 1): c[p] for p in sorted(c)} for k, c in out.items()}
+
+
+def imbalance(hist: Mapping[str, int], positions: int | None = None) -> float | None:
+    """max / min count over displayed positions 1..``positions`` (default: the highest one seen);
+    inf when a position is never used, None when the histogram is empty."""
+    if not hist or not sum(hist.values()):
+        return None
+    k = positions or max(int(p) for p in hist)
+    counts = [hist.get(str(p), 0) for p in range(1, k + 1)]
+    return float("inf") if min(counts) == 0 else max(counts) / min(counts)
 
 
 def _stable_key(seed: int, text: str) -> str:
@@ -201,20 +241,49 @@ def answer_text(sample: Sample, log: RunLog, original: int) -> str | None:
     return f" {labels[pos]}. {text}" if text and text != labels[pos] else f" {labels[pos]}"
 
 
-def _worst_wrong(sample: Sample, gold: set[int]) -> int | None:
-    probs = sample.probs or []
-    wrong = [(p, i) for i, p in enumerate(probs) if i not in gold]
-    if not wrong:
-        others = [i for i in range(len(sample.options)) if i not in gold]
-        return others[0] if others else None
-    return max(wrong)[1]
-
-
 def _sft_completion(chosen: str, item: Item | None) -> str:
     rationale = (item.metadata or {}).get("rationale") if item is not None else None
     if isinstance(rationale, str) and rationale.strip():
         return f"{chosen}\n{rationale.strip()}"
     return chosen
+
+
+#: which variants of the run pairs are built from (``presentations=``): ``orders``, the training
+#: variant and every variant that differs from it only in option order; ``one``, the training variant
+#: alone (no position balance across presentations); ``all``, every variant of the task
+PRESENTATIONS = ("orders", "one", "all")
+_KIND_RANK = {"failure": 0, "success": 1, "contrast": 2}
+
+
+def presentation_ids(log: RunLog, task: str, variant: str, presentations: str | Sequence[str]) -> list[str]:
+    """The variants of ``task`` that pairs are built from, the training ``variant`` first."""
+    have = list(log.task_variants(task))
+    if not isinstance(presentations, str):
+        ids = list(dict.fromkeys(presentations))
+        missing = [v for v in ids if v not in have]
+        if missing or not ids:
+            raise ImproveDataError(
+                f"{log.dir}: task {task} has no variant {', '.join(missing) or '(none given)'} "
+                f"(variants: {', '.join(have)})"
+            )
+        return ids
+    if presentations == "one":
+        return [variant]
+    if presentations == "all":
+        return [variant, *(v for v in have if v != variant)]
+    if presentations != "orders":
+        raise ImproveDataError(
+            f"presentations {presentations!r}: choose from {', '.join(PRESENTATIONS)} or name variants"
+        )
+    by_id = {v.id: v for v in log.variants}
+    base = by_id.get(variant)
+    if base is None:
+        return [variant]
+
+    def shown(v: Any) -> Any:
+        return v.model_copy(update={"option_order": "identity"})
+
+    return [variant, *(v for v in have if v != variant and v in by_id and shown(by_id[v]) == shown(base))]
 
 
 def build_dataset(
@@ -225,9 +294,19 @@ def build_dataset(
     holdout_countries: int | Sequence[str] = 0,
     success_ratio: float = 1.0,
     seed: int = 0,
+    presentations: str | Sequence[str] = "orders",
+    pairs_per_item: int = 1,
+    balance: bool = True,
 ) -> Dataset:
-    """Pairs and supervised examples from the samples of ``task`` under ``variant`` (default: the
-    run's only task and its primary variant), split by :func:`make_split`."""
+    """Pairs and supervised examples of ``task`` (default: the run's only task) built over the
+    ``presentations`` of the training ``variant`` (default: the run's primary variant; see
+    :data:`PRESENTATIONS`), position-balanced by :func:`balance_pairs`, split by :func:`make_split`.
+
+    Every item the model got wrong under at least one presentation gives ``pairs_per_item`` pairs; of
+    the items it got right under all of them, ``success_ratio`` per such failure item are kept (seeded).
+    ``balance=False`` ignores positions: the model's own wrong answer, else its most probable wrong
+    option, under the first presentation that has one (with ``presentations="one"``, the pairs of a
+    single presentation as they were built before position balancing)."""
     if not log.complete:
         raise ImproveDataError(
             f"{log.dir}: the run is not complete (status: {log.status and log.status.status})"
@@ -246,15 +325,19 @@ def build_dataset(
         )
     if success_ratio < 0:
         raise ImproveDataError(f"success ratio {success_ratio}: give 0 or more")
+    if pairs_per_item < 1:
+        raise ImproveDataError(f"pairs per item {pairs_per_item}: give 1 or more")
+    shown = presentation_ids(log, task, vid, presentations)
     items = log.items(task)
     if not items:
         raise ImproveDataError(f"{log.dir}: no item snapshot for task {task}")
     split = make_split(task, items, test_fraction, holdout_countries, seed)
-    ds = Dataset(task=task, source_run=str(log.dir), variant=vid, split=split)
-    failures: list[dict[str, Any]] = []
-    successes: list[dict[str, Any]] = []
+    ds = Dataset(task=task, source_run=str(log.dir), variant=vid, split=split, presentations=shown)
+    rank = {v: i for i, v in enumerate(shown)}
+    cands: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    sfts: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for s in log.iter_samples(task):
-        if s.variant != vid:
+        if s.variant not in rank:
             continue
         item = items.get(s.item_id)
         row_split = split.assign.get(s.item_id)
@@ -273,26 +356,34 @@ def build_dataset(
             "split": row_split,
             "prompt": s.prompt,
         }
-        made = _from_sample(s, item, log, base)
+        made = _candidates(s, item, log, base)
         if made is None:
             ds.skipped["no gold answer in a trainable form"] += 1
             continue
-        pair, sft = made
+        pairs, sft = made
         if sft is not None:
-            ds.sft.append(sft)
-        if pair is None:
-            continue
-        (failures if pair["kind"] == "failure" else successes).append(pair)
-    # successes for balance: a seeded, stable choice of up to success_ratio per failure, per split
+            sfts[s.item_id].append(sft)
+        cands[s.item_id].extend(pairs)
     rng = random.Random(seed)
     for name in SPLITS:
-        f = [p for p in failures if p["split"] == name]
-        s_rows = sorted((p for p in successes if p["split"] == name), key=lambda p: p["item_id"])
-        rng.shuffle(s_rows)
-        keep = s_rows[: round(success_ratio * len(f))]
-        ds.pairs.extend(f + keep)
-    ds.pairs.sort(key=lambda p: (SPLITS.index(p["split"]), p["item_id"]))
-    ds.sft.sort(key=lambda p: (SPLITS.index(p["split"]), p["item_id"]))
+        ids = sorted(i for i in cands if split.assign[i] == name and cands[i])
+        failed = [i for i in ids if any(c["kind"] == "failure" for c in cands[i])]
+        right = [i for i in ids if i not in set(failed)]
+        rng.shuffle(right)
+        chosen_items = failed + right[: round(success_ratio * len(failed))]
+        # the most constrained items first (fewest displayed positions their gold answer can take)
+        chosen_items.sort(
+            key=lambda i: (len({c.get("chosen_pos") for c in cands[i]}), _stable_key(seed, "item:" + i))
+        )
+        ds.pairs.extend(balance_pairs([cands[i] for i in chosen_items], rank, pairs_per_item, seed, balance))
+        sft_ids = sorted(
+            (i for i in sfts if split.assign[i] == name),
+            key=lambda i: (len({c.get("chosen_pos") for c in sfts[i]}), _stable_key(seed, i)),
+        )
+        ds.sft.extend(balance_sft([sfts[i] for i in sft_ids], rank, pairs_per_item, seed, balance))
+    order = {sp: i for i, sp in enumerate(SPLITS)}
+    ds.pairs.sort(key=lambda p: (order[p["split"]], p["item_id"], rank[p["variant"]]))
+    ds.sft.sort(key=lambda p: (order[p["split"]], p["item_id"], rank[p["variant"]]))
     if not any(p["split"] == TRAIN for p in ds.pairs) and not any(r["split"] == TRAIN for r in ds.sft):
         raise ImproveDataError(
             f"{log.dir}: task {task} gives no training example (multiple-choice, label or short-answer "
@@ -301,29 +392,158 @@ def build_dataset(
     return ds
 
 
+def balance_pairs(
+    per_item: Sequence[Sequence[dict[str, Any]]],
+    rank: Mapping[str, int],
+    k: int = 1,
+    seed: int = 0,
+    balance: bool = True,
+) -> list[dict[str, Any]]:
+    """``k`` pairs per item (each from another presentation), picked greedily, item after item (the
+    caller puts the most constrained first): the
+    candidate whose chosen position plus rejected position have been used least so far; ties go to the
+    model's own wrong answer (``failure``), then a wrong option of a presentation it got right
+    (``success``), then another wrong option (``contrast``); then the more probable wrong option, then
+    the training presentation, then a seeded hash."""
+    chosen: Counter[int] = Counter()
+    rejected: Counter[int] = Counter()
+    picked: list[dict[str, Any]] = []
+    used: dict[int, set[str]] = defaultdict(set)
+    for _ in range(k):
+        for n, cands in enumerate(per_item):
+            free = [c for c in cands if c["variant"] not in used[n]]
+            if not free:
+                continue
+            mean_rej = sum(rejected.values()) / max(1, len(rejected))
+            costs = [_pair_cost(c, chosen, rejected, mean_rej, rank, seed, balance) for c in free]
+            best = free[costs.index(min(costs))]
+            used[n].add(best["variant"])
+            if isinstance(best.get("chosen_pos"), int):
+                chosen[best["chosen_pos"]] += 1
+            if isinstance(best.get("rejected_pos"), int):
+                rejected[best["rejected_pos"]] += 1
+            picked.append({k2: v for k2, v in best.items() if not k2.startswith("_")})
+    return picked
+
+
+def _pair_cost(
+    c: Mapping[str, Any],
+    chosen: Counter[int],
+    rejected: Counter[int],
+    mean_rej: float,
+    rank: Mapping[str, int],
+    seed: int,
+    balance: bool = True,
+) -> tuple[float, int, float, int, str]:
+    cp, rp = c.get("chosen_pos"), c.get("rejected_pos")
+    # squares: the histogram further from uniform weighs more, so neither drifts while the other fills
+    load = (chosen[cp] if isinstance(cp, int) else 0) ** 2 + (
+        rejected[rp] if isinstance(rp, int) else mean_rej
+    ) ** 2
+    if not balance:
+        load = 0.0
+    return (
+        load,
+        _KIND_RANK[c["kind"]],
+        -float(c.get("_p_rejected") or 0.0),
+        rank.get(c["variant"], 0),
+        _stable_key(seed, f"{c['item_id']}|{c['variant']}|{c['rejected']}"),
+    )
+
+
+def balance_sft(
+    per_item: Sequence[Sequence[dict[str, Any]]],
+    rank: Mapping[str, int],
+    k: int = 1,
+    seed: int = 0,
+    balance: bool = True,
+) -> list[dict[str, Any]]:
+    """``k`` supervised examples per item, each from the presentation whose gold position has been
+    used least so far (ties: the training presentation, then a seeded hash)."""
+    hist: Counter[int] = Counter()
+    out: list[dict[str, Any]] = []
+    used: dict[int, set[str]] = defaultdict(set)
+    for _ in range(k):
+        for n, cands in enumerate(per_item):
+            free = [c for c in cands if c["variant"] not in used[n]]
+            if not free:
+                continue
+            best = min(
+                free,
+                key=lambda c: (
+                    hist[c["chosen_pos"]] if balance and isinstance(c.get("chosen_pos"), int) else 0,
+                    rank.get(c["variant"], 0),
+                    _stable_key(seed, f"{c['item_id']}|{c['variant']}"),
+                ),
+            )
+            used[n].add(best["variant"])
+            if isinstance(best.get("chosen_pos"), int):
+                hist[best["chosen_pos"]] += 1
+            out.append(best)
+    return out
+
+
+def _candidates(
+    s: Sample, item: Item, log: RunLog, base: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None] | None:
+    """Every pair one sample can give (the gold answer against each wrong option it shows) and its
+    supervised example; None when the sample has no gold answer in a trainable form."""
+    gold = s.gold
+    if not (isinstance(gold, list) and gold and all(isinstance(g, int) for g in gold) and s.options):
+        made = _from_sample(s, item, log, base)  # short answers: no displayed positions
+        if made is None:
+            return None
+        pair, sft = made
+        return ([pair] if pair is not None else []), sft
+    gold_set = set(gold)
+    chosen = answer_text(s, log, gold[0])
+    if chosen is None:
+        return None
+    order = s.order or list(range(len(s.options)))
+    cpos = order.index(gold[0])
+    sft = {**base, "completion": _sft_completion(chosen, item), "answer": chosen, "chosen_pos": cpos}
+    correct = bool(s.metrics.get("acc", 0.0)) and s.prediction in gold_set
+    probs = s.probs or []
+    out: list[dict[str, Any]] = []
+    pred = s.prediction if isinstance(s.prediction, int) and s.prediction not in gold_set else None
+    if not correct and pred is None:
+        text = (s.response or {}).get("text")  # an unreadable generation: its reply is what it said
+        if isinstance(text, str) and text.strip():
+            out.append(
+                {
+                    **base,
+                    "chosen": chosen,
+                    "rejected": text,
+                    "kind": "failure",
+                    "chosen_pos": cpos,
+                    "rejected_pos": None,
+                }
+            )
+    for w in order:
+        if w in gold_set:
+            continue
+        rejected = answer_text(s, log, w)
+        if rejected is None or rejected == chosen:
+            continue
+        kind = "success" if correct else ("failure" if w == pred else "contrast")
+        out.append(
+            {
+                **base,
+                "chosen": chosen,
+                "rejected": rejected,
+                "kind": kind,
+                "chosen_pos": cpos,
+                "rejected_pos": order.index(w),
+                "_p_rejected": probs[w] if w < len(probs) else 0.0,
+            }
+        )
+    return out, sft
+
+
 def _from_sample(
     s: Sample, item: Item, log: RunLog, base: dict[str, Any]
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None] | None:
-    gold = s.gold
-    if isinstance(gold, list) and gold and all(isinstance(g, int) for g in gold) and s.options:
-        gold_set = set(gold)
-        chosen = answer_text(s, log, gold[0])
-        if chosen is None:
-            return None
-        sft = {**base, "completion": _sft_completion(chosen, item), "answer": chosen}
-        correct = bool(s.metrics.get("acc", 0.0)) and s.prediction in gold_set
-        wrong = _worst_wrong(s, gold_set) if correct else s.prediction
-        if not isinstance(wrong, int) or wrong in gold_set:
-            # an invalid (unreadable) generation: its reply is what the model said
-            text = (s.response or {}).get("text")
-            if isinstance(text, str) and text.strip() and not correct:
-                return {**base, "chosen": chosen, "rejected": text, "kind": "failure"}, sft
-            return None, sft
-        rejected = answer_text(s, log, wrong)
-        if rejected is None or rejected == chosen:
-            return None, sft
-        kind = "success" if correct else "failure"
-        return {**base, "chosen": chosen, "rejected": rejected, "kind": kind}, sft
+    """A short-answer sample: (pair when the reply was wrong, supervised example)."""
     # short answers: gold texts as the snapshot holds them
     texts = [t for a in item.answers for t in a.texts if t.strip()]
     if not texts:
@@ -367,6 +587,9 @@ def counts(ds: Dataset) -> dict[str, Any]:
     }
     return {
         "totals": totals,
+        "presentations": list(ds.presentations),
+        "positions": ds.positions(),
+        "kinds": {sp: dict(Counter(p["kind"] for p in ds.rows("pairs", sp))) for sp in SPLITS},
         "countries": {
             c: {sp: {"items": items_per[c][sp], **dict(per[c][sp])} for sp in SPLITS if items_per[c][sp]}
             for c in sorted(set(per) | set(items_per))
@@ -381,6 +604,10 @@ def write_dataset(ds: Dataset, out: Path) -> dict[str, Any]:
     _jsonl(out / "sft.jsonl", ds.sft)
     (out / "split.json").write_text(json.dumps(ds.split.to_json(), indent=1), encoding="utf-8")
     c = counts(ds)
+    (out / "positions.json").write_text(
+        json.dumps({"presentations": c["presentations"], "splits": c["positions"]}, indent=1),
+        encoding="utf-8",
+    )
     (out / "README.md").write_text(dataset_card(ds, c), encoding="utf-8")
     return c
 
@@ -401,6 +628,7 @@ def dataset_card(ds: Dataset, c: Mapping[str, Any]) -> str:
         "- `sft.jsonl`: supervised examples (`prompt`, `completion` = the gold answer, then the item's "
         "rationale or native gold text when the dataset has one).",
         "- `split.json`: the split of every item and the rule below.",
+        "- `positions.json`: the displayed positions of the chosen and rejected answers, per split.",
         "",
         "## Split rule",
         "",
@@ -424,6 +652,36 @@ def dataset_card(ds: Dataset, c: Mapping[str, Any]) -> str:
                 f"| {country} | {sp} | {row.get('items', 0)} | {row.get('pairs_failure', 0)} | "
                 f"{row.get('pairs_success', 0)} | {row.get('sft', 0)} |"
             )
+    lines += ["", "## Presentations and answer positions", ""]
+    lines.append(
+        f"Pairs are built over {len(ds.presentations)} presentation(s): "
+        + ", ".join(f"`{v}`" for v in ds.presentations)
+        + ". Each item's pair is the presentation and wrong option that keep the displayed positions of the "
+        "chosen and rejected answers closest to uniform (ties: the model's own wrong answer first). Kinds: "
+        "`failure` = the model's own wrong answer under that presentation, `success` = a wrong option of a "
+        "presentation it got right, `contrast` = another wrong option of a presentation it got wrong."
+    )
+    pos = c["positions"]
+    width = max((int(p) for sp in SPLITS for h in pos[sp].values() for p in h), default=0)
+    if width:
+        cols = [str(p) for p in range(1, width + 1)]
+        lines += ["", "| split | answers | " + " | ".join(f"pos {p}" for p in cols) + " | max/min |"]
+        lines.append("|---|---|" + "---|" * len(cols) + "---|")
+        for sp in SPLITS:
+            for key in ("chosen", "rejected", "sft"):
+                h = pos[sp][key]
+                if not h:
+                    continue
+                r = imbalance(h, width)
+                ratio = "–" if r is None else ("∞" if r == float("inf") else f"{r:.2f}")
+                lines.append(
+                    f"| {sp} | {key} | " + " | ".join(str(h.get(p, 0)) for p in cols) + f" | {ratio} |"
+                )
+        kinds = c["kinds"][TRAIN]
+        lines += [
+            "",
+            "Training pairs by kind: " + (", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) or "none"),
+        ]
     if ds.skipped:
         lines += ["", "Samples left out: " + "; ".join(f"{why} ({n})" for why, n in ds.skipped.items())]
     lines += [
@@ -431,9 +689,10 @@ def dataset_card(ds: Dataset, c: Mapping[str, Any]) -> str:
         "## Caveats",
         "",
         "The gold answers are the dataset's; for the starter suite they were written by the project, not "
-        "validated by people from each country. A model trained on these pairs has seen one presentation "
-        "(option order and label style) of each training item; `improve.json` says whether its gain holds "
-        "under the others.",
+        "validated by people from each country. A model trained on these pairs has seen the presentations "
+        "above (option orders; the label style of the training variant); `improve.json` says whether its "
+        "gain holds under the others. Items with fewer options cannot fill the last positions, so a "
+        "histogram can be uneven there.",
         "",
     ]
     return "\n".join(lines)

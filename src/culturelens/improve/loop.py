@@ -3,9 +3,10 @@
 1. **Before.** The base model (through the ``hf`` backend) runs the task under a sweep of option
    orders and label styles (default ``option_order=rotate labels=letters,numbers``), or an existing
    run is named (``source_run``) for the data and re-run under the sweep.
-2. **Data.** :func:`culturelens.improve.data.build_dataset` turns the primary variant's samples (the
-   training presentation) into preference pairs and supervised examples, split by item group and
-   country; written to ``data/`` with a dataset card.
+2. **Data.** :func:`culturelens.improve.data.build_dataset` turns the samples of the primary variant
+   and its other option orders (the training presentations) into position-balanced preference pairs
+   and supervised examples, split by item group and country; written to ``data/`` with a dataset card
+   and the answer-position histograms.
 3. **Fine-tune.** :func:`culturelens.improve.train.train` (LoRA, DPO / ORPO / SFT) on the train split
    only; adapter and merged model under ``model/``.
 4. **After.** The merged model (``hf:<out>/model/merged``) runs the same sweep; both runs are compared
@@ -53,6 +54,8 @@ class ImproveConfig:
     test_fraction: float = 0.3
     holdout_countries: int | Sequence[str] = 3
     success_ratio: float = 1.0
+    presentations: str | Sequence[str] = "orders"  # data.PRESENTATIONS or variant ids
+    pairs_per_item: int = 1
     transfer: str | None = "culturalbench_easy"  # None or "none": no transfer benchmark
     transfer_limit: int = 60
     control: str | None = "gsm8k"  # gsm8k, a JSONL path with question/answer, or None / "none"
@@ -72,6 +75,8 @@ class ImproveConfig:
         d = dict(self.__dict__)
         d["vary"] = list(self.vary)
         d["countries"] = list(self.countries) if self.countries else None
+        if not isinstance(self.presentations, str):
+            d["presentations"] = list(self.presentations)
         d["holdout_countries"] = (
             self.holdout_countries
             if isinstance(self.holdout_countries, int)
@@ -198,6 +203,8 @@ def improve(
         holdout_countries=cfg.holdout_countries,
         success_ratio=cfg.success_ratio,
         seed=cfg.seed,
+        presentations=cfg.presentations,
+        pairs_per_item=cfg.pairs_per_item,
     )
     counts = write_dataset(ds, out / "data")
     say(
@@ -230,6 +237,7 @@ def improve(
     timing["after_s"] = time.perf_counter() - t0
     after = read_run(after_dir)
     train_variant = source.primary_variant.id if source is before else before.primary_variant.id
+    train_variants = [v for v in ds.presentations if v in before.task_variants(task)] or [train_variant]
     summary: dict[str, Any] = {
         "config": cfg.to_json(),
         "task": task,
@@ -239,14 +247,15 @@ def improve(
         "data": {"dir": str(out / "data"), **counts, "heldout_countries": ds.split.heldout_countries},
         "training": trained.to_json(),
         "training_variant": train_variant,
+        "training_variants": train_variants,
         "splits": {
-            TEST: compare_split(before, after, task, ds.split.ids(TEST), train_variant, seed=cfg.seed),
-            "all_items": compare_split(before, after, task, None, train_variant, seed=cfg.seed),
+            TEST: compare_split(before, after, task, ds.split.ids(TEST), train_variants, seed=cfg.seed),
+            "all_items": compare_split(before, after, task, None, train_variants, seed=cfg.seed),
         },
     }
     if ds.split.heldout_countries:
         summary["splits"][HELDOUT] = compare_split(
-            before, after, task, ds.split.ids(HELDOUT), train_variant, seed=cfg.seed
+            before, after, task, ds.split.ids(HELDOUT), train_variants, seed=cfg.seed
         )
     summary["splits"]["all_items"]["note"] = "includes the training items: not evidence of learning"
     _write(out, summary, timing)  # the before/after comparison is kept even if a later stage fails
@@ -356,6 +365,17 @@ def _fmt_ci(t: dict[str, Any], nd: int = 3) -> str:
     return f"{t['diff']:+.{nd}f} [{t['ci'][0]:+.{nd}f}, {t['ci'][1]:+.{nd}f}]"
 
 
+def _positions_line(d: dict[str, Any]) -> list[str]:
+    pos = (d.get("positions") or {}).get(TRAIN)
+    if not pos:
+        return []
+    fmt = {k: ", ".join(f"{p}: {n}" for p, n in h.items()) or "none" for k, h in pos.items()}
+    return [
+        f"Displayed positions of the training answers: chosen {{{fmt['chosen']}}}, rejected "
+        f"{{{fmt['rejected']}}}."
+    ]
+
+
 def markdown(s: dict[str, Any]) -> str:
     tr = s["training"]
     d = s["data"]["totals"]
@@ -368,7 +388,10 @@ def markdown(s: dict[str, Any]) -> str:
         f"Data: {d[TRAIN]['pairs']} training pairs ({d[TRAIN]['pairs_failure']} from failures), {d[TEST]['items']} "
         f"held-out items, {d[HELDOUT]['items']} items of held-out countries "
         f"({', '.join(s['data']['heldout_countries']) or 'none'}); see `data/README.md`.",
-        f"Training presentation: `{s['training_variant']}`. Time: "
+        *_positions_line(s["data"]),
+        "Training presentations: "
+        + ", ".join(f"`{v}`" for v in s.get("training_variants") or [s["training_variant"]])
+        + ". Time: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in s["timing"].items()),
         "",
         "## Verdicts",
@@ -398,7 +421,7 @@ def markdown(s: dict[str, Any]) -> str:
             )
         for v, t in sp["per_variant"].items():
             if t.get("diff") is not None:
-                mark = " (training)" if v == s["training_variant"] else ""
+                mark = " (training)" if v in (s.get("training_variants") or [s["training_variant"]]) else ""
                 lines.append(
                     f"| `{v}`{mark} | {t['b']:.3f} | {t['a']:.3f} | {_fmt_ci(t)} | {t['p']:.3g} | {t['test']} |"
                 )

@@ -94,7 +94,7 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     except RunLogError:
         out["samples"] = []
         log.notes.append("samples.jsonl not found: no per-sample explorer for this run")
-    for side in ("robustness", "alignment"):
+    for side in ("robustness", "alignment", "crosslingual"):
         out[side] = log.side_file(f"{side}.json", max_bytes=SIDE_FILE_MAX)
     out["surveys"], out["survey_refs"] = _surveys(log)
     out["notes"] = log.notes
@@ -553,6 +553,7 @@ def task_view(
         "answers": answer_distribution(samples, survey is not None),
         "country_blind": country_blind(samples),
         "judge": judge_view(entry.get("judge")),
+        "lict": lict_view(entry) if name == "lict" or name.startswith("lict") else None,
     }
 
 
@@ -702,6 +703,7 @@ def run_view(run: dict[str, Any], index: int) -> dict[str, Any]:
         "tasks": tasks,
         "robustness": run["robustness"],
         "alignment": run["alignment"],
+        "crosslingual": crosslingual_view(run.get("crosslingual")),
         "notes": run["notes"],
     }
 
@@ -855,6 +857,7 @@ def build_model(run_dirs: Sequence[Path], prompt_budget: int = PROMPT_BUDGET) ->
     """The complete report model for one run or a side-by-side comparison of several."""
     if not run_dirs:
         raise ValueError("no run directory given")
+    run_dirs, improved = expand_improve([Path(d) for d in run_dirs])
     runs = [load_run(Path(d)) for d in run_dirs]
     views = [run_view(r, i) for i, r in enumerate(runs)]
     labels = [v["label"] for v in views]
@@ -879,6 +882,7 @@ def build_model(run_dirs: Sequence[Path], prompt_budget: int = PROMPT_BUDGET) ->
         "runs": views,
         "tasks": task_names,
         "comparisons": comps,
+        "improve": [improve_view(d, s) for d, s in improved],
         "samples": pack_samples(runs, prompt_budget=prompt_budget),
     }
 
@@ -894,3 +898,292 @@ def item_sets(a: dict[str, Any], b: dict[str, Any], result: dict[str, Any] | Non
         ib = (b["tasks"].get(name) or {}).get("items")
         out[name] = {"a": ia, "b": ib, "shared": shared, "same": shared is not None and ia == ib == shared}
     return out
+
+
+# --- improve: before / after of a fine-tuned model --------------------------------------------------
+IMPROVE_SPLITS = {"test": "held-out items", "heldout_country": "held-out countries"}
+
+
+def is_improve_dir(path: Path) -> bool:
+    """An output folder of ``culturelens improve`` (``improve.json``; not itself a run)."""
+    return (path / "improve.json").is_file() and not (path / "results.json").exists()
+
+
+def _improve_run(out: Path, recorded: Any, name: str) -> Path | None:
+    """A before / after run of an improve folder: under the folder, else where ``improve.json`` says."""
+    for cand in (out / "runs" / name, Path(str(recorded)) if recorded else None):
+        if cand is not None and (cand / "results.json").is_file():
+            return cand
+    return None
+
+
+def expand_improve(run_dirs: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, dict[str, Any]]]]:
+    """Run folders for the report: an improve folder stands for its before and after runs (in that
+    order, so the comparison reads after − before) and its summary is kept for the improve section."""
+    dirs: list[Path] = []
+    found: list[tuple[Path, dict[str, Any]]] = []
+    for d in map(Path, run_dirs):
+        if not is_improve_dir(d):
+            dirs.append(d)
+            continue
+        summary = json.loads((d / "improve.json").read_text(encoding="utf-8"))
+        runs = summary.get("runs") or {}
+        before, after = (
+            _improve_run(d, runs.get("before"), "before"),
+            _improve_run(d, runs.get("after"), "after"),
+        )
+        if before is None or after is None:
+            raise RunLogError(
+                f"{d}: improve.json found, but not its before and after runs (runs/before, runs/after)"
+            )
+        dirs += [after, before]
+        found.append((d, summary))
+    return dirs, found
+
+
+def _change(t: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A paired before/after row (analysis._test) as the page shows it: levels, change, CI, p, n."""
+    if not t or t.get("diff") is None:
+        return None
+    ci = t.get("ci") or [None, None]
+    return {
+        "b": _num(t.get("b")),
+        "a": _num(t.get("a")),
+        "diff": _num(t.get("diff")),
+        "lo": _num(ci[0]),
+        "hi": _num(ci[1]),
+        "p": _num(t.get("p"), 6),
+        "p_holm": _num(t.get("p_holm"), 6),
+        "test": t.get("test"),
+        "n": t.get("n"),
+        "small": _small(t.get("n")),
+        "note": t.get("note") or "",
+        "verdict": t.get("verdict"),
+        "before": t.get("before"),
+        "after": t.get("after"),
+    }
+
+
+def _positions_view(pos: dict[str, Any], variants: Sequence[str]) -> list[dict[str, Any]]:
+    """Per variant: the share of answers at each displayed position before and after, and the gold's."""
+    rows = []
+    for v in variants:
+        b, a = (pos.get("before") or {}).get(v), (pos.get("after") or {}).get(v)
+        if not a and not b:
+            continue
+        width = 1 + max(
+            (int(p) for d in (a, b) if d for key in ("predicted", "gold") for p in (d.get(key) or {})),
+            default=-1,
+        )
+        share = [str(p) for p in range(width)]
+        rows.append(
+            {
+                "variant": v,
+                "n": (a or b or {}).get("n"),
+                "before": [_num((b or {}).get("predicted", {}).get(p, 0.0)) for p in share] if b else None,
+                "after": [_num((a or {}).get("predicted", {}).get(p, 0.0)) for p in share] if a else None,
+                "gold": [_num((a or b or {}).get("gold", {}).get(p, 0.0)) for p in share],
+                "top_position": (a or {}).get("top_position"),
+                "top_share": _num((a or {}).get("top_share")),
+            }
+        )
+    return rows
+
+
+def improve_split_view(sp: dict[str, Any], training: Sequence[str]) -> dict[str, Any]:
+    """One split of ``improve.json`` (held-out items or countries) for the page."""
+    countries = []
+    for c in sp.get("countries") or []:
+        row = _change(c)
+        if row is None:
+            continue
+        ctry = try_normalize_country(str(c.get("country")))
+        row.update(
+            key=str(c.get("country")),
+            name=str(c.get("country")),
+            iso2=ctry.iso2 if ctry else None,
+            region=ctry.region if ctry else None,
+        )
+        countries.append(row)
+    tp = sp.get("training_presentation") or {}
+    variants = list(sp.get("variants") or [])
+    return {
+        "metric": sp.get("metric"),
+        "items": sp.get("items"),
+        "variants": variants,
+        "pooled": _change(sp.get("pooled")),
+        "robust": _change(sp.get("robust")),
+        "training": {
+            "variants": list(tp.get("variants") or ([tp["variant"]] if tp.get("variant") else [])),
+            "train": _change(tp.get("gain_train")),
+            "other": _change(tp.get("gain_other")),
+            "other_variants": list((tp.get("gain_other") or {}).get("variants") or []),
+        }
+        if tp
+        else None,
+        "per_variant": [
+            {"variant": v, "training": v in training, **(_change(t) or {"diff": None})}
+            for v, t in (sp.get("per_variant") or {}).items()
+        ],
+        "countries": countries,
+        "positions": _positions_view(sp.get("positions") or {}, variants),
+        "verdicts": list(sp.get("verdicts") or []),
+        "note": sp.get("note"),
+    }
+
+
+def improve_view(out: Path, s: dict[str, Any]) -> dict[str, Any]:
+    """``improve.json`` as the page's before/after section: every number comes from the summary."""
+    training = list(
+        s.get("training_variants") or ([s["training_variant"]] if s.get("training_variant") else [])
+    )
+    tr = s.get("training") or {}
+    data = s.get("data") or {}
+    splits = {
+        key: {"label": label, **improve_split_view(s["splits"][key], training)}
+        for key, label in IMPROVE_SPLITS.items()
+        if (s.get("splits") or {}).get(key)
+    }
+    transfer: dict[str, Any] | None = None
+    t = s.get("transfer")
+    if t:
+        transfer = {"task": t.get("task"), "limit": t.get("limit"), "skipped": t.get("skipped"), "tasks": []}
+        for name, tt in (t.get("tasks") or {}).items():
+            rows = [{"group": r.get("group"), **(_change(r) or {})} for r in tt.get("rows") or []]
+            transfer["tasks"].append({"name": name, "metric": tt.get("metric"), "rows": rows})
+    c = s.get("control")
+    control = None
+    if c:
+        control = {"name": c.get("name"), "metric": c.get("metric"), "skipped": c.get("skipped")}
+        if c.get("n"):
+            control.update({**(_change(c) or {}), "verdict": c.get("verdict")})
+    return {
+        "dir": str(out),
+        "task": s.get("task"),
+        "complete": bool(s.get("complete")),
+        "base_model": s.get("base_model"),
+        "after_model": s.get("after_model"),
+        "method": tr.get("method"),
+        "steps": tr.get("steps"),
+        "examples": tr.get("examples"),
+        "loss": [_num(tr.get("first_loss")), _num(tr.get("last_loss"))],
+        "device": tr.get("device"),
+        "training_variants": training,
+        "heldout_countries": list(data.get("heldout_countries") or []),
+        "totals": data.get("totals") or {},
+        "data_positions": (data.get("positions") or {}).get("train"),
+        "presentations": data.get("presentations"),
+        "verdicts": list(s.get("verdicts") or []),
+        "splits": splits,
+        "transfer": transfer,
+        "control": control,
+        "timing": s.get("timing") or {},
+    }
+
+
+# --- Lost in Cultural Translation and cross-lingual consistency ---------------------------------------
+def _wilson(p: Any, n: Any) -> dict[str, Any]:
+    from culturelens.stats import wilson_interval
+
+    if not isinstance(n, int) or n <= 0 or p is None:
+        return {"mean": None, "lo": None, "hi": None, "n": n}
+    lo, hi = wilson_interval(round(float(p) * n), n)
+    return {"mean": _num(p), "lo": _num(lo), "hi": _num(hi), "n": n}
+
+
+def lict_view(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """A ``lict`` run's paired rows (``extra.paired``, computed by the task): per culture and metric,
+    accuracy on the original problems and on the culture's version of the same problems (Wilson 95%
+    intervals), the change with a Wald interval from the discordant counts, McNemar p and Holm p."""
+    paired = (entry.get("extra") or {}).get("paired")
+    if not isinstance(paired, dict) or not paired:
+        return None
+    out: dict[str, Any] = {}
+    for metric, rows in paired.items():
+        if not isinstance(rows, dict):
+            continue
+        view = []
+        for culture, r in rows.items():
+            n = r.get("n")
+            if not isinstance(n, int) or n <= 0:
+                continue
+            b, c = int(r.get("original_only") or 0), int(r.get("culture_only") or 0)
+            diff = (c - b) / n
+            se = math.sqrt(max(0.0, b + c - (b - c) ** 2 / n)) / n
+            view.append(
+                {
+                    "culture": culture,
+                    "n": n,
+                    "small": _small(n),
+                    "original": _wilson(r.get("original"), n),
+                    "culture_acc": _wilson(r.get("culture"), n),
+                    "diff": {
+                        "mean": _num(diff),
+                        "lo": _num(max(-1.0, diff - 1.96 * se)),
+                        "hi": _num(min(1.0, diff + 1.96 * se)),
+                        "n": n,
+                        **({"flat": True} if se == 0 else {}),
+                    },
+                    "original_only": b,
+                    "culture_only": c,
+                    "p": _num(r.get("p"), 6),
+                    "p_holm": _num(r.get("p_holm"), 6),
+                    "test": r.get("test"),
+                }
+            )
+        out[metric] = view
+    extra = entry.get("extra") or {}
+    return {
+        "paired": out,
+        "excluded": extra.get("excluded"),
+        "answer_tag_rate": _num(extra.get("answer_tag_rate")),
+    }
+
+
+def _ci_row(e: dict[str, Any] | None, n: Any) -> dict[str, Any] | None:
+    if not isinstance(e, dict):
+        return None
+    ci = e.get("ci") or [None, None]
+    return {"mean": _num(e.get("mean")), "lo": _num(ci[0]), "hi": _num(ci[1]), "n": n}
+
+
+def crosslingual_view(res: Any) -> dict[str, Any] | None:
+    """``crosslingual.json`` (``culturelens crosslingual RUN --out RUN/crosslingual.json``) for the page:
+    per region and overall, local-language and English accuracy, agreement (with CIs), the paired
+    change local − English with its CI, p and Holm p."""
+    if not isinstance(res, dict) or not isinstance(res.get("regions"), dict):
+        return None
+
+    def row(name: str, r: dict[str, Any]) -> dict[str, Any]:
+        n = r.get("questions")
+        ci = r.get("diff_ci") or [None, None]
+        ctry = try_normalize_country(str(r.get("country") or name))
+        return {
+            "name": name,
+            "country": r.get("country"),
+            "iso2": ctry.iso2 if ctry else None,
+            "language": r.get("language"),
+            "pairs": r.get("pairs"),
+            "n": n,
+            "small": _small(n),
+            "local": _ci_row(r.get("local"), n),
+            "english": _ci_row(r.get("english"), n),
+            "agreement": _ci_row(r.get("agreement"), n),
+            "diff": {"mean": _num(r.get("diff")), "lo": _num(ci[0]), "hi": _num(ci[1]), "n": n},
+            "p": _num(r.get("p"), 6),
+            "p_holm": _num(r.get("p_holm"), 6),
+            "test": r.get("test"),
+            "note": r.get("note") or "",
+        }
+
+    return {
+        "task": res.get("task"),
+        "variant": res.get("variant"),
+        "prompts": res.get("prompts") or [],
+        "rule": res.get("rule"),
+        "all": row("all", res["all"]) if isinstance(res.get("all"), dict) else None,
+        "regions": [row(k, v) for k, v in res["regions"].items() if isinstance(v, dict)],
+        "local_better": list(res.get("local_better") or []),
+        "english_better": list(res.get("english_better") or []),
+        "notes": list(res.get("notes") or []),
+    }

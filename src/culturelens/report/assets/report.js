@@ -1019,6 +1019,219 @@
     document.querySelector('a[data-section=comparison]').hidden = !any;
   }
 
+  // ---------- improve: before / after of a fine-tuned model ----------
+  function signed(x, nd) { return x === null || x === undefined ? '–' : (x > 0 ? '+' : '') + fmt(x, nd); }
+  function changeText(r, nd) {
+    if (!r || r.diff === null || r.diff === undefined) return '–';
+    return signed(r.diff, nd) + (r.lo === null || r.lo === undefined ? '' : ' [' + signed(r.lo, nd) + ', ' + signed(r.hi, nd) + ']');
+  }
+  function symDomain(rows) {
+    var d = 0.05;
+    rows.forEach(function (r) { [r.mean, r.lo, r.hi].forEach(function (v) { if (typeof v === 'number') d = Math.max(d, Math.abs(v)); }); });
+    d = Math.ceil(d * 20) / 20;
+    return [-d, d];
+  }
+  function changeForest(rows, id, title) {
+    var vals = rows.map(function (r) { return { mean: r.diff, lo: r.lo, hi: r.hi, n: r.n }; });
+    return forest({ id: id, title: title, xlabel: 'change, after − before (95% CI)', series: ['change'], ref: 0, refLabel: 'no change',
+      domain: symDomain(vals), rows: rows.map(function (r, i) { return { label: r.name || r.label, values: [vals[i]], mark: sigMark(r.p_holm) }; }) });
+  }
+  // a world map of a change centred on 0 (red: lower after, blue: higher); hatched: n < SMALL_N
+  function changeMap(rows, id, title) {
+    var wrap = h('div', { class: 'map-wrap' });
+    var vals = {};
+    rows.forEach(function (r) { if (r.iso2 && WORLD.countries[r.iso2] && typeof r.diff === 'number') vals[r.iso2] = r; });
+    var dom = symDomain(Object.keys(vals).map(function (k) { return { mean: vals[k].diff }; }));
+    function color(v) { return diverging(v / (dom[1] || 1)); }
+    function describe(iso, name) {
+      var r = vals[iso];
+      if (!r) return name + ': not in this split';
+      return r.name + '\nchange ' + changeText(r, 3) + '\nbefore ' + fmt(r.b, 3) + ' → after ' + fmt(r.a, 3) + '\nn = ' + r.n + ' items' +
+        (r.p_holm === null || r.p_holm === undefined ? '' : ' · p (Holm) ' + fmt(r.p_holm, 3)) + (r.small ? '\nfewer than ' + SMALL_N + ' items: a weak estimate' : '');
+    }
+    var svg = s('svg', { viewBox: '0 0 ' + WORLD.width + ' ' + WORLD.height, role: 'img', id: id, 'aria-label': title });
+    add(svg, s('title', { text: title }));
+    add(svg, s('defs', {}, s('pattern', { id: id + '-small', width: 5, height: 5, patternUnits: 'userSpaceOnUse', patternTransform: 'rotate(-45)' },
+      s('line', { x1: 0, y1: 0, x2: 0, y2: 5, stroke: '#333', 'stroke-width': 1.3, 'stroke-opacity': 0.75 }))));
+    var g = s('g'), markers = s('g');
+    Object.keys(WORLD.countries).forEach(function (iso) {
+      var c = WORLD.countries[iso], r = vals[iso];
+      if (c.d) {
+        var p = s('path', { d: c.d, class: 'country ' + (r ? 'has-data' : 'no-data'), fill: r ? color(r.diff) : '#e4e6ea', 'data-iso2': iso, 'data-change': r ? r.diff : null },
+          s('title', { text: describe(iso, c.n) }));
+        tipOn(p, function () { return describe(iso, c.n); });
+        add(g, p);
+        if (r && r.small) add(g, s('path', { d: c.d, class: 'country small-n', fill: 'url(#' + id + '-small)', 'pointer-events': 'none', 'data-iso2': iso }));
+      }
+      if (c.p && r) {
+        var mk = s('circle', { cx: c.p[0], cy: c.p[1], r: 4.5, class: 'marker has-data' + (r.small ? ' small-n' : ''), fill: color(r.diff), 'data-iso2': iso,
+          'stroke-dasharray': r.small ? '1.5 1.5' : null }, s('title', { text: describe(iso, c.n) }));
+        tipOn(mk, function () { return describe(iso, c.n); });
+        add(markers, mk);
+      }
+    });
+    add(svg, [g, markers]);
+    add(wrap, svg);
+    var lw = 300, lsvg = s('svg', { width: lw + 60, height: 50, viewBox: '0 0 ' + (lw + 60) + ' 50', role: 'img', 'aria-label': 'Colour scale of the change' });
+    var grad = s('linearGradient', { id: id + '-grad', x1: 0, x2: 1, y1: 0, y2: 0 });
+    for (var gi = 0; gi <= 8; gi++) add(grad, s('stop', { offset: (gi / 8 * 100) + '%', 'stop-color': color(dom[0] + gi / 8 * (dom[1] - dom[0])) }));
+    add(lsvg, s('defs', {}, grad));
+    add(lsvg, s('text', { x: 10, y: 11, 'font-size': 11, text: 'change after − before (red: lower · white: none · blue: higher)' }));
+    add(lsvg, s('rect', { x: 10, y: 17, width: lw, height: 12, fill: 'url(#' + id + '-grad)', stroke: '#888', 'stroke-width': 0.5 }));
+    ticks(dom[0], dom[1], 4).forEach(function (v) {
+      var x = 10 + (v - dom[0]) / (dom[1] - dom[0]) * lw;
+      add(lsvg, [s('line', { x1: x, x2: x, y1: 29, y2: 33, stroke: '#555' }), s('text', { x: x, y: 44, 'font-size': 10, 'text-anchor': 'middle', text: signed(v, 2) })]);
+    });
+    var legend = h('div', { class: 'legend' }, lsvg);
+    var nSmall = Object.keys(vals).filter(function (k) { return vals[k].small; }).length;
+    if (nSmall) add(legend, h('span', { class: 'legend-small-n', text: 'hatched: fewer than ' + SMALL_N + ' items (' + nSmall + ' countries), a weak estimate' }));
+    var missing = rows.filter(function (r) { return !vals[r.iso2]; }).map(function (r) { return r.name; });
+    var note = h('p', { class: 'note', text: Object.keys(vals).length + ' of ' + rows.length + ' countries on the map. The colour shows the point estimate only: read the interval in the forest plot.' +
+      (missing.length ? ' Not drawable: ' + missing.join(', ') + '.' : '') });
+    return h('figure', { class: 'chart' }, h('figcaption', { class: 'chart-title', text: title }), wrap, legend, note);
+  }
+  function changeTable(rows, cols) {
+    var tbl = h('table', { class: 'compare-table' }, h('tr', {}, cols.map(function (c, i) { return h('th', { class: i ? 'num' : null, text: c }); })));
+    rows.forEach(function (r) {
+      add(tbl, h('tr', { class: r.small ? 'small-n' : null }, h('td', { text: r.label + (r.small ? ' †' : '') }), h('td', { class: 'num', text: r.n === undefined || r.n === null ? '' : String(r.n) }),
+        h('td', { class: 'num', text: fmt(r.b, 3) }), h('td', { class: 'num', text: fmt(r.a, 3) }), h('td', { class: 'num', text: changeText(r, 3) }),
+        h('td', { class: 'num', text: fmt(r.p, 4) }), h('td', { class: 'tag', text: r.verdict || '' }), h('td', { class: 'tag', text: r.note || '' })));
+    });
+    return tbl;
+  }
+  function positionsTable(rows) {
+    var width = rows.reduce(function (w, r) { return Math.max(w, r.gold.length); }, 0), cols = ['variant', 'n'];
+    for (var i = 1; i <= width; i++) cols.push('pos ' + i + ': before → after (gold)');
+    var tbl = h('table', { class: 'compare-table positions-table' }, h('tr', {}, cols.map(function (c) { return h('th', { text: c }); })));
+    rows.forEach(function (r) {
+      var cells = [h('td', { text: r.variant }), h('td', { class: 'num', text: String(r.n) })];
+      for (var k = 0; k < width; k++) {
+        var hot = r.after && r.after[k] >= 0.6;
+        cells.push(h('td', { class: 'num' + (hot ? ' hot' : ''), text: (r.before ? fmt(r.before[k] * 100, 0) + '%' : '–') + ' → ' + (r.after ? fmt(r.after[k] * 100, 0) + '%' : '–') + ' (' + fmt(r.gold[k] * 100, 0) + '%)' }));
+      }
+      add(tbl, h('tr', {}, cells));
+    });
+    return tbl;
+  }
+  function renderImprove() {
+    var box = clear($('improve-blocks')), list = D.improve || [];
+    list.forEach(function (iv, k) {
+      var block = h('div', { class: 'task-block improve-block', id: 'improve-' + k });
+      add(block, h('h3', { text: iv.task + ': ' + iv.base_model + ' → ' + iv.after_model }));
+      add(block, h('p', { class: 'muted', text: (iv.method || '').toUpperCase() + ', ' + iv.steps + ' steps on ' + iv.examples + ' training rows (' + iv.device + '); loss ' + fmt(iv.loss[0], 3) + ' → ' + fmt(iv.loss[1], 3) +
+        '. Training presentations: ' + (iv.training_variants.join(', ') || '–') + '. Held-out countries: ' + (iv.heldout_countries.join(', ') || 'none') + '.' + (iv.complete ? '' : ' The loop did not finish: later stages are missing.') }));
+      add(block, h('ul', { class: 'verdicts' }, iv.verdicts.map(function (v) { return h('li', { text: v }); })));
+      if (iv.data_positions) {
+        var dp = iv.data_positions, keys = ['chosen', 'rejected'];
+        add(block, h('p', { class: 'note', text: 'Training pairs by displayed position: ' + keys.map(function (key) {
+          var hh = dp[key] || {};
+          return key + ' ' + Object.keys(hh).map(function (p) { return p + ': ' + hh[p]; }).join(', ');
+        }).join(' · ') + '.' }));
+      }
+      Object.keys(iv.splits).forEach(function (key) {
+        var sp = iv.splits[key], sid = 'improve-' + k + '-' + key;
+        var sb = h('div', { class: 'improve-split', id: sid });
+        add(sb, h('h4', { text: sp.label + ' · ' + sp.metric + ' · ' + plural(sp.items, 'item') + ' · ' + plural(sp.variants.length, 'variant') }));
+        var rows = [];
+        if (sp.pooled) rows.push(Object.assign({ label: 'all variants pooled' }, sp.pooled));
+        if (sp.robust) rows.push(Object.assign({ label: 'robust (right under every variant)' }, sp.robust));
+        if (sp.training && sp.training.train) rows.push(Object.assign({ label: 'training presentation' + (sp.training.variants.length > 1 ? 's' : '') + ' (' + sp.training.variants.join(', ') + ')' }, sp.training.train));
+        if (sp.training && sp.training.other) rows.push(Object.assign({ label: 'the other ' + plural(sp.training.other_variants.length, 'presentation') }, sp.training.other));
+        sp.per_variant.forEach(function (r) { if (r.diff !== null) rows.push(Object.assign({}, r, { label: 'variant ' + r.variant + (r.training ? ' (training)' : '') })); });
+        add(sb, changeTable(rows, ['', 'n', 'before', 'after', 'change [95% CI]', 'p', 'verdict', 'note']));
+        add(sb, h('ul', { class: 'verdicts' }, sp.verdicts.map(function (v) { return h('li', { text: v }); })));
+        if (sp.countries.length) {
+          add(sb, h('figure', { class: 'chart' }, h('figcaption', { class: 'chart-title', text: 'Change per country, ' + sp.label + ' (every variant pooled; * Holm p < 0.05)' }),
+            changeForest(sp.countries, sid + '-forest', 'Change per country: ' + sp.label)));
+          add(sb, changeMap(sp.countries, sid + '-map', 'World map of the change: ' + sp.label));
+        }
+        if (sp.positions.length) {
+          add(sb, h('h5', { text: 'Position check: share of answers at each displayed position, before → after (share of gold answers there)' }));
+          add(sb, positionsTable(sp.positions));
+          add(sb, h('p', { class: 'note', text: 'A model that moved its answers to one position (highlighted: 60% or more) scores the share of gold answers that sit there, without knowing more.' }));
+        }
+        add(block, sb);
+      });
+      if (iv.transfer) {
+        var tb = h('div', { class: 'improve-transfer' }, h('h4', { text: 'Transfer: ' + iv.transfer.task + ' (not trained on' + (iv.transfer.limit ? ', limit ' + iv.transfer.limit : '') + ')' }));
+        if (iv.transfer.skipped) add(tb, h('p', { class: 'note', text: 'skipped: ' + iv.transfer.skipped }));
+        iv.transfer.tasks.forEach(function (t) {
+          add(tb, changeTable(t.rows.map(function (r) { return Object.assign({}, r, { label: r.group === 'all' ? 'all items' : r.group, p: r.group === 'all' ? r.p : r.p_holm }); }),
+            ['group', 'n', 'before', 'after', 'change [95% CI]', 'p (Holm for groups)', '', 'note']));
+        });
+        add(block, tb);
+      }
+      if (iv.control) {
+        var c = iv.control;
+        add(block, h('div', { class: 'improve-control' }, h('h4', { text: 'Control cost: ' + (c.name || '') }),
+          h('p', { text: c.skipped ? 'skipped: ' + c.skipped : (c.metric + ': ' + fmt(c.b, 4) + ' → ' + fmt(c.a, 4) + ', change ' + changeText(c, 4) + ' on ' + c.n + ' problems, p=' + fmt(c.p, 4) + ': ' + c.verdict) })));
+      }
+      add(box, block);
+    });
+    $('improve').hidden = !list.length;
+    document.querySelector('a[data-section=improve]').hidden = !list.length;
+  }
+
+  // ---------- Lost in Cultural Translation and cross-lingual consistency ----------
+  function ciForest(rows, id, title, xlabel, series, ref, refLabel) {
+    return forest({ id: id, title: title, xlabel: xlabel, series: series, ref: ref, refLabel: refLabel,
+      domain: ref === 0 ? symDomain(rows.reduce(function (acc, r) { return acc.concat(r.values); }, [])) : undefined, rows: rows });
+  }
+  function renderTranslation() {
+    var box = clear($('translation-blocks')), any = false;
+    runs.forEach(function (run, ri) {
+      Object.keys(run.tasks).forEach(function (name) {
+        var lv = run.tasks[name].lict;
+        if (!lv) return;
+        any = true;
+        var block = h('div', { class: 'task-block lict-block', id: 'lict-' + ri });
+        add(block, h('h3', { text: 'Lost in Cultural Translation · ' + run.label + ' · ' + name }));
+        Object.keys(lv.paired).forEach(function (metric) {
+          var rows = lv.paired[metric];
+          if (!rows.length) return;
+          add(block, h('h4', { text: metric + ': the original GSM8K problems vs each culture\'s version of the same problems' }));
+          var tbl = h('table', { class: 'compare-table' }, h('tr', {}, ['culture', 'n', 'original [95% CI]', 'culture [95% CI]', 'change [95% CI]', 'original only / culture only', 'p (McNemar)', 'p (Holm)', ''].map(function (x, i) {
+            return h('th', { class: i ? 'num' : null, text: x });
+          })));
+          rows.forEach(function (r) {
+            add(tbl, h('tr', { class: r.small ? 'small-n' : null }, h('td', { text: r.culture + (r.small ? ' †' : '') }), h('td', { class: 'num', text: String(r.n) }),
+              h('td', { class: 'num', text: fmtCI(r.original, 3) }), h('td', { class: 'num', text: fmtCI(r.culture_acc, 3) }),
+              h('td', { class: 'num', text: r.diff.flat ? signed(r.diff.mean, 3) + ' [no discordant pair]' : signed(r.diff.mean, 3) + ' [' + signed(r.diff.lo, 3) + ', ' + signed(r.diff.hi, 3) + ']' }),
+              h('td', { class: 'num', text: r.original_only + ' / ' + r.culture_only }),
+              h('td', { class: 'num', text: fmt(r.p, 4) }), h('td', { class: 'num', text: fmt(r.p_holm, 4) }), h('td', { class: 'sig', text: sigMark(r.p_holm) })));
+          });
+          add(block, tbl);
+          add(block, ciForest(rows.map(function (r) { return { label: r.culture, values: [r.original, r.culture_acc] }; }), 'lict-' + ri + '-' + metric,
+            metric + ': original vs culture', metric + ' (95% Wilson CI)', ['original', 'culture'], null, null));
+        });
+        add(block, h('p', { class: 'note', text: 'Paired on the same problems: McNemar (exact below 25 discordant pairs), Holm-adjusted over the cultures (* p<0.05). The change interval is a Wald interval from the discordant counts. † n < ' + SMALL_N + '.' }));
+        add(box, block);
+      });
+      var cl = run.crosslingual;
+      if (!cl) return;
+      any = true;
+      var cb = h('div', { class: 'task-block crosslingual-block', id: 'crosslingual-' + ri });
+      add(cb, h('h3', { text: 'Cross-lingual consistency · ' + run.label + ' · ' + cl.task + ' · variant ' + cl.variant + ' · prompts ' + cl.prompts.join(', ') }));
+      var all = cl.all ? [cl.all] : [];
+      var tbl = h('table', { class: 'compare-table' }, h('tr', {}, ['region', 'language', 'questions', 'local [95% CI]', 'English [95% CI]', 'agreement [95% CI]', 'local − English [95% CI]', 'p', 'p (Holm)', ''].map(function (x, i) {
+        return h('th', { class: i > 1 ? 'num' : null, text: x });
+      })));
+      cl.regions.concat(all).forEach(function (r) {
+        add(tbl, h('tr', { class: r.small ? 'small-n' : null }, h('td', { text: r.name + (r.small ? ' †' : '') }), h('td', { text: r.language || '' }), h('td', { class: 'num', text: String(r.n) }),
+          h('td', { class: 'num', text: fmtCI(r.local, 3) }), h('td', { class: 'num', text: fmtCI(r.english, 3) }), h('td', { class: 'num', text: fmtCI(r.agreement, 3) }),
+          h('td', { class: 'num', text: signed(r.diff.mean, 3) + ' [' + signed(r.diff.lo, 3) + ', ' + signed(r.diff.hi, 3) + ']' }),
+          h('td', { class: 'num', text: fmt(r.p, 4) }), h('td', { class: 'num', text: fmt(r.p_holm, 4) }), h('td', { class: 'sig', text: sigMark(r.p_holm) })));
+      });
+      add(cb, tbl);
+      add(cb, ciForest(cl.regions.map(function (r) { return { label: r.name, values: [r.local, r.english, r.agreement] }; }), 'crosslingual-' + ri + '-forest',
+        'Local language vs English per region', 'share (95% CI)', ['local', 'English', 'agreement'], null, null));
+      add(cb, h('p', { class: 'note', text: 'Local better (Holm p < 0.05): ' + (cl.local_better.join(', ') || 'none') + '. English better: ' + (cl.english_better.join(', ') || 'none') + '. Agreement rule: ' + cl.rule + (cl.notes.length ? ' Notes: ' + cl.notes.join(' ') : '') }));
+      add(box, cb);
+    });
+    $('translation').hidden = !any;
+    document.querySelector('a[data-section=translation]').hidden = !any;
+  }
+
   // ---------- sample explorer ----------
   var S = null, COL = {}, T = null;
   // samples: plain JSON, or gzip+base64 for large runs (inflated with the browser's DecompressionStream)
@@ -1237,6 +1450,8 @@
     renderStability();
     renderAlignment();
     renderComparison();
+    renderImprove();
+    renderTranslation();
     $('footer-generated').textContent = 'Generated ' + D.generated + ' by culturelens ' + D.culturelens + '.';
     $('footer-map-source').textContent = 'Map: ' + WORLD.source + '; ' + WORLD.projection + ' projection. Region = UN M49 region.';
     $('explorer-count').textContent = 'Loading samples…';

@@ -173,6 +173,8 @@ def test_cli_prints_the_table_and_writes_json(scripted_run: Path, tmp_path: Path
     assert res.exit_code == 0, res.output
     assert "Spain" in res.output and "agreement rule:" in res.output and "0.50 [" in res.output
     assert json.loads(out.read_text())["regions"]["Spain"]["pairs"] == N
+    # also beside the run, where the report reads it, and equal to the --out copy
+    assert (scripted_run / "crosslingual.json").read_text() == out.read_text()
 
 
 def test_cli_bad_run_is_one_line_exit_2(tmp_path: Path, scripted_run: Path):

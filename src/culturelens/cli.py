@@ -518,17 +518,25 @@ def crosslingual(
         list[str], typer.Option("--prompt", help="keep these BLEnD prompt ids (repeatable; default: all)")
     ] = [],  # noqa: B006
     variant: Annotated[str | None, typer.Option(help="variant id (default: the run's first)")] = None,
-    out_file: Annotated[Path | None, typer.Option("--out", help="write the analysis JSON here")] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="also write the analysis JSON here (always: RUN/crosslingual.json)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of the table")] = False,
 ) -> None:
-    """BLEnD cross-lingual consistency: local-language vs English answers per region, with CIs."""
+    """BLEnD cross-lingual consistency: local-language vs English answers per region, with CIs
+    (written to RUN/crosslingual.json, which `culturelens report RUN` shows)."""
     from culturelens.crosslingual import analyze, format_table
 
     with _user_errors():
         res = analyze(run_dir, variant=variant, prompts=prompt or None)
     print(json.dumps(res, indent=1, ensure_ascii=False) if as_json else format_table(res))
+    text = json.dumps(res, indent=1, ensure_ascii=False)
+    # beside the run like its other analyses (the report's Translation section reads it; a
+    # recomputed run removes it with them)
+    (run_dir / "crosslingual.json").write_text(text, encoding="utf-8")
     if out_file:
-        out_file.write_text(json.dumps(res, indent=1, ensure_ascii=False), encoding="utf-8")
+        out_file.write_text(text, encoding="utf-8")
 
 
 @app.command()
@@ -857,6 +865,14 @@ def improve(
     batch_size: Annotated[int, typer.Option(help="examples per optimisation step")] = 4,
     lora_r: Annotated[int, typer.Option(help="LoRA rank")] = 16,
     beta: Annotated[float, typer.Option(help="DPO beta / ORPO lambda")] = 0.1,
+    presentations: Annotated[
+        str,
+        typer.Option(
+            help="presentations the pairs are built under: orders (the training presentation's option "
+            "orders, position-balanced; default), one, all, or comma-separated variant ids"
+        ),
+    ] = "orders",
+    pairs_per_item: Annotated[int, typer.Option(help="preference pairs per training item")] = 1,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: cuda when there is one)")] = None,
     threads: Annotated[int, typer.Option(help="CPU threads for torch")] = 2,
     cache: Annotated[str | None, typer.Option(help="response cache file (SQLite)")] = None,
@@ -899,6 +915,10 @@ def improve(
             batch_size=batch_size,
             lora_r=lora_r,
             beta=beta,
+            presentations=presentations
+            if presentations in ("orders", "one", "all")
+            else [p.strip() for p in presentations.split(",") if p.strip()],
+            pairs_per_item=pairs_per_item,
             device=device,
             threads=threads,
             cache=cache,

@@ -42,6 +42,7 @@ RUN_FILES = (
     "timing.json",
     "robustness.json",
     "alignment.json",
+    "crosslingual.json",
     "report.html",
     STATUS_FILE,
 )

@@ -542,3 +542,27 @@ def test_crosslingual_side_file_is_shown_per_region(tmp_path: Path):
     )
     assert row["iso2"] == "ES" and row["small"] == (row["n"] < 10)
     assert cl["all"]["n"] == res["all"]["questions"]
+
+
+def test_a_tasks_own_verdict_is_stated_in_the_report(tmp_path: Path):
+    """The nationality task's variation verdict (its own analysis, in extra) reaches the page as words
+    with its figures, the same line the console prints."""
+    from culturelens.console import extra_verdicts
+
+    run = fake_run(
+        tmp_path / "nat",
+        "hash",
+        tasks=["nationality"],
+        limit=3,
+        task_options={"nationality": {"nationalities": "Japan,Kenya,Brazil", "max_tokens": 8}},
+        judges=["fake:hash"],
+        judge_options={"generate_text": "[[No]]"},
+        generate_text=None,
+    )
+    page = build_report([run], tmp_path / "r.html").read_text(encoding="utf-8")
+    data = embedded(page, "report-data")
+    task = data["runs"][0]["tasks"]["nationality"]
+    extra = json.loads((run / "results.json").read_text())["tasks"]["nationality"]["extra"]
+    assert task["extra_verdicts"] == extra_verdicts(extra)
+    assert len(task["extra_verdicts"]) == 1 and "over 3 requests" in task["extra_verdicts"][0]
+    assert "extra-verdict" in page

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from culturelens.aggregate import declared_headline, headline_metric
+from culturelens.console import extra_verdicts
 from culturelens.countries import try_normalize_country
 from culturelens.runlog import RunLogError, read_run
 from culturelens.schema import Headline
@@ -543,6 +544,7 @@ def task_view(
         "region_gap": {m: region_gap(regions, m, chance_verdict if m == metric else None) for m in metrics},
         "breakdowns": _breakdowns(by),
         "extra": entry.get("extra") or {},
+        "extra_verdicts": extra_verdicts(entry.get("extra") or {}),
         "sweep": sweep,
         "across": across_variants(sweep),
         "baselines": baselines,

@@ -658,6 +658,13 @@
       add(block, metricsTable(name));
       runs.forEach(function (r, ri) { var t = taskOf(ri, name); if (t && t.judge) add(block, judgePanel(t.judge, r)); });
       runs.forEach(function (r, ri) { var t = taskOf(ri, name); if (t && t.answers) add(block, answersPanel(t, r, name)); });
+      // the task's own analyses state their verdicts in words (e.g. nationality vs rewording variation)
+      runs.forEach(function (r, ri) {
+        var t = taskOf(ri, name);
+        (t && t.extra_verdicts || []).forEach(function (line) {
+          add(block, h('p', { class: 'callout extra-verdict', text: (runs.length > 1 ? r.label + ': ' : '') + line }));
+        });
+      });
       var extras = [];
       runs.forEach(function (r, ri) { var t = taskOf(ri, name); if (t && t.extra && Object.keys(t.extra).length) extras.push([r.label, flatten(t.extra, '', [])]); });
       extras.forEach(function (e) {

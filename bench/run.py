@@ -10,7 +10,8 @@ applied) and the exact continuations it scores. Per-item choices are compared be
 Each timed command runs in a fresh process with a fresh response cache; wall times include
 process start-up and model load; scoring times exclude both. Results go to ``runs/bench/bench.json``.
 
-lm-eval runs from ``.venv-bench`` (created on first use: ``lm-eval`` + the same CPU torch).
+lm-eval runs from ``.venv-bench`` (created on first use with pinned versions, :data:`BENCH_PINS`:
+``lm-eval[hf]``, the main venv's transformers, the same CPU torch).
 """
 
 from __future__ import annotations
@@ -197,14 +198,37 @@ def tokens_to_process(run_dirs: list[str]) -> list[int]:
     return out
 
 
+#: the peer harness, pinned: lm-eval's ``hf`` extra (lm-eval alone no longer pulls transformers), the
+#: transformers / accelerate / gguf the main venv uses, and the same CPU torch (its CPU index: an
+#: unpinned torch from PyPI is a multi-GB CUDA build). Bump together, then delete .venv-bench.
+BENCH_TORCH = "torch==2.13.0"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+BENCH_PINS = (
+    "lm-eval[hf]==0.4.13",
+    "transformers==5.24.0",
+    "accelerate==1.15.0",
+    "gguf==0.19.0",
+    "peft==0.21.2",
+)
+_BENCH_STAMP = BENCH_VENV / ".pins"
+
+
 def ensure_bench_venv() -> Path:
+    """``.venv-bench`` with :data:`BENCH_PINS` (re-installed when the pins change); fails with the
+    import that is missing instead of later, inside lm-eval."""
     py = BENCH_VENV / "bin" / "python"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "torch==2.13.0"], check=True)
-        subprocess.run(
-            [str(py), "-m", "pip", "install", "-q", "lm-eval", "gguf>=0.10", "accelerate"], check=True
-        )
+    want = "\n".join([BENCH_TORCH, *BENCH_PINS])
+    if not py.exists() or not _BENCH_STAMP.exists() or _BENCH_STAMP.read_text() != want:
+        if not py.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+        pip = [str(py), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "--index-url", TORCH_CPU_INDEX, BENCH_TORCH], check=True)
+        # the main lock pins every shared dependency (numpy, datasets, tokenizers...) as tested
+        subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), BENCH_TORCH, *BENCH_PINS], check=True)
+        _BENCH_STAMP.write_text(want)
+    check = "import lm_eval, transformers, torch, accelerate, gguf"
+    if subprocess.run([str(py), "-c", check], capture_output=True).returncode != 0:
+        sys.exit(f"{BENCH_VENV} is missing a package ({check}): delete it and re-run to rebuild it")
     return py
 
 

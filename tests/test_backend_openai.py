@@ -619,3 +619,91 @@ def test_malformed_echo_is_an_error_not_a_score(hashed):
     hashed.default = "choices_empty"
     with pytest.raises(BackendError, match="choices"):
         b.continuation_logprobs([req])
+
+
+# --- several endpoints, the HTTP client, the runner's batch size ---------------------------------------
+def _label_reqs(b: OpenAIBackend, n: int) -> list[Request]:
+    return [
+        Request(
+            kind="labels",
+            text=b.format([Message(role="user", content=f"question {i}")]),
+            targets=list("ABCD"),
+        )
+        for i in range(n)
+    ]
+
+
+def test_several_endpoints_share_the_load_and_give_the_same_answers(hashed):
+    with FaultServer() as other:
+        both = load_backend(f"openai:tiny-model@{hashed.url},{other.url}", concurrency=4)
+        assert both.endpoints == [hashed.url, other.url]
+        # the identity names every endpoint, in a fixed order: the cache never depends on the replica
+        swapped = load_backend(f"openai:tiny-model@{other.url}, {hashed.url}", concurrency=4)
+        assert both.identity() == swapped.identity()
+        assert both.identity()["base_url"] == ",".join(sorted([hashed.url, other.url]))
+        reqs = _label_reqs(both, 40)
+        spread = both.label_logprobs(reqs)
+        assert len(hashed.requests) > 5 and len(other.requests) > 5
+        assert len(hashed.requests) + len(other.requests) == 40
+        hashed.requests.clear()
+        single = _backend(hashed, concurrency=4).label_logprobs(reqs)
+        assert [r.model_dump() for r in spread] == [r.model_dump() for r in single]
+
+
+def test_several_endpoints_in_a_run_score_as_one(hashed, tmp_path):
+    with FaultServer() as other:
+        spread = _starter_run(load_backend(f"openai:tiny-model@{hashed.url},{other.url}"), tmp_path, "two")
+        assert hashed.requests and other.requests
+        one = _starter_run(_backend(hashed), tmp_path, "one")
+    assert [(r["item_id"], r["prediction"], r["probs"]) for r in _rows(spread)] == [
+        (r["item_id"], r["prediction"], r["probs"]) for r in _rows(one)
+    ]
+    assert spread.results["tasks"]["starter"]["metrics"] == one.results["tasks"]["starter"]["metrics"]
+
+
+def test_an_endpoint_listed_twice_or_malformed_is_an_error(hashed):
+    with pytest.raises(BackendError, match="listed twice"):
+        load_backend(f"openai:m@{hashed.url},{hashed.url}/")
+    with pytest.raises(BackendError, match="base URL"):
+        load_backend(f"openai:m@{hashed.url},http://")
+    assert parse_spec(f"m@{hashed.url}")[1] == hashed.url  # one endpoint: the identity it always had
+
+
+def test_a_failing_endpoint_names_itself(hashed):
+    b = _backend(hashed, max_retries=0)
+    b2 = load_backend(f"openai:tiny-model@{hashed.url},http://127.0.0.1:9/v1", max_retries=0, concurrency=2)
+    assert b.label_logprobs(_label_reqs(b, 1))
+    with pytest.raises(BackendError, match="127.0.0.1:9/v1"):
+        b2.label_logprobs(_label_reqs(b2, 4))
+
+
+@pytest.mark.parametrize("client", ["httpx", "aiohttp"])
+def test_both_http_clients_answer_alike(hashed, client):
+    if client == "aiohttp":
+        pytest.importorskip("aiohttp")
+    b = _backend(hashed, http_client=client, concurrency=3, max_retries=2)
+    reqs = _label_reqs(b, 6)
+    assert [_choice(r) for r in b.label_logprobs(reqs)] == [_expected_choice(b, r) for r in reqs]
+    hashed.faults = ["reset", "http:500:0"]  # both retried
+    assert len(b.generate([Request(kind="generate", text="hi")])) == 1
+    hashed.default = "delay:1.5"
+    b.timeout, b.max_retries = 0.3, 0
+    with pytest.raises(BackendError, match="no answer within 0.3 s"):
+        b.generate([Request(kind="generate", text="hi")])
+    with pytest.raises(BackendError, match="http_client"):
+        load_backend(f"openai:m@{hashed.url}", http_client="curl")
+
+
+def test_runner_hands_an_http_backend_batches_of_several_waves(hashed, tmp_path):
+    b = _backend(hashed, concurrency=3)
+    assert b.min_batch == 24
+    sizes: list[int] = []
+    run = b.run
+
+    def counted(batch):
+        sizes.append(len(batch))
+        return run(batch)
+
+    b.run = counted  # type: ignore[method-assign]
+    _starter_run(b, tmp_path, "waves", limit=30, batch_size=2)
+    assert sizes and max(sizes) == 24  # not the configured 2: answers do not depend on batching

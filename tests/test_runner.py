@@ -174,3 +174,92 @@ def test_losing_the_lock_race_leaves_the_winners_directory(tmp_path: Path, monke
         for p in holder:
             p.kill()
             p.wait()
+
+
+# --- a finished run recognised by its reuse key (no prompt rendered) ----------------------------------
+def _render_fails(monkeypatch) -> None:
+    from culturelens.tasks.base import Task
+
+    def boom(*a, **k):
+        raise AssertionError("a prompt was rendered")
+
+    monkeypatch.setattr(Task, "render", boom)
+
+
+def test_finished_run_is_recognised_without_rendering(tmp_path: Path, monkeypatch):
+    fb = FakeBackend("hash")
+    first = _run(tmp_path, fb)
+    status = json.loads((first.run_dir / "run.json").read_text())
+    assert status["reuse_key"]
+    with monkeypatch.context() as m:
+        _render_fails(m)
+        again = _run(tmp_path, fb)
+    assert again.timing["reused"] and again.timing["reused_by_key"]
+    assert again.results == first.results
+    # held lock as asked
+    cfg = RunConfig(
+        data_dir=str(tmp_path / "data"),
+        out=str(tmp_path / "run"),
+        cache=str(tmp_path / "c.sqlite"),
+        n_boot=200,
+    )
+    held = Runner(cfg, backend=fb, hold_lock=True).run()
+    assert held.timing["reused_by_key"] and held.lock is not None and held.lock.acquired
+    held.release()
+
+
+def test_a_changed_input_is_never_reused_by_key(tmp_path: Path, monkeypatch):
+    import os
+
+    import culturelens.runner as runner_mod
+
+    fb = FakeBackend("hash")
+    data = mini_starter(tmp_path / "data")
+
+    def run(**kw):
+        cfg = {
+            "data_dir": str(data.parent),
+            "out": str(tmp_path / "run"),
+            "cache": str(tmp_path / "c.sqlite"),
+        }
+        return Runner(RunConfig(**{**cfg, "n_boot": 200, **kw}), backend=fb).run()
+
+    first = run()
+    assert run().timing.get("reused_by_key")
+    # the same size and modification time, another gold answer: the content decides
+    text, st = data.read_text(), data.stat()
+    data.write_text(text.replace('"answer": 0', '"answer": 1', 1))
+    assert data.stat().st_size == st.st_size and data.read_text() != text
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
+    changed = run()
+    assert not changed.timing.get("reused") and changed.results != first.results
+    assert run().timing.get("reused_by_key")  # and recognised at once from then on
+    # an option that decides the results: the full check (which renders every prompt)
+    with monkeypatch.context() as m:
+        _render_fails(m)
+        try:
+            run(n_boot=300)
+            rendered = False
+        except AssertionError:
+            rendered = True
+    assert rendered
+    # changed code (the package digest): the full check, which finds the same requests and reuses
+    run()
+    monkeypatch.setattr(runner_mod, "_code_digest", lambda: "edited")
+    edited = run()
+    assert edited.timing.get("reused") and not edited.timing.get("reused_by_key")
+    assert run().timing.get("reused_by_key")  # the full check recorded the new key
+
+
+def test_no_reuse_key_for_a_task_whose_data_cannot_be_digested(tmp_path: Path):
+    from culturelens.backends.fake import FakeBackend as FB
+    from culturelens.runner import reuse_key
+
+    fb = FB("hash")
+    cfg = RunConfig(tasks=["starter"], data_dir=str(tmp_path / "missing"))
+    assert reuse_key(cfg, fb, fb.identity()) is None
+    cfg = RunConfig(tasks=["starter"], judges=["fake:first"])
+    assert reuse_key(cfg, fb, fb.identity()) is None
+    shipped = RunConfig(tasks=["starter"])
+    assert reuse_key(shipped, fb, fb.identity()) == reuse_key(shipped, fb, fb.identity())
+    assert reuse_key(shipped, fb, fb.identity()) != reuse_key(shipped, FB("first"), FB("first").identity())

@@ -624,7 +624,10 @@ class RunLogWriter:
         assert self._samples is not None, "open_samples() first"
         self._samples.write(json.dumps(record, ensure_ascii=False) + "\n")
 
-    def finish(self, results: Mapping[str, Any], timing: Mapping[str, Any], ended: float) -> None:
+    def finish(
+        self, results: Mapping[str, Any], timing: Mapping[str, Any], ended: float, **status: Any
+    ) -> None:
+        """Close the files and record the run ``complete`` with their hashes (and ``status`` fields)."""
         judged: tuple[str, ...] = ()
         if self._judgements is not None:
             self._judgements.close()
@@ -642,6 +645,7 @@ class RunLogWriter:
             status=Status.COMPLETE.value,
             ended=ended,
             files={n: file_digest(self.dir / n) for n in (*HASHED, *judged)},
+            **status,
         )
 
     def fail(self, status: Literal["failed", "interrupted"], error: str, ended: float) -> None:

@@ -4,6 +4,13 @@ Resume is a property of the cache: every computed batch is committed before the 
 and outputs are rewritten from scratch (atomically) from the cache on every run, so a re-run after
 a crash produces exactly the files an uninterrupted run produces.
 
+A finished run is recognised without rendering a prompt when its ``run.json`` holds a *reuse key*
+(:func:`reuse_key`) equal to the one of the run asked for: a digest of the config, the model's
+identity and formatting, the package versions, culturelens' own code and the content of every
+task's data. Only runs whose every input is in that digest get one (built-in tasks reading local
+files or shipped data, no judges, a backend that needs no weights to say who it is); any other run,
+or any difference, takes the full check (every request's key), which also re-records the key.
+
 Memory: items are loaded whole (a run validates everything before touching the model), but prompts,
 requests and responses are streamed a block of items at a time; each block's samples go to disk as
 soon as they are scored and only the compact scores stay for aggregation.
@@ -12,7 +19,9 @@ soon as they are scored and only the compact scores stay for aggregation.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import json
 import os
 import platform
 import sys
@@ -180,6 +189,126 @@ def _sample_record(w: Work) -> dict[str, Any]:
     return rec
 
 
+# --- recognising a finished run without rendering a prompt ------------------------------------------
+_REUSE_VERSION = 1
+_DATA_LIMIT = 1 << 30  # data larger than this (bytes) are not hashed: the run takes the full check
+_DATA_FILES = 20000
+
+
+def _tree_digest(root: Path) -> str | None:
+    """SHA-256 of a file, or of a folder's files (relative names, sizes and contents); None when it
+    is missing or too large to hash quickly."""
+    try:
+        if root.is_file():
+            files, base = [root], root.parent
+        elif root.is_dir():
+            files, base = [], root
+            for p in root.rglob("*"):
+                if p.is_file() and "__pycache__" not in p.parts:
+                    files.append(p)
+                    if len(files) > _DATA_FILES:
+                        return None
+            files.sort()
+        else:
+            return None
+        if sum(p.stat().st_size for p in files) > _DATA_LIMIT:
+            return None
+        h = hashlib.sha256()
+        for p in files:
+            h.update(f"{p.relative_to(base).as_posix()}\0{p.stat().st_size}\0".encode())
+            with p.open("rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+@functools.cache
+def _code_digest() -> str:
+    """Every file of the installed culturelens package (code, templates, shipped data)."""
+    import culturelens
+
+    return _tree_digest(Path(culturelens.__file__).parent) or "unknown"
+
+
+def reuse_key(cfg: RunConfig, backend: Backend, identity: dict) -> str | None:
+    """A digest of everything that decides a run's results, computed without loading an item, or None
+    when something that does cannot be digested cheaply (a plugin or spec task, data that are
+    downloaded or too large, judges): such a run is always checked request by request."""
+    from culturelens.judging import JudgedTask
+    from culturelens.tasks.base import Task
+    from culturelens.tasks.starter import Starter
+
+    if cfg.judges or cfg.judge_options:
+        return None
+    try:
+        tasks = []
+        for name in cfg.tasks:
+            task = get_task(name, data_dir=cfg.data_dir, **cfg.task_options.get(name, {}))
+            cls = type(task)
+            if not cls.__module__.startswith("culturelens.tasks.") or cls.fingerprint is not Task.fingerprint:
+                return None
+            if isinstance(task, JudgedTask):
+                return None
+            if task.data_dir is not None:
+                data = _tree_digest(task.data_dir.expanduser().resolve())
+            elif isinstance(task, Starter):
+                data = "shipped"  # in the package: part of the code digest
+            else:
+                data = None  # downloaded or cached elsewhere: not digested
+            if data is None:
+                return None
+            tasks.append(
+                {
+                    "name": task.name,
+                    "class": f"{cls.__module__}.{cls.__qualname__}",
+                    "data": data,
+                    "info": task.info(),
+                }
+            )
+        probe = [Message(role="system", content="s"), Message(role="user", content="u")]
+        payload = {
+            "v": _REUSE_VERSION,
+            "config": cfg.model_dump(mode="json", exclude={"out", "runs_root", "cache", "command"}),
+            "identity": identity,
+            "chat_template": backend.chat_template_source,
+            "format": [
+                backend.format(probe),
+                backend.format(probe, "p"),
+                backend.format_closed([*probe, Message(role="assistant", content="a")]),
+            ],
+            "versions": package_versions(),
+            "code": _code_digest(),
+            "tasks": tasks,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    except Exception:  # noqa: BLE001 - anything unusual: the full check decides (and reports errors)
+        return None
+
+
+def _weightless(spec: str, options: dict[str, Any]) -> bool:
+    """Whether getting a backend for ``spec`` loads no weights: a remote or fake model, or a built-in
+    backend whose saved card identifies it (:class:`~culturelens.backends.cards.LazyBackend`)."""
+    from culturelens.backends.cards import load_card
+    from culturelens.backends.registry import backend_info, normalize_spec
+
+    try:
+        prefix, _, rest = normalize_spec(spec).partition(":")
+        if prefix in ("openai", "fake"):
+            return True
+        info = backend_info(prefix)
+        if info is None or not info.builtin:
+            return False
+        cls = info.load()
+        if getattr(cls.card_key, "__func__", None) is getattr(Backend.card_key, "__func__", None):
+            return False
+        key = cls.card_key(rest, **options)
+        return key is not None and load_card(key) is not None
+    except Exception:  # noqa: BLE001 - anything unusual: load it after the items, as always
+        return False
+
+
 class EmptyRunError(ValueError):
     """A run would score nothing; says which task and why."""
 
@@ -264,9 +393,25 @@ class Runner:
     def run(self) -> RunResult:
         cfg = self.config
         t0 = time.perf_counter()
+        backend: Backend | None = None
+        if self.backend is not None or _weightless(
+            cfg.model, cfg.backend_options
+        ):  # a finished run: recognised at once
+            backend = self.backend or load_backend(cfg.model, lazy=True, **cfg.backend_options)
+            try:
+                quick = self._reuse_finished(cfg, backend, t0)
+            except BaseException:
+                if self.backend is None:
+                    backend.close()
+                raise
+            if quick is not None:
+                if self.backend is None:
+                    backend.close()
+                return quick
+        self._reuse_before = self._key_now(cfg, backend)
         tasks = load_tasks(cfg)
         t_data = time.perf_counter()
-        backend = self.backend or load_backend(cfg.model, lazy=True, **cfg.backend_options)
+        backend = backend or load_backend(cfg.model, lazy=True, **cfg.backend_options)
         try:
             self._judges = JudgeStage.for_run(cfg, tasks, backend)
             return self._run(cfg, tasks, backend, t0, t_data)
@@ -276,10 +421,65 @@ class Runner:
             if self.backend is None:
                 backend.close()
 
+    _reuse_before: str | None = None  # the reuse key before the items were loaded
+
+    @staticmethod
+    def _key_now(cfg: RunConfig, backend: Backend | None) -> str | None:
+        if backend is None:  # a backend with weights is loaded after the items are validated
+            return None
+        return reuse_key(cfg, backend, backend.identity())
+
+    def _run_dir(self, identity: dict) -> Path:
+        cfg = self.config
+        return Path(cfg.out) if cfg.out else Path(cfg.runs_root) / cfg.run_id(identity)
+
+    def _reuse_finished(self, cfg: RunConfig, backend: Backend, t0: float) -> RunResult | None:
+        """The earlier complete run in the run directory when its reuse key is this run's (see the
+        module docstring) and its files are whole; None otherwise (the full check decides)."""
+        identity = backend.identity()
+        run_dir = self._run_dir(identity)
+        status = rundir.read_status(run_dir)
+        if not status or status.get("status") != "complete" or not status.get("reuse_key"):
+            return None
+        if (status.get("files") or {}).get("judgements.jsonl"):
+            return None
+        key = reuse_key(cfg, backend, identity)
+        if key is None or key != status["reuse_key"]:
+            return None
+        lock = rundir.RunLock(run_dir)
+        lock.acquire()  # another process running into the directory: the same one-line error as ever
+        try:
+            finished = self._finished(run_dir, status.get("requests_digest") or "")
+            if finished is None or rundir.read_status(run_dir) != status:
+                lock.release()
+                return None
+        except BaseException:
+            lock.release()
+            raise
+        self.state = RunState(run_dir=run_dir, cache=Path(cfg.cache) if cfg.cache else DEFAULT_CACHE)
+        timing = {
+            **finished[1],
+            "reused": True,
+            "reused_by_key": True,
+            "wall_s": time.perf_counter() - t0,
+            "first_wall_s": finished[1].get("wall_s"),
+            "computed": 0,
+            "cache_hits": 0,
+            "model_load_s": 0.0,
+            "scoring_s": 0.0,
+            "model_loaded": float(getattr(backend, "loaded", True)),
+        }
+        result = RunResult(run_dir, finished[0], timing)
+        if self.hold_lock:
+            result.lock = lock
+        else:
+            lock.release()
+        return result
+
     def _run(self, cfg: RunConfig, tasks, backend: Backend, t0: float, t_data: float) -> RunResult:
         t_load = time.perf_counter()
         identity = backend.identity()
-        run_dir = Path(cfg.out) if cfg.out else Path(cfg.runs_root) / cfg.run_id(identity)
+        run_dir = self._run_dir(identity)
         cache_path = Path(cfg.cache) if cfg.cache else DEFAULT_CACHE
         self.state = RunState(run_dir=run_dir, cache=cache_path)
         created = not run_dir.exists()
@@ -330,9 +530,19 @@ class Runner:
         judged = "\n" + self._judges.fingerprint() if self._judges is not None else ""
         # what else decides the results (a spec task: its spec and data files) joins the digest
         declared = "".join(f"\ntask {t.name} {fp}" for t, _ in tasks if (fp := t.fingerprint()))
+        # and the items themselves: a changed gold answer or group changes no request but the scores
+        items = hashlib.sha256()
+        for _, its in tasks:
+            for it in its:
+                items.update(it.model_dump_json().encode())
+        declared += f"\nitems {items.hexdigest()}"
         digest = hashlib.sha256(("\n".join(keys) + judged + declared).encode()).hexdigest()
         finished = self._finished(run_dir, digest)
         if finished is not None:  # the same requests were all scored and aggregated before: nothing to do
+            key = self._reuse_after(cfg, backend, identity)
+            if key is not None:  # recognised at once next time
+                with contextlib.suppress(OSError):
+                    rundir.write_status(run_dir, reuse_key=key)
             t_end = time.perf_counter()
             timing = {
                 **finished[1],
@@ -350,7 +560,11 @@ class Runner:
         rundir.clear(run_dir)
         writer = self._writer = RunLogWriter(run_dir)
         writer.start(
-            self._header(backend, tasks), started=time.time(), requests_digest=digest, pid=os.getpid()
+            self._header(backend, tasks),
+            started=time.time(),
+            requests_digest=digest,
+            pid=os.getpid(),
+            reuse_key=None,
         )
         # the item snapshot: analyses read gold, groups and references from the run, not the dataset
         writer.write_items(
@@ -410,8 +624,16 @@ class Runner:
             "requests_digest": digest,
             **(self._judges.timing() if self._judges is not None else {}),
         }
-        writer.finish(results, timing, ended=time.time())
+        writer.finish(results, timing, ended=time.time(), reuse_key=self._reuse_after(cfg, backend, identity))
         return RunResult(run_dir, results, timing)
+
+    def _reuse_after(self, cfg: RunConfig, backend: Backend, identity: dict) -> str | None:
+        """The reuse key to record: only when nothing it digests changed while the run read its
+        data (the key before the items were loaded is the key now)."""
+        if self._judges is not None or self._reuse_before is None:
+            return None
+        key = reuse_key(cfg, backend, identity)
+        return key if key == self._reuse_before else None
 
     def _blocks(self, tasks, backend: Backend, identity: dict) -> Iterator[list[Work]]:
         """Every (task, variant, item) as a rendered request, in blocks of whole items: a block holds
@@ -470,7 +692,9 @@ class Runner:
         label = model_label(identity)
         # group by kind and sort by length so batches are homogeneous (prefix sharing, padding)
         todo.sort(key=lambda k: (by_key[k][0].request.kind, by_key[k][0].request.text))
-        bs = max(1, self.config.batch_size)
+        # a backend that answers many requests at once (an HTTP server) asks for batches of at least
+        # ``min_batch``: its answers do not depend on how they are batched
+        bs = max(1, self.config.batch_size, int(getattr(backend, "min_batch", 0) or 0))
         total = len(todo) if total is None else total
         for start in range(0, len(todo), bs):
             chunk = todo[start : start + bs]

@@ -1,7 +1,12 @@
 """Any OpenAI-compatible HTTP server (vLLM, llama.cpp server, SGLang, TGI, OpenAI...).
 
 Spec: ``openai:MODEL@BASE_URL`` (``openai:llama3@http://localhost:8000/v1``); without ``@URL`` the
-base URL comes from ``$OPENAI_BASE_URL`` or defaults to ``https://api.openai.com/v1``. The base URL
+base URL comes from ``$OPENAI_BASE_URL`` or defaults to ``https://api.openai.com/v1``. Several
+endpoints serving one model (replicas) are given comma-separated, ``openai:MODEL@URL1,URL2``: the
+requests in flight are spread over them (each endpoint gets an equal share of the ``concurrency``
+slots, and a slot takes the next request as soon as its answer is in, so a faster endpoint answers
+more). The identity then names every endpoint (sorted), so a cache entry never depends on which
+replica answered; one endpoint keeps the identity it always had. The base URL
 must be ``http(s)://HOST[:PORT][/PATH]`` (no query or fragment); anything after the last ``@`` that is
 not such a URL is an error, so a model name containing ``@`` needs an explicit URL.
 
@@ -59,7 +64,12 @@ fields, ``logprobs.content`` of the wrong type, NaN or positive log-probs, an ``
 ``malformed_retries`` times, with backoff), then the batch fails with a one-line BackendError naming
 the model, the URL and what was wrong.
 
-HTTP: httpx.AsyncClient, at most ``concurrency`` requests in flight, ``timeout`` seconds per
+HTTP: aiohttp when it is installed (about ten times less CPU per request than httpx, which matters
+from a few hundred requests a second on), else httpx; option ``http_client`` picks one
+(``auto`` | ``aiohttp`` | ``httpx``); answers do not depend on it. At most ``concurrency`` requests in flight (each batch runs ``concurrency``
+workers that take the next request as one finishes; workers share a client per
+:data:`_LANES_PER_CLIENT` of them, because httpx's pool scans every connection on every request and
+one pool of hundreds of connections costs more CPU than the requests), ``timeout`` seconds per
 request (a deadline on the whole answer, so a server trickling bytes cannot stall a run), retries on
 408/429/5xx, transport errors and timeouts with exponential backoff and jitter (a ``Retry-After``
 header wins, capped at ``backoff_max``), at most ``max_retries`` retries per request. When a request
@@ -141,8 +151,18 @@ class BaseURL:
     password: str | None = field(default=None, repr=False)
 
 
+#: workers (requests in flight) per HTTP client; see the module docstring
+_LANES_PER_CLIENT = 16
+_NEXT_URL = re.compile(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def split_urls(url: str) -> list[str]:
+    """``URL1,URL2`` -> its URLs (split only before a ``scheme://``, so a comma inside one URL stays)."""
+    return [u.strip() for u in _NEXT_URL.split(url)]
+
+
 def _split_spec(spec: str) -> tuple[str, str, str]:
-    """``MODEL@BASE_URL`` -> (model, raw url, where the url came from)."""
+    """``MODEL@BASE_URL[,BASE_URL...]`` -> (model, raw url(s), where the url came from)."""
     m = re.match(r"^(?P<model>.*?)@(?P<url>[A-Za-z][A-Za-z0-9+.-]*://.*)$", spec, re.S)
     if m:
         model, url, source = m.group("model"), m.group("url"), "spec"
@@ -194,10 +214,26 @@ def parse_base_url(url: str, source: str = "spec") -> BaseURL:
     return BaseURL(public=public, host=host, user=parts.username or None, password=parts.password or None)
 
 
+def parse_base_urls(url: str, source: str = "spec") -> list[BaseURL]:
+    """One or more comma-separated base URLs (:func:`parse_base_url` each); a URL listed twice is an error."""
+    urls = [parse_base_url(u, source) for u in split_urls(url)]
+    seen: set[str] = set()
+    for u in urls:
+        if u.public in seen:
+            raise BackendError(f"base URL {u.public} is listed twice: give each endpoint once")
+        seen.add(u.public)
+    return urls
+
+
+def endpoints_label(urls: Sequence[BaseURL]) -> str:
+    """The identity's ``base_url``: the one URL, or every endpoint sorted and comma-joined."""
+    return urls[0].public if len(urls) == 1 else ",".join(sorted(u.public for u in urls))
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
-    """``MODEL@BASE_URL`` -> (model, public base URL without credentials); BackendError if malformed."""
+    """``MODEL@BASE_URL`` -> (model, public base URL(s) without credentials); BackendError if malformed."""
     model, url, source = _split_spec(spec)
-    return model, parse_base_url(url, source).public
+    return model, endpoints_label(parse_base_urls(url, source))
 
 
 def needs_key(host: str) -> bool:
@@ -488,12 +524,113 @@ def _guard(parse: Callable[[Any], _T]) -> Callable[[Any], _T]:
     return safe
 
 
+class _NoAnswer(Exception):
+    """The request got no answer (refused, reset, a truncated body...): retried. The message names
+    the client library's exception."""
+
+
+class _ClientFailure(Exception):
+    """The client library failed in another way (decoding, protocol...): not retried."""
+
+
+@dataclass
+class _Answer:
+    status: int
+    headers: Any  # case-insensitive mapping
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+def _body(payload: dict[str, Any]) -> bytes:
+    """The JSON request body (as httpx's ``json=`` writes it)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+class _HttpxClient:
+    def __init__(self, headers: dict[str, str], timeout: float, n: int):
+        self.timeout = timeout
+        self.client = httpx.AsyncClient(
+            headers=headers,
+            verify=_ssl_context(),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            # every connection is kept alive between requests (httpx keeps 20 by default: more
+            # requests in flight than that would each open a new connection)
+            limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+            follow_redirects=False,
+        )
+
+    async def post(self, url: str, data: bytes) -> _Answer:
+        try:  # a deadline on the whole answer (httpx's timeouts are per read)
+            r = await asyncio.wait_for(self.client.post(url, content=data), self.timeout)
+        except httpx.TimeoutException:
+            raise TimeoutError from None
+        except httpx.TransportError as exc:  # connect / read errors
+            raise _NoAnswer(f"{type(exc).__name__} {exc}") from None
+        except httpx.HTTPError as exc:  # anything else httpx raises (decoding, protocol...)
+            raise _ClientFailure(f"{type(exc).__name__} {exc}") from None
+        return _Answer(r.status_code, r.headers, r.content)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class _AiohttpClient:
+    def __init__(self, headers: dict[str, str], timeout: float, n: int, url: str = ""):
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        # the proxy from the environment ($HTTPS_PROXY, $NO_PROXY...), as httpx reads it - looked up
+        # once here: aiohttp's trust_env looks it up in a thread for every request
+        self.proxy = _env_proxy(url)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=n, limit_per_host=n, ssl=_ssl_context()),
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0)),
+        )
+
+    async def post(self, url: str, data: bytes) -> _Answer:
+        """(aiohttp's ``total`` timeout is a deadline on the whole answer, body included)"""
+        aiohttp = self._aiohttp
+        try:
+            async with self.session.post(url, data=data, allow_redirects=False, proxy=self.proxy) as r:
+                return _Answer(r.status, r.headers, await r.read())
+        except TimeoutError:
+            raise
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            raise _NoAnswer(f"{type(exc).__name__} {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise _ClientFailure(f"{type(exc).__name__} {exc}") from None
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+
+def _env_proxy(url: str) -> str | None:
+    import urllib.request
+
+    parts = urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
+def _aiohttp_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("aiohttp") is not None
+
+
 @dataclass
 class _Session:
-    """One batch: its HTTP client and the flag that stops its other requests after a failure."""
+    """One worker of a batch: its HTTP client, its endpoint, and the batch's flag that stops the other
+    requests after a failure."""
 
-    client: httpx.AsyncClient
+    client: _HttpxClient | _AiohttpClient
     stop: asyncio.Event
+    base_url: str = ""  # the endpoint this worker sends to (public form, no credentials)
 
 
 def _option(name: str, value: Any, conv: Callable[[Any], _T], check: Callable[[_T], bool], want: str) -> _T:
@@ -523,17 +660,26 @@ class OpenAIBackend(Backend):
         missing_logprob: float | None = None,
         prefix_mode: str = "continue",
         logprobs: str = "auto",
+        http_client: str = "auto",
     ):
         model, url, source = _split_spec(spec)
         self.model = model
-        self._url = parse_base_url(url, source)
-        self.base_url = self._url.public  # never holds credentials
+        self._urls = parse_base_urls(url, source)
+        self._url = self._urls[0]
+        self.base_url = endpoints_label(self._urls)  # never holds credentials
         if api not in ("chat", "completions"):
             raise BackendError(f"api must be 'chat' or 'completions', not {api!r}")
         if prefix_mode not in ("continue", "append", "drop"):
             raise BackendError(f"prefix_mode must be continue, append or drop, not {prefix_mode!r}")
         if logprobs not in ("auto", "require", "off"):
             raise BackendError(f"logprobs must be auto, require or off, not {logprobs!r}")
+        if http_client not in ("auto", "aiohttp", "httpx"):
+            raise BackendError(f"http_client must be auto, aiohttp or httpx, not {http_client!r}")
+        if http_client == "aiohttp" and not _aiohttp_installed():
+            raise BackendError("http_client=aiohttp: aiohttp is not installed (pip install aiohttp)")
+        if http_client == "auto":
+            http_client = "aiohttp" if _aiohttp_installed() else "httpx"
+        self.http_client = http_client
         if not isinstance(api_key_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
             raise BackendError(f"api_key_env must name an environment variable, not {api_key_env!r}")
         positive = "a positive number"
@@ -614,7 +760,8 @@ class OpenAIBackend(Backend):
 
     def _clean(self, text: str, limit: int = 200) -> str:
         """One line, with the key, URL credentials and token-shaped strings masked."""
-        secrets = [s for s in (self._key(), self._url.password, self._url.user) if s]
+        candidates = [self._key()] + [s for u in self._urls for s in (u.password, u.user)]
+        secrets = [s for s in candidates if s]
         return _one_line(redact(str(text), secrets), limit)
 
     def _key_hint(self) -> str:
@@ -624,26 +771,28 @@ class OpenAIBackend(Backend):
         )
 
     def _require_key(self) -> None:
-        if needs_key(self._url.host) and not self._key():
+        if any(needs_key(u.host) for u in self._urls) and not self._key():
             raise BackendError(f"{self._key_hint()}; {self.base_url} needs an API key (model {self.model!r})")
 
     # --- HTTP ------------------------------------------------------------------------------------------
-    def _client(self) -> httpx.AsyncClient:
+    def _client(
+        self, url: BaseURL | None = None, connections: int | None = None
+    ) -> _HttpxClient | _AiohttpClient:
+        """A client for endpoint ``url`` (the first by default) with a pool of ``connections``."""
+        url = url or self._url
+        n = connections or self.concurrency
         headers = {"Content-Type": "application/json"}
         key = self._key()
-        auth = None
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        elif self._url.user or self._url.password:
-            auth = httpx.BasicAuth(self._url.user or "", self._url.password or "")
-        return httpx.AsyncClient(
-            headers=headers,
-            auth=auth,
-            verify=_ssl_context(),
-            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-            limits=httpx.Limits(max_connections=self.concurrency),
-            follow_redirects=False,
-        )
+        elif url.user or url.password:  # HTTP basic auth, as httpx.BasicAuth writes it
+            import base64
+
+            pair = f"{url.user or ''}:{url.password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+        if self.http_client == "aiohttp":
+            return _AiohttpClient(headers, self.timeout, n, url.public)
+        return _HttpxClient(headers, self.timeout, n)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -665,7 +814,8 @@ class OpenAIBackend(Backend):
     async def _post(self, sess: _Session, path: str, body: dict[str, Any]) -> Any:
         """POST with retries on transport errors, timeouts, 408/429/5xx; returns the decoded JSON
         (raises MalformedAnswer for a 2xx body that is not JSON)."""
-        url = f"{self.base_url}{path}"
+        url = f"{sess.base_url or self._url.public}{path}"
+        data = _body(body)
         attempt = 0
         while True:
             if sess.stop.is_set():
@@ -673,23 +823,21 @@ class OpenAIBackend(Backend):
             self.stats["http_requests"] += 1
             retry_after: float | None = None
             try:
-                resp = await asyncio.wait_for(sess.client.post(url, json=body), self.timeout)
-            except (TimeoutError, httpx.TransportError) as exc:  # connect / read errors, timeouts
+                resp = await sess.client.post(url, data)
+            except (TimeoutError, _NoAnswer) as exc:  # connect / read errors, timeouts
                 if attempt >= self.max_retries:
                     what = (
                         f"no answer within {self.timeout:g} s"
-                        if isinstance(exc, TimeoutError | httpx.TimeoutException)
-                        else f"{type(exc).__name__} {self._clean(str(exc), 120)}"
+                        if isinstance(exc, TimeoutError)
+                        else self._clean(str(exc), 120)
                     )
                     raise BackendError(
                         f"cannot reach {url} (model {self.model!r}): {what} (after {attempt + 1} attempts)"
                     ) from None
-            except httpx.HTTPError as exc:  # anything else httpx raises (decoding, protocol...)
-                raise BackendError(
-                    f"{url} (model {self.model!r}): {type(exc).__name__} {self._clean(str(exc), 120)}"
-                ) from None
+            except _ClientFailure as exc:
+                raise BackendError(f"{url} (model {self.model!r}): {self._clean(str(exc), 120)}") from None
             else:
-                status = resp.status_code
+                status = resp.status
                 if 200 <= status < 300:
                     try:
                         return json.loads(resp.content)
@@ -737,7 +885,7 @@ class OpenAIBackend(Backend):
             if attempt + 1 < attempts:
                 await self._pause(sess, attempt)
         raise BackendError(
-            f"model {self.model!r} at {self.base_url} gave a malformed answer to a {kind} request "
+            f"model {self.model!r} at {sess.base_url or self.base_url} gave a malformed answer to a {kind} request "
             f"({attempts} attempt{'s' if attempts > 1 else ''}): {why}"
         )
 
@@ -754,12 +902,13 @@ class OpenAIBackend(Backend):
         errors: list[BaseException] = []
 
         async def main() -> None:
-            sess = _Session(self._client(), asyncio.Event())
-            sem = asyncio.Semaphore(self.concurrency)
+            stop = asyncio.Event()
+            sessions = self._sessions(min(self.concurrency, len(batch)), stop)
+            todo = iter(enumerate(batch))  # shared by the workers: each takes the next request
 
-            async def one(i: int, req: Request) -> None:
-                async with sem:
-                    if sess.stop.is_set():
+            async def worker(sess: _Session) -> None:
+                for i, req in todo:
+                    if stop.is_set():
                         return
                     try:
                         done[i] = await fn(sess, req)
@@ -767,18 +916,21 @@ class OpenAIBackend(Backend):
                         pass
                     except BackendError as exc:
                         errors.append(exc)
-                        sess.stop.set()
+                        stop.set()
                     except Exception as exc:  # noqa: BLE001 - never a traceback for a bad answer
                         errors.append(
                             BackendError(
-                                f"model {self.model!r} at {self.base_url}: {type(exc).__name__} "
+                                f"model {self.model!r} at {sess.base_url}: {type(exc).__name__} "
                                 f"{self._clean(str(exc), 160)}"
                             )
                         )
-                        sess.stop.set()
+                        stop.set()
 
-            async with sess.client:
-                await asyncio.gather(*(one(i, r) for i, r in enumerate(batch)))
+            try:
+                await asyncio.gather(*(worker(s) for s in sessions))
+            finally:
+                for client in {id(s.client): s.client for s in sessions}.values():
+                    await client.aclose()
 
         _run_coroutine(main())
         if errors:
@@ -786,6 +938,31 @@ class OpenAIBackend(Backend):
                 raise PartialBatchError(str(errors[0]), dict(done))
             raise errors[0]
         return [done[i] for i in range(len(batch))]
+
+    def _sessions(self, workers: int, stop: asyncio.Event) -> list[_Session]:
+        """``workers`` workers, dealt round-robin over the endpoints; the workers of one endpoint
+        share a client per :data:`_LANES_PER_CLIENT` (its pool holds exactly their connections)."""
+        per_url: list[list[int]] = [list(range(e, workers, len(self._urls))) for e in range(len(self._urls))]
+        lanes: dict[int, _Session] = {}
+        for e, ws in enumerate(per_url):
+            url = self._urls[e]
+            for start in range(0, len(ws), _LANES_PER_CLIENT):
+                group = ws[start : start + _LANES_PER_CLIENT]
+                client = self._client(url, len(group))
+                for w in group:
+                    lanes[w] = _Session(client, stop, url.public)
+        return [lanes[w] for w in range(workers)]
+
+    @property
+    def min_batch(self) -> int:
+        """The runner hands this backend at least this many requests at a time: a batch ends when its
+        slowest answer is in, so it holds several waves of ``concurrency`` requests."""
+        return 8 * self.concurrency
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoints requests are spread over (public form, in the order given)."""
+        return [u.public for u in self._urls]
 
     # --- the three request kinds ---------------------------------------------------------------------
     def label_logprobs(self, batch: Sequence[Request]) -> list[Response]:
@@ -879,7 +1056,7 @@ class OpenAIBackend(Backend):
             "echo": True,
             "logprobs": 0,
         }
-        hint = f"cloze needs a server with echo + logprobs on /completions; {self.base_url} "
+        hint = f"cloze needs a server with echo + logprobs on /completions; {sess.base_url or self.base_url} "
         try:
             lps, ns = await self._ask(
                 sess, "/completions", body, lambda d: echo_logprobs(d, req.text, prompts), "continuations"

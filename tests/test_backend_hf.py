@@ -216,3 +216,24 @@ def test_a_normal_run_prints_no_third_party_warnings(tmp_path, model):
         )
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert proc.stderr.strip() == "", proc.stderr[-2000:]
+
+
+def test_two_fine_tunes_of_one_model_never_share_an_identity(tmp_path, monkeypatch):
+    """Same config, weight files of the same size, different weights (two fine-tunes): the identity,
+    which keys the response cache, must differ; the same content in another folder keeps it."""
+    from culturelens.backends.hf import local_dir_hash
+
+    monkeypatch.setenv("CULTURELENS_HOME", str(tmp_path / "home"))
+    folders = {}
+    for name, weights in (("a", b"\x01" * 4096), ("b", b"\x02" * 4096), ("c", b"\x01" * 4096)):
+        d = tmp_path / name / "merged"
+        d.mkdir(parents=True)
+        (d / "config.json").write_text('{"model_type": "llama"}')
+        (d / "model.safetensors").write_bytes(weights)
+        (d / "tokenizer.json").write_text("{}")
+        folders[name] = local_dir_hash(d)
+    assert folders["a"] != folders["b"]
+    assert folders["a"] == folders["c"]
+    # a changed tokenizer is another model too
+    (tmp_path / "c" / "merged" / "tokenizer.json").write_text('{"added": 1}')
+    assert local_dir_hash(tmp_path / "c" / "merged") != folders["a"]

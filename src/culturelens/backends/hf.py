@@ -84,7 +84,6 @@ try:
 except ImportError as _exc:  # re-raised by load_backend as a one-line hint
     raise ImportError(f"transformers and torch are needed for the hf backend ({_exc})") from _exc
 
-_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 _MARKER = "culturelens.json"
 
 
@@ -98,14 +97,14 @@ def dequantised_dir(sha256: str) -> Path:
 
 
 def local_dir_hash(path: Path) -> str:
-    """Identity of a local model folder: config.json content plus weight file names and sizes."""
+    """Identity of a local model folder: the content of every file in it (weights, config, tokenizer).
+
+    Content, not names and sizes: two fine-tunes of one model have the same config and weight files
+    of the same size, and a cache keyed on those would serve one model's answers as the other's.
+    Each file's hash is memoised on (path, size, mtime), so a large model hashes once."""
     h = hashlib.sha256()
-    cfg = path / "config.json"
-    if cfg.exists():
-        h.update(cfg.read_bytes())
-    for f in sorted(path.iterdir()):
-        if f.is_file() and f.name.endswith(_WEIGHT_SUFFIXES):
-            h.update(f"{f.name}:{f.stat().st_size}\n".encode())
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and ".cache" not in p.relative_to(path).parts):
+        h.update(f"{f.relative_to(path).as_posix()}:{file_sha256(f)}\n".encode())
     return h.hexdigest()
 
 

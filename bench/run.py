@@ -199,10 +199,10 @@ def tokens_to_process(run_dirs: list[str]) -> list[int]:
 
 
 #: the peer harness, pinned: lm-eval's ``hf`` extra (lm-eval alone no longer pulls transformers), the
-#: transformers / accelerate / gguf the main venv uses, and the same CPU torch (its CPU index: an
-#: unpinned torch from PyPI is a multi-GB CUDA build). Bump together, then delete .venv-bench.
+#: transformers / accelerate / gguf the main venv uses, and the same CPU torch, installed the way the
+#: Makefile installs the main venv's (pinned by constraints.txt: an unpinned torch would pull a
+#: multi-GB CUDA build). Bump together, then delete .venv-bench.
 BENCH_TORCH = "torch==2.13.0"
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 BENCH_PINS = (
     "lm-eval[hf]==0.4.13",
     "transformers==5.24.0",
@@ -222,7 +222,7 @@ def ensure_bench_venv() -> Path:
         if not py.exists():
             subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
         pip = [str(py), "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, "--index-url", TORCH_CPU_INDEX, BENCH_TORCH], check=True)
+        subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), BENCH_TORCH], check=True)
         # the main lock pins every shared dependency (numpy, datasets, tokenizers...) as tested
         subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), BENCH_TORCH, *BENCH_PINS], check=True)
         _BENCH_STAMP.write_text(want)

@@ -121,7 +121,7 @@ def _run(tmp_path: Path, backend, name: str):
     cfg = RunConfig(
         tasks=["nationality"],
         task_options={"nationality": {"nationalities": ",".join(NATIONS), "max_tokens": 16}},
-        limit=4,
+        limit=8,
         out=str(tmp_path / name),
         cache=str(tmp_path / f"{name}.sqlite"),
         judges=["fake:hash"],
@@ -134,9 +134,10 @@ def _run(tmp_path: Path, backend, name: str):
 def test_the_verdicts_tell_nationality_from_wording_sensitivity(tmp_path: Path):
     by_nation = _run(tmp_path, Scripted("nation", _nation_only), "nation")
     v = by_nation["extra"]["variation"]
-    assert v["requests"] == 4 and v["wording_variation"] == 0.0 and v["nationality_variation"] > 0.5
+    assert v["requests"] == 8 and v["wording_variation"] == 0.0 and v["nationality_variation"] > 0.5
+    assert v["p_wilcoxon"] < 0.05
     assert v["ci"][0] > 0 and "nationality changes the answers more" in v["verdict"]
-    assert by_nation["n"] == 4 * 3 * len(NATIONS)  # the control is the reference, not a unit
+    assert by_nation["n"] == 8 * 3 * len(NATIONS)  # the control is the reference, not a unit
     for c in NATIONS:
         row = by_nation["by"]["country"][c]["metrics"]
         assert row["excess"]["mean"] > 0.5 and row["divergence"]["mean"] > 0.5
@@ -152,7 +153,11 @@ def test_the_verdicts_tell_nationality_from_wording_sensitivity(tmp_path: Path):
 def test_variation_summary_needs_requests_before_a_verdict():
     one = {"r": {"nationality_variation": 0.9, "wording_variation": 0.1}}
     assert "too few requests" in variation_summary(one)["verdict"]
-    tied = {f"r{i}": {"nationality_variation": 0.5, "wording_variation": 0.5} for i in range(5)}
+    # five requests all pointing one way: the interval excludes 0 but five pairs cannot carry a verdict
+    five = {f"r{i}": {"nationality_variation": 0.9, "wording_variation": 0.1 + i / 100} for i in range(5)}
+    s5 = variation_summary(five)
+    assert s5["ci"][0] > 0 and "too few requests (5" in s5["verdict"]
+    tied = {f"r{i}": {"nationality_variation": 0.5, "wording_variation": 0.5} for i in range(6)}
     s = variation_summary(tied)
     assert s["difference"] == 0.0 and s["p_wilcoxon"] is None and "not distinguishable" in s["verdict"]
 
@@ -192,8 +197,8 @@ def test_embedded_model_as_model_and_judge(tmp_path: Path):
 def test_the_console_states_the_variation_verdict_with_its_figures():
     from culturelens.console import extra_verdicts
 
-    per = {f"r{i}": {"nationality_variation": 0.6 + i / 100, "wording_variation": 0.3} for i in range(4)}
+    per = {f"r{i}": {"nationality_variation": 0.6 + i / 100, "wording_variation": 0.3} for i in range(6)}
     lines = extra_verdicts({"variation": variation_summary(per), "by_request": per})
     assert len(lines) == 1
-    assert lines[0].startswith("variation: across nationalities 0.615 vs across rewordings 0.300")
-    assert "over 4 requests: the nationality changes the answers more" in lines[0]
+    assert lines[0].startswith("variation: across nationalities 0.625 vs across rewordings 0.300")
+    assert "over 6 requests: the nationality changes the answers more" in lines[0]

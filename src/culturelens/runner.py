@@ -604,7 +604,7 @@ class Runner:
             n_samples += len(block)
             self.state.samples = n_samples
         t_compute = time.perf_counter()
-        results = self._aggregate(tasks, scores, identity, backend, orders)
+        results = self.aggregate(tasks, scores, identity, backend.chat_template_source, orders)
         t_end = time.perf_counter()
         stats = cache.stats()
         # a lazy backend loads its weights inside the first batch: count that as load, not scoring
@@ -739,16 +739,20 @@ class Runner:
                 self.progress("compute", done, total)
         return done
 
-    def _aggregate(
+    def aggregate(
         self,
         tasks,
         scores: dict[tuple[int, str], list[Score]],
         identity: dict,
-        backend: Backend,
+        chat_template_source: str,
         orders: dict[tuple[int, str], list[tuple[Item, list[int]]]] | None = None,
     ) -> dict[str, Any]:
+        """``results.json``'s content from scores per (task index, variant id): each task's metrics
+        with intervals and breakdowns per variant, its baselines (from ``orders``, the displayed
+        order of each scored item) and, for judged tasks, the judges' reliability. Used by the run
+        and by re-scoring a foreign log (:mod:`culturelens.interop.rescore`)."""
         cfg = self.config
-        out: dict[str, Any] = {"model": identity, "chat_template": backend.chat_template_source, "tasks": {}}
+        out: dict[str, Any] = {"model": identity, "chat_template": chat_template_source, "tasks": {}}
         for ti, (task, items) in enumerate(tasks):
             by_id = {it.id: it for it in items}
             per_variant: dict[str, Any] = {}

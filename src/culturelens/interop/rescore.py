@@ -285,12 +285,6 @@ def _record(a: ForeignAnswer, score: Score) -> dict[str, Any]:
     return rec
 
 
-class _NoBackend:
-    """What the aggregation step reads of a backend, for a run whose answers came from elsewhere."""
-
-    chat_template_source = "foreign"
-
-
 def _summary(answers: list[ForeignAnswer], scores: list[Score], harness: str) -> dict[str, Any]:
     """What the harness said next to what culturelens computes from the same answers."""
     out: dict[str, Any] = {"harness": harness, "answers": len(answers)}
@@ -420,7 +414,7 @@ def write_foreign_run(
                 theirs.append(score)
                 writer.add_sample(_record(full, score))
         runner = Runner(cfg)
-        results = runner._aggregate(tasks, scores, identity, _NoBackend(), orders)  # type: ignore[arg-type]
+        results = runner.aggregate(tasks, scores, identity, "foreign", orders)
         for ti, (mine, theirs) in per_task.items():
             results["tasks"][names[ti]]["foreign"] = _summary(mine, theirs, harness)
         timing: dict[str, float] = {

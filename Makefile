@@ -23,7 +23,7 @@ LLAMA_VERSION := $(shell sed -n 's/^llama[-_]cpp[-_]python==//p' $(LOCK))
 LLAMA_KEY := $(shell printf '%s|%s|%s' '$(LLAMA_VERSION)' '$(ARCH)' '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-16)
 WHEELS ?= $(HOME)/.cache/culturelens/wheels/llama-cpp-python-$(LLAMA_KEY)
 
-.PHONY: install run test lint bench soak clean browser lock llama-wheel install-gpu
+.PHONY: install run test lint bench bench-gpu soak clean browser lock llama-wheel install-gpu
 
 install: $(STAMP)
 
@@ -85,6 +85,11 @@ bench: install
 	$(PY) bench/run.py
 	# the improve loop, quick mode (4 countries, 4 LoRA steps on the embedded model): wall time and figures
 	$(PY) bench/improve.py --quick --out runs/bench/improve-quick
+
+# the GPU bench (bench/gpu/README.md): on a machine with an NVIDIA GPU after `make install-gpu`; without one
+# it runs a tiny CPU smoke of the hf parts and marks the GPU figures as not measured
+bench-gpu: install
+	bench/gpu/run.sh
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,238 @@
+"""Generate-mode benchmark: culturelens vs lm-evaluation-harness ``generate_until`` on BLEnD short answers.
+
+    .venv/bin/python bench/generate.py --limit 80          # about 10 minutes on 2 busy cores
+
+Both harnesses run through transformers on the same GGUF file (the embedded SmolLM2-135M-Instruct),
+greedy, on the same prompt strings, with the same budget and stop rule:
+
+* culturelens: ``culturelens run --task blend --model hf:embedded --mode generate`` (chat template
+  applied by the backend, ``--opt max_tokens``); the prompts are read back from the run's samples;
+* lm-eval: ``HFLM(pretrained=dir, gguf_file=name)`` and a generated ``generate_until`` task over those
+  exact prompt strings (``bench/lmeval_gen_runner.py``, run in ``.venv-bench``), ``max_gen_toks`` =
+  the task's ``max_tokens``, ``do_sample: false``.
+
+Stop sequences: the BLEnD protocol has none. The official code takes the whole reply (API defaults),
+and the task's soft exact match looks for the answer anywhere in the cleaned reply, so a stop
+string such as "\\n" would change what is graded. Generation ends at the model's EOS token or at
+``max_tokens`` (64 by default), so lm-eval gets ``until: []``, to which it adds the EOS text itself.
+
+Rows decoded together: ``--batch-size`` for both (lm-eval ``batch_size``, culturelens
+``--model-opt batch_size``). lm-eval sorts all its requests by length before it cuts batches, so
+culturelens's runner hands the backend every request at once (``--batch-size`` of the run = N) and
+the backend cuts the same length-sorted micro-batches of ``batch_size`` rows.
+
+Each harness runs in a fresh process with a fresh response cache. Wall times include process start,
+imports, data and model load (culturelens reads the dequantised weights it cached on the first hf
+load, warmed here first; lm-eval dequantises the GGUF on every run). Generation times are
+culturelens's ``scoring_s`` (computing every answer) and the time inside lm-eval's
+``generate_until``. Outputs are compared prompt by prompt. Results: ``runs/bench/generate.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WORK = ROOT / "runs" / "bench"
+DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "blend"
+TARGET = 3.0
+IDENTICAL_TARGET = 0.99
+sys.path.insert(0, str(ROOT / "bench"))
+
+from run import ensure_bench_venv, timed  # noqa: E402
+
+
+def culturelens_run(
+    data: Path, name: str, limit: int, max_tokens: int, batch_size: int, runner_batch: int
+) -> dict[str, Any]:
+    out, cache = WORK / name, WORK / f"{name}.sqlite"
+    shutil.rmtree(out, ignore_errors=True)
+    cache.unlink(missing_ok=True)
+    cmd = [
+        str(BIN / "culturelens"),
+        "run",
+        "--task",
+        "blend",
+        "--data-dir",
+        str(data),
+        "--model",
+        "hf:embedded",
+        "--mode",
+        "generate",
+        "--limit",
+        str(limit),
+        "--opt",
+        f"max_tokens={max_tokens}",
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--no-report",
+        "-q",
+        "--batch-size",
+        str(runner_batch),
+        "--model-opt",
+        f"batch_size={batch_size}",
+    ]
+    res = timed(cmd)
+    timing = json.loads((out / "timing.json").read_text())
+    res.update(
+        generate_s=timing["scoring_s"],
+        load_s=timing["model_load_s"],
+        data_s=timing["data_s"],
+        samples=timing["samples"],
+        run_dir=str(out),
+    )
+    return res
+
+
+def samples(run_dir: str) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in Path(run_dir, "samples.jsonl").read_text().splitlines()]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--limit", type=int, default=80, help="BLEnD items (culturelens --limit)")
+    ap.add_argument("--batch-size", type=int, default=16, help="rows decoded together, both harnesses")
+    ap.add_argument("--max-tokens", type=int, default=64, help="the blend task's max_tokens (default 64)")
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("CULTURELENS_DATA", DEFAULT_DATA)))
+    ap.add_argument("--skip-lmeval", action="store_true")
+    args = ap.parse_args()
+    data = args.data / "blend" if (args.data / "blend" / "data").is_dir() else args.data
+    WORK.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("CULTURELENS_HOME", str(WORK / "home"))  # model cards, dequantised cache
+    from culturelens.backends.base import embedded_model_path
+
+    gguf = Path(embedded_model_path("embedded"))
+    out: dict[str, Any] = {
+        "limit": args.limit,
+        "batch_size": args.batch_size,
+        "max_tokens": args.max_tokens,
+        "stop_sequences": "none besides EOS (BLEnD grades the whole reply); lm-eval until=[] + its EOS text",
+        "cpu_count": os.cpu_count(),
+        "loadavg_start": os.getloadavg(),
+    }
+
+    # the first hf load dequantises the GGUF and caches it; the timed run reads the cache
+    culturelens_run(data, "gen_warm", 1, 2, args.batch_size, args.batch_size)
+    print("culturelens generate run ...", flush=True)
+    cl = culturelens_run(data, "gen_culturelens", args.limit, args.max_tokens, args.batch_size, 1 << 16)
+    rows = samples(cl["run_dir"])
+    out["culturelens"] = {k: v for k, v in cl.items() if k != "run_dir"}
+    out["n_prompts"] = len(rows)
+    docs = WORK / "gen_docs.jsonl"
+    docs.write_text(
+        "".join(
+            json.dumps({"id": r["item_id"], "query": r["prompt"]}, ensure_ascii=False) + "\n" for r in rows
+        )
+    )
+
+    ratios: list[tuple[str, float | None, str, str]] = []
+    if not args.skip_lmeval:
+        print("lm-eval generate_until run ...", flush=True)
+        py = ensure_bench_venv()
+        dest = WORK / "gen_lmeval.json"
+        le = timed(
+            [
+                str(py),
+                str(ROOT / "bench" / "lmeval_gen_runner.py"),
+                str(docs),
+                str(dest),
+                "--gguf",
+                str(gguf),
+                "--max-gen-toks",
+                str(args.max_tokens),
+                "--batch-size",
+                str(args.batch_size),
+            ],
+            env={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+        )
+        detail = json.loads(dest.read_text())
+        le.update({k: detail[k] for k in ("import_s", "load_s", "eval_s", "generate_s", "version")})
+        theirs = detail["texts"]
+        same_prompt = sum(detail["contexts"].get(r["item_id"]) == r["prompt"] for r in rows)
+        same = [r["item_id"] for r in rows if theirs.get(r["item_id"]) == r["response"]["text"]]
+        diffs = [r for r in rows if theirs.get(r["item_id"]) != r["response"]["text"]]
+        share = len(same) / max(len(rows), 1)
+        le.update(identical=len(same), identical_share=share, contexts_identical=same_prompt)
+        out["lm_eval"] = le
+        out["diffs"] = [
+            {"id": r["item_id"], "culturelens": r["response"]["text"], "lm_eval": theirs.get(r["item_id"])}
+            for r in diffs
+        ]
+        ratios += [
+            (
+                "lm-eval wall / culturelens wall",
+                le["wall_s"] / cl["wall_s"],
+                f">= {TARGET:g}",
+                f"{le['wall_s']:.1f} s vs {cl['wall_s']:.1f} s",
+            ),
+            (
+                "lm-eval generation / culturelens generation",
+                le["generate_s"] / cl["generate_s"],
+                "",
+                f"{le['generate_s']:.1f} s vs {cl['generate_s']:.1f} s",
+            ),
+            (
+                "identical outputs (share of prompts)",
+                share,
+                f">= {IDENTICAL_TARGET:g}",
+                f"{len(same)}/{len(rows)}; prompts as sent {same_prompt}/{len(rows)}",
+            ),
+        ]
+    out["loadavg_end"] = os.getloadavg()
+    out["ratios"] = [{"what": w, "value": v, "target": t, "note": n} for w, v, t, n in ratios]
+    met_wall = bool(ratios) and ratios[0][1] is not None and ratios[0][1] >= TARGET
+    met_same = bool(ratios) and ratios[2][1] is not None and ratios[2][1] >= IDENTICAL_TARGET
+    out["target_met"] = met_wall and met_same
+    (WORK / "generate.json").write_text(json.dumps(out, indent=1, ensure_ascii=False))
+
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    times = Table(
+        title=f"generate mode, {len(rows)} BLEnD short-answer prompts, max {args.max_tokens} tokens"
+    )
+    for col in ("run", "wall s", "load s", "generation s", "peak RSS MiB"):
+        times.add_column(col)
+    times.add_row(
+        "culturelens hf:embedded",
+        f"{cl['wall_s']:.1f}",
+        f"{cl['load_s']:.1f}",
+        f"{cl['generate_s']:.1f}",
+        f"{cl['peak_rss_mib']:.0f}",
+    )
+    if "lm_eval" in out:
+        le = out["lm_eval"]
+        times.add_row(
+            "lm-eval hf generate_until",
+            f"{le['wall_s']:.1f}",
+            f"{le['load_s']:.1f}",
+            f"{le['generate_s']:.1f}",
+            f"{le['peak_rss_mib']:.0f}",
+        )
+    table = Table(title="target 1: generate mode (measured in this run)")
+    for col in ("ratio", "measured", "target", "met", "note"):
+        table.add_column(col)
+    for w, v, t, n in ratios:
+        met = "" if not t else ("met" if v is not None and v >= float(t.split()[-1]) else "not met")
+        table.add_row(w, f"{v:.2f}" if v is not None else "-", t, met, n)
+    con.print(times)
+    con.print(table)
+    for d in out.get("diffs", [])[:3]:
+        con.print(f"[bold]{d['id']}[/]\n  culturelens: {d['culturelens']!r}\n  lm-eval:     {d['lm_eval']!r}")
+    la = out["loadavg_start"], out["loadavg_end"]
+    con.print(f"load average at start {la[0][0]:.2f}, at end {la[1][0]:.2f} ({os.cpu_count()} CPUs)")
+    con.print(f"details: {WORK / 'generate.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -227,9 +227,7 @@ def _tree_digest(root: Path) -> str | None:
 @functools.cache
 def _code_digest() -> str:
     """Every file of the installed culturelens package (code, templates, shipped data)."""
-    import culturelens
-
-    return _tree_digest(Path(culturelens.__file__).parent) or "unknown"
+    return _tree_digest(Path(__file__).resolve().parent) or "unknown"
 
 
 def reuse_key(cfg: RunConfig, backend: Backend, identity: dict) -> str | None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,50 +45,21 @@ TARGET = 3.0
 IDENTICAL_TARGET = 0.99
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import ensure_bench_venv, timed  # noqa: E402
+from run import ensure_bench_venv, timed, timed_run  # noqa: E402
 
 
 def culturelens_run(
     data: Path, name: str, limit: int, max_tokens: int, batch_size: int, runner_batch: int
 ) -> dict[str, Any]:
-    out, cache = WORK / name, WORK / f"{name}.sqlite"
-    shutil.rmtree(out, ignore_errors=True)
-    cache.unlink(missing_ok=True)
-    cmd = [
-        str(BIN / "culturelens"),
-        "run",
-        "--task",
-        "blend",
-        "--data-dir",
-        str(data),
-        "--model",
-        "hf:embedded",
-        "--mode",
-        "generate",
-        "--limit",
-        str(limit),
-        "--opt",
-        f"max_tokens={max_tokens}",
-        "--cache",
-        str(cache),
-        "--out",
-        str(out),
-        "--no-report",
-        "-q",
-        "--batch-size",
-        str(runner_batch),
-        "--model-opt",
-        f"batch_size={batch_size}",
-    ]
-    res = timed(cmd)
-    timing = json.loads((out / "timing.json").read_text())
-    res.update(
-        generate_s=timing["scoring_s"],
-        load_s=timing["model_load_s"],
-        data_s=timing["data_s"],
-        samples=timing["samples"],
-        run_dir=str(out),
-    )
+    res = timed_run(
+        name,
+        [
+            "--task", "blend", "--data-dir", str(data), "--model", "hf:embedded", "--mode", "generate",
+            "--limit", str(limit), "--opt", f"max_tokens={max_tokens}",
+            "--batch-size", str(runner_batch), "--model-opt", f"batch_size={batch_size}",
+        ],
+    )  # fmt: skip
+    res["generate_s"] = res["scoring_s"]
     return res
 
 

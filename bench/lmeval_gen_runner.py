@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lmeval_runner import load_hflm  # the same script folder, run inside .venv-bench
+
 TASK_YAML = """\
 task: {name}
 dataset_path: json
@@ -48,20 +50,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
 
-    t0 = time.perf_counter()
+    lm, t0, t_import, t_load = load_hflm(args.gguf, args.batch_size)
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    t_import = time.perf_counter()
-    lm = HFLM(
-        pretrained=str(args.gguf.parent),
-        gguf_file=args.gguf.name,
-        device="cpu",
-        dtype="float32",
-        batch_size=args.batch_size,
-    )
-    t_load = time.perf_counter()
     gen_s = 0.0
     inner = lm.generate_until
 

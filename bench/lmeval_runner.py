@@ -14,6 +14,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 TASK_YAML = """\
 task: {name}
@@ -32,6 +33,19 @@ metric_list:
 """
 
 
+def load_hflm(gguf: Path, batch_size: int) -> tuple[Any, float, float, float]:
+    """lm-eval's HF model on the GGUF file (fp32, CPU), and the clock before the import, after it and
+    after loading (the runners report import and load time apart from evaluation)."""
+    t0 = time.perf_counter()
+    from lm_eval.models.huggingface import HFLM
+
+    t_import = time.perf_counter()
+    lm = HFLM(
+        pretrained=str(gguf.parent), gguf_file=gguf.name, device="cpu", dtype="float32", batch_size=batch_size
+    )
+    return lm, t0, t_import, time.perf_counter()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("docs", type=Path)
@@ -41,20 +55,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
 
-    t0 = time.perf_counter()
+    lm, t0, t_import, t_load = load_hflm(args.gguf, args.batch_size)
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    t_import = time.perf_counter()
-    lm = HFLM(
-        pretrained=str(args.gguf.parent),
-        gguf_file=args.gguf.name,
-        device="cpu",
-        dtype="float32",
-        batch_size=args.batch_size,
-    )
-    t_load = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         name = f"culturelens_bench_{args.mode}"
         (Path(tmp) / f"{name}.yaml").write_text(TASK_YAML.format(name=name, docs=args.docs.resolve()))

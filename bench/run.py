@@ -60,9 +60,9 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     return {"wall_s": wall, "peak_rss_mib": info["rss_kb"] / 1024}
 
 
-def culturelens(
-    items: Path, mode: str, model: str, name: str, extra: list[str] | None = None, fresh: bool = True
-) -> dict[str, Any]:
+def timed_run(name: str, args: list[str], fresh: bool = True) -> dict[str, Any]:
+    """``culturelens run ARGS`` in a fresh process into ``WORK/name`` with its own response cache
+    (emptied first unless ``fresh`` is False): wall time, peak RSS and the run's own timing."""
     out, cache = WORK / name, WORK / f"{name}.sqlite"
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
@@ -70,6 +70,31 @@ def culturelens(
     cmd = [
         str(BIN / "culturelens"),
         "run",
+        *args,
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--no-report",
+        "-q",
+    ]
+    res = timed(cmd)
+    timing = json.loads((out / "timing.json").read_text())
+    res.update(
+        scoring_s=timing["scoring_s"],
+        load_s=timing["model_load_s"],
+        data_s=timing.get("data_s"),
+        samples=timing["samples"],
+        computed=timing["computed"],
+        run_dir=str(out),
+    )
+    return res
+
+
+def culturelens(
+    items: Path, mode: str, model: str, name: str, extra: list[str] | None = None, fresh: bool = True
+) -> dict[str, Any]:
+    args = [
         "--task",
         "starter",
         "--data-dir",
@@ -78,26 +103,10 @@ def culturelens(
         mode,
         "--model",
         model,
-        "--cache",
-        str(cache),
-        "--out",
-        str(out),
-        "--no-report",
-        "-q",
         "--batch-size",
         "64",
-        *(extra or []),
     ]
-    res = timed(cmd)
-    timing = json.loads((out / "timing.json").read_text())
-    res.update(
-        scoring_s=timing["scoring_s"],
-        load_s=timing["model_load_s"],
-        samples=timing["samples"],
-        computed=timing["computed"],
-        run_dir=str(out),
-    )
-    return res
+    return timed_run(name, [*args, *(extra or [])], fresh)
 
 
 def predictions(run_dir: str, raw_logprobs: bool = True) -> dict[str, int]:

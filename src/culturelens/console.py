@@ -117,22 +117,13 @@ def baseline_line(task: dict[str, Any], metric: str | None, head: dict[str, Any]
 
 
 def extra_verdicts(extra: dict[str, Any]) -> list[str]:
-    """The one-line verdicts a task's own analyses carry in ``extra`` (an entry with a ``verdict``)."""
-    out = []
-    for key, entry in extra.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("verdict"), str):
-            continue
-        if "nationality_variation" in entry and entry.get("difference") is not None:
-            ci = entry.get("ci")
-            ci_txt = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
-            out.append(
-                f"{key}: across nationalities {entry['nationality_variation']:.3f} vs across rewordings "
-                f"{entry['wording_variation']:.3f}, difference {entry['difference']:+.3f}{ci_txt} over "
-                f"{entry['requests']} requests: {entry['verdict']}"
-            )
-        else:
-            out.append(f"{key}: {entry['verdict']}")
-    return out
+    """The one-line verdicts a task's own analyses carry in ``extra``: an entry with a ``verdict``,
+    stated with its figures when the task wrote them as a ``summary`` line."""
+    return [
+        f"{key}: {entry.get('summary') or entry['verdict']}"
+        for key, entry in extra.items()
+        if isinstance(entry, dict) and isinstance(entry.get("verdict"), str)
+    ]
 
 
 def print_results(results: dict[str, Any], timing: dict[str, float] | None = None) -> None:

@@ -458,4 +458,10 @@ def variation_summary(
         out["verdict"] = "rewording the request changes the answers more than the nationality does"
     else:
         out["verdict"] = "nationality and rewording variation are not distinguishable"
+    ci_txt = f" [{out['ci'][0]:+.3f}, {out['ci'][1]:+.3f}]" if out["ci"] else ""
+    out["summary"] = (
+        f"across nationalities {out['nationality_variation']:.3f} vs across rewordings "
+        f"{out['wording_variation']:.3f}, difference {out['difference']:+.3f}{ci_txt} over "
+        f"{out['requests']} requests: {out['verdict']}"
+    )
     return out

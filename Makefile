@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PIP) install -q -c $(LOCK) torch
 	$(MAKE) llama-wheel
 	$(PIP) install -q -c $(LOCK) $(WHEELS)/llama_cpp_python-*.whl
-	$(PIP) install -q -c $(LOCK) -e '.[llamacpp,hf,openai,datasets,blend,dev,judge,frames,tracking,inspect,improve]'
+	$(PIP) install -q -c $(LOCK) -e '.[llamacpp,hf,openai,datasets,blend,dev,judge,frames,tracking,inspect,improve,ray]'
 	# Every Eval Ever records (culturelens.eee): its only release declares Python >= 3.12 and pins
 	# huggingface-hub<2 / rich<15 that clash with ours; the schema and validator it is used for need neither
 	$(PIP) install -q --no-deps --ignore-requires-python -c $(LOCK) every-eval-ever==0.3.0

@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "culturelens.runlog": 3,
     "culturelens.aggregate": 3,  # results.json is aggregated while the run is written
     "culturelens.runner": 3,
+    "culturelens.executors": 3,  # where requests are computed: this process or Ray workers
     "culturelens.judges": 3,  # the judge stage: verdicts through the cache, reliability
     "culturelens.sweep": 3,
     "culturelens.steering": 3,

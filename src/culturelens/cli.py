@@ -167,6 +167,17 @@ def run(
     ] = None,
     cache: Annotated[str | None, typer.Option(help="response cache file (SQLite)")] = None,
     batch_size: Annotated[int, typer.Option(help="requests per backend batch")] = 16,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="where requests are computed: local | ray (a local Ray cluster) | ray:ADDRESS "
+            "(ray:auto, ray://HOST:10001); results and cache are the same either way",
+        ),
+    ] = "local",
+    workers: Annotated[int, typer.Option(help="backend replicas with --executor ray (one per GPU...)")] = 1,
+    worker_gpus: Annotated[
+        float, typer.Option("--worker-gpus", help="GPUs each Ray worker reserves (e.g. 1)")
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="seed for permutations, sampling and bootstrap")] = 0,
     opt: Annotated[
         list[str],
@@ -237,6 +248,18 @@ def run(
         fail(f"--limit {limit}: give a positive number of items (or leave it out)")
     if batch_size < 1:
         fail(f"--batch-size {batch_size}: give a positive number")
+    from culturelens.executors import parse_executor
+
+    try:
+        executor_kind, _ = parse_executor(executor)
+    except ValueError as exc:
+        fail(f"--executor: {exc}")
+    if workers < 1:
+        fail(f"--workers {workers}: give a positive number")
+    if worker_gpus < 0:
+        fail(f"--worker-gpus {worker_gpus}: give a number >= 0")
+    if executor_kind == "local" and (workers != 1 or worker_gpus):
+        fail("--workers and --worker-gpus need --executor ray")
     if log_to:  # a missing tracker package stops the command before anything is computed
         from culturelens.tracking import parse_targets, require
 
@@ -287,6 +310,9 @@ def run(
             out=out_dir,
             cache=cache,
             batch_size=batch_size,
+            executor=executor,
+            workers=workers,
+            worker_gpus=worker_gpus,
             seed=seed,
             task_options={k: v for k, v in task_options.items() if v},
             backend_options=backend_options,

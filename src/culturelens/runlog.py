@@ -65,6 +65,11 @@ class RunConfig(BaseModel):
     cache: str | None = None
     batch_size: int = 16
     block_size: int = 4096  # requests held in memory at once (prompts, responses)
+    #: where requests are computed: local | ray | ray:ADDRESS (see culturelens.executors); the
+    #: results do not depend on it, so it is in neither the run id nor the reuse key
+    executor: str = "local"
+    workers: int = 1  # backend replicas (Ray workers)
+    worker_gpus: float = 0.0  # GPUs per Ray worker
     seed: int = 0
     n_boot: int = 1000
     backend_options: dict[str, Any] = Field(default_factory=dict)
@@ -77,7 +82,18 @@ class RunConfig(BaseModel):
 
     def run_id(self, identity: Mapping[str, Any]) -> str:
         payload = self.model_dump(
-            mode="json", exclude={"out", "runs_root", "cache", "batch_size", "block_size", "command"}
+            mode="json",
+            exclude={
+                "out",
+                "runs_root",
+                "cache",
+                "batch_size",
+                "block_size",
+                "command",
+                "executor",
+                "workers",
+                "worker_gpus",
+            },
         )
         for key in ("judges", "judge_options"):  # left out unset, so runs without judges keep their ids
             if not payload.get(key):

@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from culturelens import rundir
+from culturelens import executors, rundir
 from culturelens.aggregate import aggregate_task, baselines
 from culturelens.backends.base import Backend
 from culturelens.backends.registry import load_backend
@@ -268,7 +268,10 @@ def reuse_key(cfg: RunConfig, backend: Backend, identity: dict) -> str | None:
         probe = [Message(role="system", content="s"), Message(role="user", content="u")]
         payload = {
             "v": _REUSE_VERSION,
-            "config": cfg.model_dump(mode="json", exclude={"out", "runs_root", "cache", "command"}),
+            "config": cfg.model_dump(
+                mode="json",
+                exclude={"out", "runs_root", "cache", "command", "executor", "workers", "worker_gpus"},
+            ),
             "identity": identity,
             "chat_template": backend.chat_template_source,
             "format": [
@@ -390,6 +393,11 @@ class Runner:
 
     def run(self) -> RunResult:
         cfg = self.config
+        kind, _ = executors.parse_executor(cfg.executor)  # a malformed executor fails before any work
+        if kind == "local" and (cfg.workers != 1 or cfg.worker_gpus):
+            raise ValueError(
+                f"--workers {cfg.workers} / --worker-gpus need --executor ray (not {cfg.executor!r})"
+            )
         t0 = time.perf_counter()
         backend: Backend | None = None
         if self.backend is not None or _weightless(
@@ -410,12 +418,25 @@ class Runner:
         tasks = load_tasks(cfg)
         t_data = time.perf_counter()
         backend = backend or load_backend(cfg.model, lazy=True, **cfg.backend_options)
+        pool: Backend | None = None
         try:
-            self._judges = JudgeStage.for_run(cfg, tasks, backend)
-            return self._run(cfg, tasks, backend, t0, t_data)
+            if cfg.executor != "local":  # the same run, its backend calls spread over replicas
+                pool = executors.wrap(
+                    backend,
+                    cfg.executor,
+                    cfg.model,
+                    cfg.backend_options,
+                    cfg.workers,
+                    cfg.batch_size,
+                    cfg.worker_gpus,
+                )
+            self._judges = JudgeStage.for_run(cfg, tasks, pool or backend)
+            return self._run(cfg, tasks, pool or backend, t0, t_data)
         finally:
             if self._judges is not None:
                 self._judges.close()
+            if pool is not None:
+                pool.close()
             if self.backend is None:
                 backend.close()
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from culturelens.backends.base import Backend
+from culturelens.backends.base import Backend, BackendError
 from culturelens.backends.registry import register_backend
 from culturelens.backends.templates import plain_format
 from culturelens.schema import Message, Request, Response
@@ -25,12 +25,27 @@ class FakeBackend(Backend):
 
     chat_template_source = "plain"
 
-    def __init__(self, spec: str = "hash", generate_text: str | None = None, delay: float = 0.0):
-        """``delay``: seconds to wait per batch (to test interrupts and kills mid-run)."""
+    def __init__(
+        self,
+        spec: str = "hash",
+        generate_text: str | None = None,
+        delay: float = 0.0,
+        fail_on: str | None = None,
+    ):
+        """``delay``: seconds to wait per batch (to test interrupts and kills mid-run); ``fail_on``: a
+        batch holding a request whose text contains this string fails whole (to test lost work)."""
         self.policy = spec or "hash"
         self.generate_text = generate_text
         self.delay = float(delay)
+        self.fail_on = fail_on
         self.calls: list[int] = []  # batch sizes, for tests
+
+    def _check(self, batch: Sequence[Request]) -> None:
+        self.calls.append(len(batch))
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_on is not None and any(self.fail_on in r.text for r in batch):
+            raise BackendError(f"fake backend told to fail on {self.fail_on!r}")
 
     def identity(self) -> dict[str, Any]:
         return {"backend": "fake", "model": f"fake-{self.policy}"}
@@ -50,15 +65,11 @@ class FakeBackend(Backend):
         return [r - z for r in raw]
 
     def label_logprobs(self, batch: Sequence[Request]) -> list[Response]:
-        self.calls.append(len(batch))
-        if self.delay:
-            time.sleep(self.delay)
+        self._check(batch)
         return [Response(logprobs=self._scores(r)) for r in batch]
 
     def continuation_logprobs(self, batch: Sequence[Request]) -> list[Response]:
-        self.calls.append(len(batch))
-        if self.delay:
-            time.sleep(self.delay)
+        self._check(batch)
         out = []
         for r in batch:
             lps = [s * max(1, len(t) // 4) for s, t in zip(self._scores(r), r.targets, strict=True)]
@@ -66,9 +77,7 @@ class FakeBackend(Backend):
         return out
 
     def generate(self, batch: Sequence[Request]) -> list[Response]:
-        self.calls.append(len(batch))
-        if self.delay:
-            time.sleep(self.delay)
+        self._check(batch)
         if self.generate_text is not None:
             return [Response(text=self.generate_text) for _ in batch]
         text = {"first": "A", "last": "D"}.get(self.policy)

@@ -196,12 +196,23 @@ def _rss_mib() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _samples_digest(run_dir: Path) -> str:
+    """What the run answered and scored, item by item (to show two runs are the same run)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for line in (run_dir / "samples.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        h.update(json.dumps([r["item_id"], r["variant"], r["response"], r["metrics"]]).encode())
+    return h.hexdigest()
+
+
 def client(args: argparse.Namespace) -> None:
     """One culturelens run (in this process); prints a JSON line of figures."""
     from culturelens.runlog import RunConfig
     from culturelens.runner import Runner
 
-    name = f"c{args.concurrency}-d{args.delay}-n{args.items}"
+    name = f"c{args.concurrency}-d{args.delay}-n{args.items}-{args.executor.replace(':', '_')}{args.workers}"
     out, cache = HERE / "runs" / name, HERE / "runs" / f"{name}.sqlite"
     shutil.rmtree(out, ignore_errors=True)
     for suffix in ("", "-wal", "-shm"):
@@ -216,6 +227,8 @@ def client(args: argparse.Namespace) -> None:
         n_boot=100,
         batch_size=args.batch_size,
         backend_options={"concurrency": args.concurrency, "logprobs": "require", "timeout": 60},
+        executor=args.executor,
+        workers=args.workers,
     )
     marks: dict[str, Any] = {}
 
@@ -271,25 +284,76 @@ def client(args: argparse.Namespace) -> None:
                 "rss_end_mib": marks.get("rss1"),
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "metrics": res.results["tasks"]["starter"].get("metrics"),
+                "samples_sha256": _samples_digest(out),
             }
         )
     )
 
 
-def measure(server: Server, items: int, concurrency: int, batch_size: int, profile: bool = False) -> dict:
-    cmd = [sys.executable, __file__, "--client", "--url", server.url, "--items", str(items)]
+def measure(
+    server: Server | list[Server],
+    items: int,
+    concurrency: int,
+    batch_size: int,
+    profile: bool = False,
+    executor: str = "local",
+    workers: int = 1,
+) -> dict:
+    servers = server if isinstance(server, list) else [server]
+    url = ",".join(s.url for s in servers)
+    cmd = [sys.executable, __file__, "--client", "--url", url, "--items", str(items)]
     cmd += ["--concurrency", str(concurrency), "--batch-size", str(batch_size)]
-    cmd += ["--delay", str(server.delay)] + (["--profile"] if profile else [])
-    before = server.stats()
+    cmd += ["--delay", str(servers[0].delay)] + (["--profile"] if profile else [])
+    cmd += ["--executor", executor, "--workers", str(workers)]
+    before = [s.stats() for s in servers]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"bench client failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    after = server.stats()
-    out["server_requests"] = after["requests"] - before["requests"]
-    out["server_cpu_s"] = after["cpu_s"] - before["cpu_s"]
+    after = [s.stats() for s in servers]
+    out["server_requests"] = sum(a["requests"] - b["requests"] for a, b in zip(after, before, strict=True))
+    out["server_cpu_s"] = sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True))
     out["server_cpu_share"] = out["server_cpu_s"] / max(out["compute_phase_s"], 1e-9)
     return out
+
+
+def ray_scale_out(rows: list[dict[str, Any]], quick: bool, bs: int) -> dict[str, Any]:
+    """Two 200 ms endpoints: one process with both (512 in flight) vs ``--executor ray --workers 2``
+    (each worker 256 in flight on its own endpoint); the same run either way (samples digest)."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        rows.append(row("ray executor: 2 workers vs one process", "ray not installed", "-", None))
+        return {}
+    c, waves = 256, 4 if quick else 20
+    servers = [Server(0.2), Server(0.2)]
+    try:
+        one = measure(servers, c * 2 * waves, 2 * c, bs)
+        two = measure(servers, c * 2 * waves, c, bs, executor="ray", workers=2)
+    finally:
+        for s in servers:
+            s.close()
+    ideal = 2 * c / 0.2
+    same = one["samples_sha256"] == two["samples_sha256"]
+    for name, m in (("one process, both endpoints, 512 in flight", one), ("ray, 2 workers x 256", two)):
+        print(f"200 ms x2 endpoints, {name}: {m['req_per_s']:.0f} req/s (ideal {ideal:.0f})", flush=True)
+    rows.append(
+        row(
+            "ray executor, 2 workers, two 200 ms endpoints: results identical to one process",
+            "identical" if same else "DIFFERENT",
+            f"{one['computed']} requests",
+            same,
+        )
+    )
+    rows.append(
+        row(
+            "ray executor, 2 workers: req/s vs one process (both vs ideal)",
+            f"{two['req_per_s']:,.0f} vs {one['req_per_s']:,.0f} req/s",
+            f"{two['req_per_s'] / one['req_per_s']:.2f}x ({two['req_per_s'] / ideal:.2f} / {one['req_per_s'] / ideal:.2f} of {ideal:.0f})",
+            None,
+        )
+    )
+    return {"one_process": one, "ray_2_workers": two, "ideal_req_per_s": ideal, "identical": same}
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -326,6 +390,12 @@ def main() -> None:
     ap.add_argument(
         "--levels", default="16,64,256", help="concurrency levels against the 200 ms server ('': none)"
     )
+    ap.add_argument(
+        "--waves", type=int, default=10, help="requests per level against the 200 ms server, in waves"
+    )
+    ap.add_argument("--executor", default="local", help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--skip-ray", action="store_true", help="leave out the Ray executor figures")
     ap.add_argument("--quick", action="store_true", help="small runs: a smoke test of the bench")
     ap.add_argument("--profile", action="store_true", help="cProfile the zero-latency run")
     args = ap.parse_args()
@@ -389,18 +459,26 @@ def main() -> None:
 
     slow = Server(0.2)
     scaling = []
+    # every level for ``--waves`` waves of requests; the highest also for 40 waves, where the start of a
+    # run (new connections, the first batch's synchronised wave) weighs less: the steady state
+    plan = [(c, 4 if args.quick else args.waves) for c in levels]
+    if levels and not args.quick and args.waves < 40:
+        plan.append((max(levels), 40))
     try:
-        for c in levels:
-            reqs = c * (4 if args.quick else 10)
-            m = measure(slow, reqs, c, bs)
+        for c, waves in plan:
+            m = measure(slow, c * waves, c, bs)
             ideal = c / 0.2
             m["ideal_req_per_s"] = ideal
+            m["waves"] = waves
             scaling.append(m)
-            print(f"200 ms, concurrency {c}: {m['req_per_s']:.0f} req/s (ideal {ideal:.0f})", flush=True)
+            print(
+                f"200 ms, concurrency {c}, {waves} waves: {m['req_per_s']:.0f} req/s (ideal {ideal:.0f})",
+                flush=True,
+            )
             r = m["req_per_s"] / ideal
             rows.append(
                 row(
-                    f"200 ms server, concurrency {c}: req/s vs {ideal:.0f} ideal",
+                    f"200 ms server, concurrency {c}, {c * waves} requests: req/s vs {ideal:.0f} ideal",
                     f"{m['req_per_s']:,.0f} req/s",
                     f"{r:.2f} >= 0.8",
                     r >= 0.8,
@@ -409,6 +487,8 @@ def main() -> None:
     finally:
         slow.close()
     out["delay_200ms"] = scaling
+    if not args.skip_ray:
+        out["ray"] = ray_scale_out(rows, args.quick, bs)
     out["rows"] = rows
     out["load_after"] = os.getloadavg()
     print()

@@ -707,3 +707,21 @@ def test_runner_hands_an_http_backend_batches_of_several_waves(hashed, tmp_path)
     b.run = counted  # type: ignore[method-assign]
     _starter_run(b, tmp_path, "waves", limit=30, batch_size=2)
     assert sizes and max(sizes) == 24  # not the configured 2: answers do not depend on batching
+
+
+def test_clients_and_connections_are_kept_across_batches_until_close(hashed):
+    b = _backend(hashed, concurrency=4)
+    reqs = _label_reqs(b, 8)
+    first = b.label_logprobs(reqs)
+    kept = dict(b._clients)
+    assert kept and b._loop_thread is not None and b._loop_thread.is_alive()
+    assert [r.model_dump() for r in b.label_logprobs(reqs)] == [r.model_dump() for r in first]
+    assert b._clients == kept  # the same clients (and their open connections) served the second batch
+    b.timeout = 5.0  # a changed timeout is a new client: the old one would keep the old deadline
+    b.label_logprobs(reqs[:1])
+    assert len(b._clients) == len(kept) + 1
+    thread = b._loop_thread
+    b.close()
+    assert not thread.is_alive() and not b._clients
+    assert len(b.label_logprobs(reqs)) == 8  # usable again after close: a new loop and clients
+    b.close()

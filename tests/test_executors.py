@@ -64,6 +64,10 @@ def test_executor_and_replica_specs_parse():
         f"openai:org@m@{urls[0]},{urls[2]}",
         f"openai:org@m@{urls[1]}",
     ]
+    assert replica_specs("openai:m@http://a/v1?x=1,2, http://b/v1", 2) == [
+        "openai:m@http://a/v1?x=1,2",
+        "openai:m@http://b/v1",
+    ]
     assert replica_specs(f"openai:m@{urls[1]},{urls[2]}", 3) == [
         f"openai:m@{urls[1]}",
         f"openai:m@{urls[2]}",

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,7 +68,11 @@ def replica_specs(spec: str, n: int) -> list[str]:
     at = [m.start() for m in re.finditer(r"@(?=[A-Za-z][A-Za-z0-9+.-]*://)", rest)]
     if not at:
         return [spec] * n
-    model, urls = rest[: at[0]], [u for u in rest[at[0] + 1 :].split(",") if u.strip()]
+    # URLs are split only before a ``scheme://`` (a comma inside one URL stays), as the backend does
+    model = rest[: at[0]]
+    urls = [
+        u.strip() for u in re.split(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)", rest[at[0] + 1 :]) if u.strip()
+    ]
     if len(urls) < 2:
         return [spec] * n
     if len(urls) <= n:
@@ -146,12 +151,20 @@ class RayPool(Backend):
         self._ray = ray
         self._started = False  # this pool started the Ray runtime (and stops it)
         self._actors: list[Any] = []
+        self.load_s = 0.0  # seconds spent starting Ray and loading the replicas
         self._setup = (spec, dict(options), address, float(worker_gpus))
 
     def _ensure(self) -> None:
         """Start the workers on the first computation (a run whose answers are all cached starts none)."""
         if self._actors:
             return
+        t0 = time.perf_counter()
+        try:
+            self._start()
+        finally:
+            self.load_s = time.perf_counter() - t0  # counted as model load by the runner, not scoring
+
+    def _start(self) -> None:
         ray = self._ray
         spec, options, address, worker_gpus = self._setup
         if not ray.is_initialized():

@@ -80,7 +80,7 @@ back are returned in a :class:`~culturelens.backends.base.PartialBatchError` so 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import email.utils
 import functools
 import json
@@ -712,6 +712,12 @@ class OpenAIBackend(Backend):
         self._lp_supported: bool | None = {"require": True, "off": False}.get(logprobs)
         self._decide_lock = threading.Lock()
         self.stats = {"http_requests": 0, "retries": 0, "malformed": 0}
+        # one event loop in a thread of its own for the backend's life, and HTTP clients kept on it
+        # across batches: connections stay open from one batch to the next (see _run_async)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._clients: dict[tuple[str, int, str, float, str], _HttpxClient | _AiohttpClient] = {}
+        self._loop_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self.base_url!r}, api={self.api!r})"
@@ -926,13 +932,9 @@ class OpenAIBackend(Backend):
                         )
                         stop.set()
 
-            try:
-                await asyncio.gather(*(worker(s) for s in sessions))
-            finally:
-                for client in {id(s.client): s.client for s in sessions}.values():
-                    await client.aclose()
+            await asyncio.gather(*(worker(s) for s in sessions))
 
-        _run_coroutine(main())
+        self._run_async(main())
         if errors:
             if done:
                 raise PartialBatchError(str(errors[0]), dict(done))
@@ -948,10 +950,65 @@ class OpenAIBackend(Backend):
             url = self._urls[e]
             for start in range(0, len(ws), _LANES_PER_CLIENT):
                 group = ws[start : start + _LANES_PER_CLIENT]
-                client = self._client(url, len(group))
+                client = self._kept_client(url, start // _LANES_PER_CLIENT)
                 for w in group:
                     lanes[w] = _Session(client, stop, url.public)
         return [lanes[w] for w in range(workers)]
+
+    def _kept_client(self, url: BaseURL, slot: int) -> _HttpxClient | _AiohttpClient:
+        """The client of lane group ``slot`` of endpoint ``url``, made once (on the backend's loop) and
+        kept with its open connections; a changed API key, timeout or client kind gets new clients."""
+        key = (url.public, slot, self._key() or "", self.timeout, self.http_client)
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = self._client(url, _LANES_PER_CLIENT)
+        return client
+
+    def _run_async(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` on the backend's own event loop (started on first use, in a daemon thread) and
+        wait for it; an interrupt cancels it. Works from inside a running event loop too."""
+        with self._loop_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="culturelens-openai", daemon=True)
+                thread.start()
+                self._loop, self._loop_thread = loop, thread
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            fut.result()
+        except BaseException:
+            fut.cancel()
+            raise
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def close(self) -> None:
+        """Close the kept HTTP clients and stop the backend's event loop (a later batch starts anew)."""
+        if threading.current_thread() is getattr(self, "_loop_thread", None):  # collected on its own loop
+            loop = self._loop
+            if loop is not None:
+                loop.call_soon(loop.stop)
+            return
+        with self._loop_lock:
+            loop, thread, clients = self._loop, self._loop_thread, list(self._clients.values())
+            self._loop, self._loop_thread, self._clients = None, None, {}
+        if loop is None:
+            return
+
+        async def shut() -> None:
+            for c in clients:
+                with contextlib.suppress(Exception):
+                    await c.aclose()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(shut(), loop).result(timeout=30)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=30)
+        if not loop.is_running():
+            loop.close()
 
     @property
     def min_batch(self) -> int:
@@ -1090,17 +1147,6 @@ class OpenAIBackend(Backend):
 def _ssl_context() -> ssl.SSLContext:
     """One TLS context for every client (building one costs about 0.1 s, once per batch otherwise)."""
     return httpx.create_ssl_context()
-
-
-def _run_coroutine(coro: Coroutine[Any, Any, None]) -> None:
-    """``asyncio.run``, also from inside a running event loop (in a worker thread)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(coro)
-        return
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, coro).result()
 
 
 def _dedupe(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:

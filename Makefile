@@ -81,10 +81,16 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 
+# every issue-18 target, measured side by side (about 35 min on 2 cores), then one table of them all
+# (bench/targets.py: measured, target, met / NOT MET; `make bench-gpu` adds the GPU rows on a GPU machine)
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/generate.py
+	$(PY) bench/harness.py
+	$(PY) bench/scale.py
 	# the improve loop, quick mode (4 countries, 4 LoRA steps on the embedded model): wall time and figures
 	$(PY) bench/improve.py --quick --out runs/bench/improve-quick
+	$(PY) bench/targets.py
 
 # the GPU bench (bench/gpu/README.md): on a machine with an NVIDIA GPU after `make install-gpu`; without one
 # it runs a tiny CPU smoke of the hf parts and marks the GPU figures as not measured

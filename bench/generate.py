@@ -26,6 +26,13 @@ imports, data and model load (culturelens reads the dequantised weights it cache
 load, warmed here first; lm-eval dequantises the GGUF on every run). Generation times are
 culturelens's ``scoring_s`` (computing every answer) and the time inside lm-eval's
 ``generate_until``. Outputs are compared prompt by prompt. Results: ``runs/bench/generate.json``.
+
+llama.cpp part (``--skip-llamacpp`` leaves it out): ``culturelens run --model default`` (llama.cpp on the
+same GGUF) in generate mode on the first ``--llamacpp-limit`` items, against a bare llama-cpp-python
+greedy loop over the exact prompts it sent (``bench/raw_llamacpp_gen.py``, fresh process, the backend's
+``Llama()`` options, tokenization and EOS-only stop; prompt eval plus token-by-token decode, timed
+alone). Reported: culturelens's generated tok/s as a share of the raw loop's (the floor under any
+"generation >= 2x" target: one sequence cannot decode faster than the engine) and identical outputs.
 """
 
 from __future__ import annotations
@@ -63,6 +70,75 @@ def culturelens_run(
     return res
 
 
+def culturelens_llamacpp_run(data: Path, name: str, limit: int, max_tokens: int) -> dict[str, Any]:
+    """``culturelens run --model default`` (the embedded GGUF through llama.cpp) in generate mode."""
+    res = timed_run(
+        name,
+        [
+            "--task", "blend", "--data-dir", str(data), "--model", "default", "--mode", "generate",
+            "--limit", str(limit), "--opt", f"max_tokens={max_tokens}",
+        ],
+    )  # fmt: skip
+    res["generate_s"] = res["scoring_s"]
+    return res
+
+
+def llamacpp_part(data: Path, gguf: Path, limit: int, max_tokens: int) -> dict[str, Any]:
+    """culturelens's llama.cpp generate mode vs the raw llama-cpp-python greedy loop on the same prompts."""
+    from culturelens.backends.probe import check
+
+    culturelens_llamacpp_run(data, "gen_llamacpp_warm", 1, 2)  # native probe verdict, page cache
+    print("culturelens llama.cpp generate run ...", flush=True)
+    cl = culturelens_llamacpp_run(data, "gen_llamacpp", limit, max_tokens)
+    rows = samples(cl["run_dir"])
+    cl_tokens = sum(sum(r["response"].get("n_tokens") or [0]) for r in rows)
+    cl.update(
+        n_prompts=len(rows),
+        tokens=cl_tokens,
+        answers_per_s=len(rows) / cl["generate_s"],
+        tok_per_s=cl_tokens / cl["generate_s"],
+    )
+    docs = WORK / "gen_llamacpp_docs.jsonl"
+    docs.write_text(
+        "".join(
+            json.dumps({"id": r["item_id"], "query": r["prompt"]}, ensure_ascii=False) + "\n" for r in rows
+        )
+    )
+    print("raw llama.cpp generation loop ...", flush=True)
+    dest = WORK / "gen_llamacpp_raw.json"
+    verdict = check(gguf)  # the buffer types the backend chose for this file on this machine
+    raw = timed(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "raw_llamacpp_gen.py"),
+            str(docs),
+            str(dest),
+            "--gguf",
+            str(gguf),
+            "--max-tokens",
+            str(max_tokens),
+            *([] if verdict.use_extra_bufts else ["--no-extra-bufts"]),
+        ]
+    )
+    detail = json.loads(dest.read_text())
+    raw.update({k: v for k, v in detail.items() if k not in ("texts", "n_tokens")})
+    theirs = detail["texts"]
+    same = sum(theirs.get(r["item_id"]) == r["response"]["text"] for r in rows)
+    return {
+        "culturelens": {k: v for k, v in cl.items() if k != "run_dir"},
+        "raw": raw,
+        "identical": same,
+        "identical_share": same / max(len(rows), 1),
+        "texts": {r["item_id"]: r["response"]["text"] for r in rows},
+        "prompts": {r["item_id"]: r["prompt"] for r in rows},
+        "diffs": [
+            {"id": r["item_id"], "culturelens": r["response"]["text"], "raw": theirs.get(r["item_id"])}
+            for r in rows
+            if theirs.get(r["item_id"]) != r["response"]["text"]
+        ],
+    }
+
+
 def samples(run_dir: str) -> list[dict[str, Any]]:
     return [json.loads(x) for x in Path(run_dir, "samples.jsonl").read_text().splitlines()]
 
@@ -74,6 +150,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64, help="the blend task's max_tokens (default 64)")
     ap.add_argument("--data", type=Path, default=Path(os.environ.get("CULTURELENS_DATA", DEFAULT_DATA)))
     ap.add_argument("--skip-lmeval", action="store_true")
+    ap.add_argument("--skip-llamacpp", action="store_true", help="leave out the llama.cpp part")
+    ap.add_argument("--llamacpp-limit", type=int, default=24, help="BLEnD items in the llama.cpp part")
     args = ap.parse_args()
     data = args.data / "blend" if (args.data / "blend" / "data").is_dir() else args.data
     WORK.mkdir(parents=True, exist_ok=True)
@@ -157,11 +235,38 @@ def main() -> None:
                 f"{len(same)}/{len(rows)}; prompts as sent {same_prompt}/{len(rows)}",
             ),
         ]
-    out["loadavg_end"] = os.getloadavg()
-    out["ratios"] = [{"what": w, "value": v, "target": t, "note": n} for w, v, t, n in ratios]
     met_wall = bool(ratios) and ratios[0][1] is not None and ratios[0][1] >= TARGET
     met_same = bool(ratios) and ratios[2][1] is not None and ratios[2][1] >= IDENTICAL_TARGET
     out["target_met"] = met_wall and met_same
+
+    if not args.skip_llamacpp:
+        lc = llamacpp_part(data, gguf, args.llamacpp_limit, args.max_tokens)
+        out["llamacpp"] = lc
+        c, r = lc["culturelens"], lc["raw"]
+        n = c["n_prompts"]
+        ratios += [
+            (
+                "llama.cpp generate: culturelens generation tok/s / raw llama.cpp tok/s",
+                c["tok_per_s"] / r["tok_per_s"] if r["tok_per_s"] else None,
+                "",
+                f"{c['tok_per_s']:.1f} vs {r['tok_per_s']:.1f} tok/s; the floor under the target "
+                "'llama.cpp generation >= 2x its rate': one sequence decodes no faster than the engine",
+            ),
+            (
+                "llama.cpp generate: identical outputs to the raw loop (share)",
+                lc["identical_share"],
+                "",
+                f"{lc['identical']}/{n}; {c['tokens']} vs {r['tokens']} tokens generated",
+            ),
+            (
+                "llama.cpp generate: culturelens answers/s",
+                c["answers_per_s"],
+                "",
+                f"{c['tok_per_s']:.1f} tok/s; {n} answers in {c['generate_s']:.1f} s (wall {c['wall_s']:.1f} s)",
+            ),
+        ]
+    out["loadavg_end"] = os.getloadavg()
+    out["ratios"] = [{"what": w, "value": v, "target": t, "note": n} for w, v, t, n in ratios]
     (WORK / "generate.json").write_text(json.dumps(out, indent=1, ensure_ascii=False))
 
     from rich.console import Console
@@ -189,6 +294,22 @@ def main() -> None:
             f"{le['generate_s']:.1f}",
             f"{le['peak_rss_mib']:.0f}",
         )
+    if "llamacpp" in out:
+        c, r = out["llamacpp"]["culturelens"], out["llamacpp"]["raw"]
+        times.add_row(
+            f"culturelens default (llama.cpp), {c['n_prompts']} prompts",
+            f"{c['wall_s']:.1f}",
+            f"{c['load_s']:.1f}",
+            f"{c['generate_s']:.1f}",
+            f"{c['peak_rss_mib']:.0f}",
+        )
+        times.add_row(
+            "raw llama-cpp-python greedy loop, same prompts",
+            f"{r['wall_s']:.1f}",
+            f"{r['load_s']:.1f}",
+            f"{r['seconds']:.1f}",
+            f"{r['peak_rss_mib']:.0f}",
+        )
     table = Table(title="target 1: generate mode (measured in this run)")
     for col in ("ratio", "measured", "target", "met", "note"):
         table.add_column(col)
@@ -199,6 +320,10 @@ def main() -> None:
     con.print(table)
     for d in out.get("diffs", [])[:3]:
         con.print(f"[bold]{d['id']}[/]\n  culturelens: {d['culturelens']!r}\n  lm-eval:     {d['lm_eval']!r}")
+    for d in out.get("llamacpp", {}).get("diffs", [])[:3]:
+        con.print(
+            f"[bold]{d['id']}[/]\n  culturelens llama.cpp: {d['culturelens']!r}\n  raw loop:    {d['raw']!r}"
+        )
     la = out["loadavg_start"], out["loadavg_end"]
     con.print(f"load average at start {la[0][0]:.2f}, at end {la[1][0]:.2f} ({os.cpu_count()} CPUs)")
     con.print(f"details: {WORK / 'generate.json'}")

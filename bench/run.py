@@ -368,7 +368,8 @@ def main() -> None:
                         (
                             f"{mode}: lm-eval wall / culturelens({eng}) wall",
                             le["wall_s"] / c["wall_s"],
-                            f">= {target}",
+                            # issue 18: letter >= 3x with hf, >= 2.5x with llama.cpp; cloze has none
+                            (f">= {2.5 if eng == 'llamacpp' else target}" if mode == "letter" else ""),
                             f"agreement {le[f'agreement_{eng}']:.3f}",
                         )
                     )
@@ -399,7 +400,7 @@ def main() -> None:
         (
             f"sweep of 8 variants ({args.sweep_items} items): scoring / single pass scoring",
             sweep["scoring_s"] / single["scoring_s"],
-            "<= 4",
+            f"<= {1.1 * sweep_tok / single_tok:.2f} (1.1x the token floor)",
             f"wall {sweep['wall_s'] / single['wall_s']:.2f}x",
         )
     )

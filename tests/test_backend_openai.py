@@ -725,3 +725,30 @@ def test_clients_and_connections_are_kept_across_batches_until_close(hashed):
     assert not thread.is_alive() and not b._clients
     assert len(b.label_logprobs(reqs)) == 8  # usable again after close: a new loop and clients
     b.close()
+
+
+def test_a_forked_child_gets_its_own_loop(hashed):
+    """After fork the loop's thread is gone in the child: the child must start its own, never hang."""
+    import multiprocessing
+
+    b = _backend(hashed, concurrency=2, timeout=5, max_retries=0)
+    reqs = _label_reqs(b, 4)
+    want = [r.model_dump() for r in b.label_logprobs(reqs)]  # the parent's loop and clients exist now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+
+    def child() -> None:
+        queue.put([r.model_dump() for r in b.label_logprobs(reqs)])
+        b.close()
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    got = queue.get(timeout=60)
+    proc.join(60)
+    assert proc.exitcode == 0 and got == want
+    # the parent's loop still serves, at once: the child left the parent's connections alone (closing
+    # them from the child unregisters them from the shared epoll, and the answer never arrives)
+    t0 = time.perf_counter()
+    assert [r.model_dump() for r in b.label_logprobs(reqs)] == want
+    assert time.perf_counter() - t0 < 5
+    b.close()

@@ -153,6 +153,8 @@ class BaseURL:
 
 #: workers (requests in flight) per HTTP client; see the module docstring
 _LANES_PER_CLIENT = 16
+#: event loops and HTTP clients a forked child inherited from its parent: kept alive, never touched
+_INHERITED: list[Any] = []
 _NEXT_URL = re.compile(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
 
 
@@ -716,6 +718,7 @@ class OpenAIBackend(Backend):
         # across batches: connections stay open from one batch to the next (see _run_async)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
+        self._loop_pid = 0  # the process that started the loop (a forked child starts its own)
         self._clients: dict[tuple[str, int, str, float, str], _HttpxClient | _AiohttpClient] = {}
         self._loop_lock = threading.Lock()
 
@@ -967,12 +970,14 @@ class OpenAIBackend(Backend):
     def _run_async(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` on the backend's own event loop (started on first use, in a daemon thread) and
         wait for it; an interrupt cancels it. Works from inside a running event loop too."""
+        if self._loop is not None and self._loop_pid != os.getpid():
+            self._forget_loop()  # a forked child: the loop's thread did not come along
         with self._loop_lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(target=loop.run_forever, name="culturelens-openai", daemon=True)
                 thread.start()
-                self._loop, self._loop_thread = loop, thread
+                self._loop, self._loop_thread, self._loop_pid = loop, thread, os.getpid()
         fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             fut.result()
@@ -980,12 +985,24 @@ class OpenAIBackend(Backend):
             fut.cancel()
             raise
 
+    def _forget_loop(self) -> None:
+        """Set the parent's loop and clients aside in a forked child; the child gets its own on its next
+        batch. They are kept referenced, never collected: the child shares the parent's epoll instance,
+        and closing a connection from the child would unregister the parent's socket from it (the
+        parent's next answer would then never arrive)."""
+        _INHERITED.append((self._loop, self._loop_thread, self._clients))
+        self._loop, self._loop_thread, self._clients = None, None, {}
+        self._loop_lock = threading.Lock()
+
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
 
     def close(self) -> None:
         """Close the kept HTTP clients and stop the backend's event loop (a later batch starts anew)."""
+        if getattr(self, "_loop", None) is not None and self._loop_pid != os.getpid():
+            self._forget_loop()  # a forked child never closes its parent's clients
+            return
         if threading.current_thread() is getattr(self, "_loop_thread", None):  # collected on its own loop
             loop = self._loop
             if loop is not None:

@@ -80,6 +80,7 @@ back are returned in a :class:`~culturelens.backends.base.PartialBatchError` so 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import email.utils
 import functools
@@ -89,8 +90,10 @@ import os
 import random
 import re
 import ssl
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -155,6 +158,17 @@ class BaseURL:
 _LANES_PER_CLIENT = 16
 #: event loops and HTTP clients a forked child inherited from its parent: kept alive, never touched
 _INHERITED: list[Any] = []
+#: backends with a running loop, closed at exit (while their loop's daemon thread can still run)
+_LIVE: weakref.WeakSet[OpenAIBackend] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live() -> None:
+    for backend in list(_LIVE):
+        with contextlib.suppress(Exception):
+            backend.close()
+
+
 _NEXT_URL = re.compile(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)")
 
 
@@ -978,6 +992,7 @@ class OpenAIBackend(Backend):
                 thread = threading.Thread(target=loop.run_forever, name="culturelens-openai", daemon=True)
                 thread.start()
                 self._loop, self._loop_thread, self._loop_pid = loop, thread, os.getpid()
+                _LIVE.add(self)
         fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             fut.result()
@@ -995,6 +1010,8 @@ class OpenAIBackend(Backend):
         self._loop_lock = threading.Lock()
 
     def __del__(self) -> None:
+        if sys.is_finalizing():  # the loop's daemon thread cannot run any more: never wait for it
+            return
         with contextlib.suppress(Exception):
             self.close()
 

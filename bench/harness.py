@@ -377,6 +377,18 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(f"{r['target']:<{w[0]}}  {r['measured']:<{w[1]}}  {r['ratio']:<{w[2]}}  {met}")
 
 
+def finish(out: dict[str, Any], rows: list[dict[str, Any]], name: str) -> None:
+    """Print the target table and the load after, and write ``out`` (with the rows) to ``WORK/name``."""
+    out["rows"] = rows
+    out["load_after"] = os.getloadavg()
+    print()
+    print_table(rows)
+    print(f"load average after: {out['load_after'][0]:.2f}")
+    WORK.mkdir(parents=True, exist_ok=True)
+    (WORK / name).write_text(json.dumps(out, indent=1))
+    print(f"-> {WORK / name}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -489,14 +501,7 @@ def main() -> None:
     out["delay_200ms"] = scaling
     if not args.skip_ray:
         out["ray"] = ray_scale_out(rows, args.quick, bs)
-    out["rows"] = rows
-    out["load_after"] = os.getloadavg()
-    print()
-    print_table(rows)
-    print(f"load average after: {out['load_after'][0]:.2f}")
-    WORK.mkdir(parents=True, exist_ok=True)
-    (WORK / "harness.json").write_text(json.dumps(out, indent=1))
-    print(f"-> {WORK / 'harness.json'}")
+    finish(out, rows, "harness.json")
 
 
 if __name__ == "__main__":

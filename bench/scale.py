@@ -28,7 +28,7 @@ WORK = ROOT / "runs" / "bench"
 HERE = WORK / "scale"
 sys.path.insert(0, str(ROOT / "bench"))
 
-from harness import print_table, row, write_items  # noqa: E402
+from harness import finish, row, write_items  # noqa: E402
 
 
 def child(items: int, fresh: bool) -> None:
@@ -131,14 +131,7 @@ def main() -> None:
             ratio <= 1.2,
         )
     )
-    out["rows"] = rows
-    out["load_after"] = os.getloadavg()
-    print()
-    print_table(rows)
-    print(f"load average after: {out['load_after'][0]:.2f}")
-    WORK.mkdir(parents=True, exist_ok=True)
-    (WORK / "scale.json").write_text(json.dumps(out, indent=1))
-    print(f"-> {WORK / 'scale.json'}")
+    finish(out, rows, "scale.json")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "runs" / "bench"
 
 
-def _load(name: str) -> tuple[dict[str, Any] | None, str]:
-    path = WORK / name
+def _load(work: Path, name: str) -> tuple[dict[str, Any] | None, str]:
+    path = work / name
     if not path.exists():
         return None, f"{name}: not run"
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
@@ -50,16 +50,13 @@ def _row(group: str, target: str, measured: str, threshold: str, met: bool | Non
     }
 
 
-def rows(work: Path | None = None) -> list[dict[str, Any]]:
-    global WORK
-    if work is not None:
-        WORK = work
+def rows(work: Path = WORK) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    bench, src_b = _load("bench.json")
-    gen, src_g = _load("generate.json")
-    harness, src_h = _load("harness.json")
-    scale, src_s = _load("scale.json")
-    gpu, src_gpu = _load("gpu.json")
+    bench, src_b = _load(work, "bench.json")
+    gen, src_g = _load(work, "generate.json")
+    harness, src_h = _load(work, "harness.json")
+    scale, src_s = _load(work, "scale.json")
+    gpu, src_gpu = _load(work, "gpu.json")
 
     # 1. generation
     g = "1 generation"

@@ -28,21 +28,10 @@ from typing import Any
 
 
 def chunks(costs: Sequence[tuple[int, int]], batch_size: int, max_batch_tokens: int) -> Iterator[list[int]]:
-    """The hf backend's micro-batches (``HFBackend._chunks``): indices sorted by length, cut at
-    ``batch_size`` requests or when rows x longest would pass ``max_batch_tokens``."""
-    order = sorted(range(len(costs)), key=lambda i: costs[i][1])
-    chunk: list[int] = []
-    rows = longest = 0
-    for i in order:
-        r, n = costs[i]
-        if chunk and (len(chunk) >= batch_size or (rows + r) * max(longest, n) > max_batch_tokens):
-            yield chunk
-            chunk, rows, longest = [], 0, 0
-        chunk.append(i)
-        rows += r
-        longest = max(longest, n)
-    if chunk:
-        yield chunk
+    """The hf backend's micro-batches (``HFBackend._chunks``), from the backend itself."""
+    from culturelens.backends.hf import length_chunks
+
+    return length_chunks(costs, batch_size, max_batch_tokens)
 
 
 def read_samples(run_dir: Path) -> list[dict[str, Any]]:

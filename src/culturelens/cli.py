@@ -248,18 +248,6 @@ def run(
         fail(f"--limit {limit}: give a positive number of items (or leave it out)")
     if batch_size < 1:
         fail(f"--batch-size {batch_size}: give a positive number")
-    from culturelens.executors import parse_executor
-
-    try:
-        executor_kind, _ = parse_executor(executor)
-    except ValueError as exc:
-        fail(f"--executor: {exc}")
-    if workers < 1:
-        fail(f"--workers {workers}: give a positive number")
-    if worker_gpus < 0:
-        fail(f"--worker-gpus {worker_gpus}: give a number >= 0")
-    if executor_kind == "local" and (workers != 1 or worker_gpus):
-        fail("--workers and --worker-gpus need --executor ray")
     if log_to:  # a missing tracker package stops the command before anything is computed
         from culturelens.tracking import parse_targets, require
 

@@ -36,7 +36,7 @@ from culturelens.backends.base import Backend
 from culturelens.errors import BackendError, PartialBatchError
 from culturelens.schema import Message, Request, Response
 
-__all__ = ["RayPool", "parse_executor", "replica_specs", "wrap"]
+__all__ = ["RayPool", "check", "parse_executor", "replica_specs", "wrap"]
 
 
 def parse_executor(spec: str) -> tuple[str, str | None]:
@@ -48,36 +48,33 @@ def parse_executor(spec: str) -> tuple[str, str | None]:
     if kind == "ray":
         address = address.strip()
         if sep and not address:
-            raise ValueError(f"executor {spec!r}: give a Ray address after 'ray:' (auto, ray://HOST:PORT)")
+            raise ValueError(f"--executor {spec!r}: give a Ray address after 'ray:' (auto, ray://HOST:PORT)")
         return "ray", address or None
-    raise ValueError(f"executor {spec!r}: use local, ray or ray:ADDRESS (e.g. ray:auto)")
+    raise ValueError(f"--executor {spec!r}: use local, ray or ray:ADDRESS (e.g. ray:auto)")
+
+
+def check(executor: str, workers: int, worker_gpus: float) -> None:
+    """ValueError (one line, naming the option) for an executor set-up that cannot run."""
+    kind, _ = parse_executor(executor)
+    if workers < 1:
+        raise ValueError(f"--workers {workers}: give a positive number")
+    if worker_gpus < 0:
+        raise ValueError(f"--worker-gpus {worker_gpus}: give a number >= 0")
+    if kind == "local" and (workers != 1 or worker_gpus):
+        raise ValueError(f"--workers {workers} / --worker-gpus need --executor ray (not {executor!r})")
 
 
 def replica_specs(spec: str, n: int) -> list[str]:
-    """The model spec each of ``n`` workers loads: the run's spec, except that the endpoints of an
-    ``openai:MODEL@URL1,URL2`` pool are dealt out (worker i gets endpoints i, i+n, ...)."""
-    from culturelens.backends.registry import normalize_spec
+    """The model spec each of ``n`` workers loads: the run's spec, except what the backend shares out
+    (:meth:`~culturelens.backends.base.Backend.replica_specs`: an openai endpoint pool is dealt out)."""
+    from culturelens.backends.registry import backend_info, normalize_spec
 
     spec = normalize_spec(spec)
     prefix, _, rest = spec.partition(":")
-    if prefix != "openai" or "@" not in rest:
+    info = backend_info(prefix)
+    if info is None:
         return [spec] * n
-    # the URL list follows the last '@' that starts a scheme (a model name or credentials may hold '@')
-    import re
-
-    at = [m.start() for m in re.finditer(r"@(?=[A-Za-z][A-Za-z0-9+.-]*://)", rest)]
-    if not at:
-        return [spec] * n
-    # URLs are split only before a ``scheme://`` (a comma inside one URL stays), as the backend does
-    model = rest[: at[0]]
-    urls = [
-        u.strip() for u in re.split(r",(?=\s*[A-Za-z][A-Za-z0-9+.-]*://)", rest[at[0] + 1 :]) if u.strip()
-    ]
-    if len(urls) < 2:
-        return [spec] * n
-    if len(urls) <= n:
-        return [f"openai:{model}@{urls[i % len(urls)]}" for i in range(n)]
-    return [f"openai:{model}@{','.join(urls[i::n])}" for i in range(n)]
+    return [f"{prefix}:{r}" for r in info.load().replica_specs(rest, n)]
 
 
 def _comparable(identity: dict[str, Any], shared: bool) -> dict[str, Any]:

@@ -393,11 +393,7 @@ class Runner:
 
     def run(self) -> RunResult:
         cfg = self.config
-        kind, _ = executors.parse_executor(cfg.executor)  # a malformed executor fails before any work
-        if kind == "local" and (cfg.workers != 1 or cfg.worker_gpus):
-            raise ValueError(
-                f"--workers {cfg.workers} / --worker-gpus need --executor ray (not {cfg.executor!r})"
-            )
+        executors.check(cfg.executor, cfg.workers, cfg.worker_gpus)  # before any work
         t0 = time.perf_counter()
         backend: Backend | None = None
         if self.backend is not None or _weightless(

@@ -122,6 +122,12 @@ class Backend(ABC):
         pass
 
     @classmethod
+    def replica_specs(cls, spec: str, n: int) -> list[str]:
+        """The spec (after the prefix) each of ``n`` replicas loads (:mod:`culturelens.executors`):
+        the same model everywhere, unless the backend shares something out (an endpoint pool)."""
+        return [spec] * n
+
+    @classmethod
     def card_key(cls, spec: str, **options: Any) -> str | None:
         """A cheap key (no weights loaded) under which a saved card may identify this model."""
         return None

@@ -130,6 +130,26 @@ class _Quiet:
             transformers.utils.logging.enable_progress_bar()
 
 
+def length_chunks(
+    costs: Sequence[tuple[int, int]], batch_size: int, max_batch_tokens: int
+) -> Iterator[list[int]]:
+    """Indices sorted by length, cut so a chunk holds at most ``batch_size`` requests and its padded
+    size (rows x longest) stays under ``max_batch_tokens``. ``costs[i]`` = (rows, tokens per row)."""
+    order = sorted(range(len(costs)), key=lambda i: costs[i][1])
+    chunk: list[int] = []
+    rows = longest = 0
+    for i in order:
+        r, n = costs[i]
+        if chunk and (len(chunk) >= batch_size or (rows + r) * max(longest, n) > max_batch_tokens):
+            yield chunk
+            chunk, rows, longest = [], 0, 0
+        chunk.append(i)
+        rows += r
+        longest = max(longest, n)
+    if chunk:
+        yield chunk
+
+
 @register_backend("hf", usage="hf:ID_OR_PATH[#file.gguf]", extra="hf")
 class HFBackend(Backend):
     #: transformers' tokenizer and model (their annotations are too loose to check the calls against)
@@ -403,23 +423,7 @@ class HFBackend(Backend):
 
     # --- batching helpers ----------------------------------------------------------------------------
     def _chunks(self, costs: Sequence[tuple[int, int]]) -> Iterator[list[int]]:
-        """Indices sorted by length, cut so a chunk holds at most ``batch_size`` requests and its padded
-        size (rows x longest) stays under ``max_batch_tokens``. ``costs[i]`` = (rows, tokens per row)."""
-        order = sorted(range(len(costs)), key=lambda i: costs[i][1])
-        chunk: list[int] = []
-        rows = longest = 0
-        for i in order:
-            r, n = costs[i]
-            if chunk and (
-                len(chunk) >= self.batch_size or (rows + r) * max(longest, n) > self.max_batch_tokens
-            ):
-                yield chunk
-                chunk, rows, longest = [], 0, 0
-            chunk.append(i)
-            rows += r
-            longest = max(longest, n)
-        if chunk:
-            yield chunk
+        return length_chunks(costs, self.batch_size, self.max_batch_tokens)
 
     def _pad(self, seqs: Sequence[Sequence[int]], side: str) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Padded ids, attention mask, and each row's offset (where its first real token sits)."""

@@ -1050,6 +1050,18 @@ class OpenAIBackend(Backend):
         slowest answer is in, so it holds several waves of ``concurrency`` requests."""
         return 8 * self.concurrency
 
+    @classmethod
+    def replica_specs(cls, spec: str, n: int) -> list[str]:
+        """An endpoint pool is dealt out: replica i gets endpoints i, i+n, ... (one each, cycling, when
+        there are fewer endpoints than replicas); credentials in the URLs stay with their endpoint."""
+        model, url, _ = _split_spec(spec)
+        urls = split_urls(url)
+        if len(urls) < 2:
+            return [spec] * n
+        if len(urls) <= n:
+            return [f"{model}@{urls[i % len(urls)]}" for i in range(n)]
+        return [f"{model}@{','.join(urls[i::n])}" for i in range(n)]
+
     @property
     def endpoints(self) -> list[str]:
         """The endpoints requests are spread over (public form, in the order given)."""
